@@ -1,0 +1,340 @@
+"""Archive semantics on top of the container: header, sections and chunks, table parts, trailer, versions.
+
+formats/FORMAT.md is the normative description of everything here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import pyarrow as pa
+
+from . import __version__
+from .container import ContainerReader, ContainerWriter, MemberInfo, Spool
+from .errors import DamagedArchiveError, UnsupportedArchiveError
+from .members import (
+    ARTIFACTS_EXT,
+    JSON_EXT,
+    PARQUET_EXT,
+    TABLE_PART_TARGET,
+    decode_json,
+    decode_table,
+    encode_artifacts,
+    encode_arrows,
+    encode_json,
+    encode_parquet,
+    iter_artifacts,
+    kind_of,
+)
+from .schemas import PARQUET, TABLES, Table
+
+FORMAT_NAME = "mlflow-archive"
+READER_VERSION = 1  # the highest reader version this code implements
+WRITER_VERSION = 1
+KNOWN_FEATURES: frozenset[str] = frozenset()
+HEADER_NAME = "header" + JSON_EXT
+TRAILER_NAME = "trailer" + JSON_EXT
+ARTIFACT_PART_TARGET = 256 << 20
+UPGRADE_HINT = "upgrade with `pip install -U mlflow-archive`"
+
+# Sections in archive order, each with its tables in member order. An importer
+# replays front to back: nothing in a section refers to a later section.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "experiments": ("experiments",),
+    "runs": ("runs", "run_params", "run_tags", "run_metrics", "run_inputs", "run_model_io"),
+    "logged_models": ("logged_models", "logged_model_metrics"),
+    "registry": ("registered_models", "model_versions"),
+    "prompts": ("prompts", "prompt_versions"),
+    "traces": ("traces", "spans", "assessments"),
+    "evaluation_datasets": ("evaluation_datasets", "evaluation_dataset_records"),
+}
+ARTIFACTS = "artifacts"
+MEMBER_NAME = re.compile(r"(?P<section>[a-z_]+)/(?P<chunk>\d{6})/(?P<stem>[a-z_]+)-(?P<part>\d{4})(?P<ext>\.[a-z.]+)")
+
+
+def member_name(section: str, chunk: int, stem: str, part: int, ext: str) -> str:
+    return f"{section}/{chunk:06d}/{stem}-{part:04d}{ext}"
+
+
+def _ext_for(table: Table) -> str:
+    return PARQUET_EXT if table.storage == PARQUET else ".arrows"
+
+
+class ArchiveWriter:
+    """Writes an archive to a binary stream; memory stays bounded by one member part."""
+
+    def __init__(self, stream: BinaryIO, header: dict, mtime: int) -> None:
+        self._container = ContainerWriter(stream, mtime)
+        self.members: list[MemberInfo] = []
+        self.counts: dict[str, int] = {}
+        self._chunks: dict[str, int] = {}
+        self._section_order = 0
+        full_header = {
+            "format": FORMAT_NAME,
+            "reader_version": READER_VERSION,
+            "writer_version": WRITER_VERSION,
+            "required_features": [],
+            "optional_features": [],
+            "writer": {"name": "mlflow-archive", "version": __version__},
+            **header,
+        }
+        self._add_json(HEADER_NAME, full_header)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._container.bytes_written
+
+    def _add(self, name: str, spool: Spool, rows: int | None = None, raw_size: int | None = None) -> None:
+        with spool:
+            self.members.append(self._container.add(name, spool, rows, raw_size))
+
+    def _add_json(self, name: str, obj) -> None:
+        spool, raw_size = encode_json(obj)
+        self._add(name, spool, raw_size=raw_size)
+
+    def chunk(self, section: str) -> Chunk:
+        """Start the next chunk of ``section``; sections must be started in archive order."""
+        order = list(SECTIONS).index(section)
+        if order < self._section_order:
+            raise ValueError(f"section {section} written after a later section")
+        self._section_order = order
+        self._chunks[section] = self._chunks.get(section, 0) + 1
+        return Chunk(self, section, self._chunks[section])
+
+    def count(self, key: str, n: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def close(self) -> None:
+        self._add_json(TRAILER_NAME, {"members": [m.to_json() for m in self.members], "counts": self.counts})
+        self._container.finish()
+
+
+@dataclass
+class Chunk:
+    """One chunk of a section: its tables, then its artifacts."""
+
+    writer: ArchiveWriter
+    section: str
+    number: int
+    _parts: dict[str, int] = field(default_factory=dict)
+
+    def _next_name(self, stem: str, ext: str) -> str:
+        self._parts[stem] = self._parts.get(stem, 0) + 1
+        return member_name(self.section, self.number, stem, self._parts[stem], ext)
+
+    def table(self, name: str) -> TableSink:
+        if name not in SECTIONS[self.section]:
+            raise ValueError(f"table {name} does not belong in section {self.section}")
+        return TableSink(self, TABLES[name])
+
+    def write_table(self, name: str, rows: dict[str, list] | pa.Table) -> None:
+        with self.table(name) as sink:
+            sink.append(rows)
+
+    def artifacts(self) -> ArtifactSink:
+        return ArtifactSink(self)
+
+
+class TableSink:
+    """Buffers rows of one table and writes a part whenever the buffer reaches the part target."""
+
+    def __init__(self, chunk: Chunk, table: Table) -> None:
+        self._chunk, self._table = chunk, table
+        self._batches: list[pa.RecordBatch] = []
+        self._bytes = 0
+
+    def append(self, rows: dict[str, list] | pa.Table | pa.RecordBatch) -> None:
+        if isinstance(rows, dict):
+            rows = pa.RecordBatch.from_pydict(rows, schema=self._table.schema)
+        elif isinstance(rows, pa.Table):
+            rows = rows.cast(self._table.schema).combine_chunks().to_batches()
+            for batch in rows:
+                self.append(batch)
+            return
+        if rows.num_rows == 0:
+            return
+        self._batches.append(rows)
+        self._bytes += rows.nbytes
+        if self._bytes >= TABLE_PART_TARGET:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._batches:
+            return
+        table = pa.Table.from_batches(self._batches, schema=self._table.schema)
+        self._batches, self._bytes = [], 0
+        encode = encode_parquet if self._table.storage == PARQUET else encode_arrows
+        writer = self._chunk.writer
+        writer._add(self._chunk._next_name(self._table.name, _ext_for(self._table)), encode(table), rows=table.num_rows)
+        writer.count(self._table.name, table.num_rows)
+
+    def __enter__(self) -> TableSink:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.flush()
+
+
+class ArtifactSink:
+    """Packs artifact files into .tar.zst parts of about ARTIFACT_PART_TARGET bytes each."""
+
+    def __init__(self, chunk: Chunk) -> None:
+        self._chunk = chunk
+        self._files: list[tuple[str, Path]] = []
+        self._bytes = 0
+
+    def add(self, archive_path: str, local: Path) -> None:
+        self._files.append((archive_path, local))
+        self._bytes += local.stat().st_size
+        if self._bytes >= ARTIFACT_PART_TARGET:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._files:
+            return
+        spool, raw_size, count = encode_artifacts(self._files)
+        total = self._bytes
+        self._files, self._bytes = [], 0
+        writer = self._chunk.writer
+        writer._add(self._chunk._next_name(ARTIFACTS, ARTIFACTS_EXT), spool, rows=count, raw_size=raw_size)
+        writer.count("artifact_files", count)
+        writer.count("artifact_bytes", total)
+
+    def __enter__(self) -> ArtifactSink:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.flush()
+
+
+@dataclass
+class Member:
+    """A verified member. Its bytes are valid until the reader moves to the next member."""
+
+    info: MemberInfo
+    spool: Spool
+    section: str
+    chunk: int
+    stem: str
+    kind: str
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def table_spec(self) -> Table | None:
+        return TABLES.get(self.stem) if self.kind != ARTIFACTS_EXT else None
+
+    def read_table(self) -> pa.Table:
+        return decode_table(self.spool, self.table_spec, self.info.rows, self.name)
+
+    def iter_artifacts(self) -> Iterator[tuple[str, BinaryIO]]:
+        return iter_artifacts(self.spool, self.info.raw_size, self.name)
+
+
+class ArchiveReader:
+    """Reads an archive front to back from any binary stream, seekable or not.
+
+    The header is read and checked on construction. Iteration yields each known
+    member once it has passed its checksum; unknown optional members are skipped
+    and listed in ``ignored``. Iteration ends only after the trailer has been
+    matched against every member seen, so a truncated archive always raises.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._container = iter(ContainerReader(stream))
+        self.seen: list[MemberInfo] = []
+        self.ignored: list[str] = []
+        self.trailer: dict | None = None
+        self.header = self._read_header()
+
+    def _next_raw(self) -> tuple[MemberInfo, Spool] | None:
+        try:
+            return next(self._container)
+        except StopIteration:
+            return None
+        except DamagedArchiveError as exc:
+            if not self.seen and "truncated" in str(exc):
+                raise DamagedArchiveError(
+                    "The file is empty or too short to be an mlflow-archive; check that you passed the right file."
+                ) from None
+            raise
+
+    def _read_header(self) -> dict:
+        first = self._next_raw()
+        if first is None:
+            raise DamagedArchiveError("The file is an empty tar, not an mlflow-archive; check that you passed the right file.")
+        info, spool = first
+        with spool:
+            if info.name != HEADER_NAME:
+                raise DamagedArchiveError(
+                    f"This is not an mlflow-archive: its first member is {info.name}, not {HEADER_NAME}."
+                )
+            header = decode_json(spool, info.raw_size, info.name)
+        self.seen.append(info)
+        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+            raise DamagedArchiveError("This is not an mlflow-archive: its header names another format.")
+        needed = header.get("reader_version")
+        if not isinstance(needed, int) or needed < 1:
+            raise DamagedArchiveError("The archive header has no valid reader_version; the archive is damaged.")
+        if needed > READER_VERSION:
+            raise UnsupportedArchiveError(
+                f"This archive needs format reader version {needed}, but mlflow-archive {__version__} reads "
+                f"up to version {READER_VERSION}; {UPGRADE_HINT}."
+            )
+        unknown = sorted(set(header.get("required_features") or []) - KNOWN_FEATURES)
+        if unknown:
+            raise UnsupportedArchiveError(
+                f"This archive requires the format feature(s) {', '.join(unknown)}, which mlflow-archive "
+                f"{__version__} does not implement; {UPGRADE_HINT}."
+            )
+        return header
+
+    def __iter__(self) -> Iterator[Member]:
+        position = (0, 0)
+        while True:
+            raw = self._next_raw()
+            if raw is None:
+                raise DamagedArchiveError(
+                    "The archive is truncated: it ends without its trailer; copy or download it again."
+                )
+            info, spool = raw
+            with spool:
+                if info.name == TRAILER_NAME:
+                    self._check_trailer(decode_json(spool, info.raw_size, info.name))
+                    break
+                self.seen.append(info)
+                match = MEMBER_NAME.fullmatch(info.name)
+                section = match and match["section"]
+                if not match or section not in SECTIONS or kind_of(info.name) != match["ext"]:
+                    self.ignored.append(info.name)
+                    continue
+                here = (list(SECTIONS).index(section), int(match["chunk"]))
+                if here < position:
+                    raise DamagedArchiveError(f"The archive is damaged: member {info.name} is out of order.")
+                position = here
+                stem = match["stem"]
+                known_table = stem in SECTIONS[section] and match["ext"] == _ext_for(TABLES[stem])
+                if not (known_table or (stem == ARTIFACTS and match["ext"] == ARTIFACTS_EXT)):
+                    self.ignored.append(info.name)
+                    continue
+                yield Member(info, spool, section, here[1], stem, match["ext"])
+        if self._next_raw() is not None:
+            raise DamagedArchiveError("The archive is damaged: members follow its trailer.")
+
+    def _check_trailer(self, trailer) -> None:
+        listed = trailer.get("members") if isinstance(trailer, dict) else None
+        known = ("name", "size", "sha256", "rows", "raw_size")
+        if not isinstance(listed, list) or not all(isinstance(m, dict) for m in listed) or [
+            {k: m[k] for k in known if k in m} for m in listed
+        ] != [m.to_json() for m in self.seen]:
+            raise DamagedArchiveError(
+                "The archive is damaged: its trailer does not list the members that were read."
+            )
+        self.trailer = trailer

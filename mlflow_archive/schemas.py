@@ -1,0 +1,302 @@
+"""Arrow schemas of every table an archive can hold.
+
+This module is the single source of the table definitions. ``formats/SCHEMAS.md``
+is generated from it (``python -m mlflow_archive.schemas``) and a test keeps the
+two identical, so the normative spec and the code cannot drift apart.
+
+Conventions, shared by every table:
+- times are int64 milliseconds since the Unix epoch (UTC), except span times,
+  which are nanoseconds as OpenTelemetry records them;
+- ``*_json`` columns hold UTF-8 JSON text;
+- ``key_value`` lists keep MLflow's string-to-string maps (tags, params,
+  metadata) in the order the source returned them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+KEY_VALUE = pa.list_(
+    pa.struct([pa.field("key", pa.string(), False), pa.field("value", pa.string(), True)])
+)
+ALIASES = pa.list_(
+    pa.struct([pa.field("alias", pa.string(), False), pa.field("version", pa.int64(), False)])
+)
+
+PARQUET = "parquet"
+ARROW_STREAM = "arrows"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    storage: str  # PARQUET or ARROW_STREAM: decides the member's file extension
+    doc: str
+    schema: pa.Schema
+
+
+def _table(name: str, storage: str, doc: str, *columns: tuple) -> Table:
+    fields = [
+        pa.field(col_name, col_type, nullable, metadata={"doc": col_doc})
+        for col_name, col_type, nullable, col_doc in columns
+    ]
+    return Table(name, storage, doc, pa.schema(fields))
+
+
+S, I64, F64, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+REQ, OPT = False, True
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        _table(
+            "experiments", PARQUET, "One row per experiment.",
+            ("experiment_id", S, REQ, "Source experiment ID."),
+            ("name", S, REQ, "Experiment name."),
+            ("artifact_location", S, OPT, "Source artifact root, informational."),
+            ("lifecycle_stage", S, REQ, "`active` or `deleted`."),
+            ("creation_time", I64, OPT, "Creation time (ms)."),
+            ("last_update_time", I64, OPT, "Last update time (ms)."),
+            ("tags", KEY_VALUE, REQ, "Experiment tags, `mlflow.note.content` (description) included."),
+        ),
+        _table(
+            "runs", PARQUET, "One row per run.",
+            ("run_id", S, REQ, "Source run ID."),
+            ("experiment_id", S, REQ, "Source experiment ID; its experiment precedes the run."),
+            ("run_name", S, OPT, "Run name."),
+            ("user_id", S, OPT, "User who created the run."),
+            ("status", S, REQ, "`RUNNING`, `SCHEDULED`, `FINISHED`, `FAILED` or `KILLED`."),
+            ("start_time", I64, OPT, "Start time (ms)."),
+            ("end_time", I64, OPT, "End time (ms), null while running."),
+            ("lifecycle_stage", S, REQ, "`active` or `deleted`."),
+            ("artifact_uri", S, OPT, "Source artifact URI, informational."),
+        ),
+        _table(
+            "run_params", PARQUET, "One row per run parameter.",
+            ("run_id", S, REQ, "Source run ID."),
+            ("key", S, REQ, "Parameter name."),
+            ("value", S, REQ, "Parameter value, any length the source accepted."),
+        ),
+        _table(
+            "run_tags", PARQUET, "One row per run tag, system tags (`mlflow.*`) included.",
+            ("run_id", S, REQ, "Source run ID."),
+            ("key", S, REQ, "Tag key."),
+            ("value", S, OPT, "Tag value."),
+        ),
+        _table(
+            "run_metrics", PARQUET,
+            "Full metric history: one row per logged point, sorted by run_id, key, step, timestamp.",
+            ("run_id", S, REQ, "Source run ID."),
+            ("key", S, REQ, "Metric name."),
+            ("value", F64, REQ, "IEEE 754 double; NaN, +inf and -inf are stored as such."),
+            ("timestamp", I64, REQ, "Time the point was logged (ms)."),
+            ("step", I64, REQ, "Step."),
+            ("model_id", S, OPT, "Logged model the point is linked to."),
+            ("dataset_name", S, OPT, "Dataset the point was computed on."),
+            ("dataset_digest", S, OPT, "Digest of that dataset."),
+        ),
+        _table(
+            "run_inputs", PARQUET, "Dataset inputs of runs, one row per (run, dataset).",
+            ("run_id", S, REQ, "Source run ID."),
+            ("name", S, REQ, "Dataset name."),
+            ("digest", S, REQ, "Dataset digest."),
+            ("source_type", S, REQ, "Dataset source type, e.g. `local`, `http`, `code`."),
+            ("source", S, REQ, "Dataset source, JSON text as MLflow stores it."),
+            ("schema", S, OPT, "Dataset schema, JSON text as MLflow stores it."),
+            ("profile", S, OPT, "Dataset profile, JSON text as MLflow stores it."),
+            ("tags", KEY_VALUE, REQ, "Input tags, e.g. `mlflow.data.context`."),
+        ),
+        _table(
+            "run_model_io", PARQUET, "Logged-model inputs and outputs of runs.",
+            ("run_id", S, REQ, "Source run ID."),
+            ("direction", S, REQ, "`input` or `output`."),
+            ("model_id", S, REQ, "Source logged-model ID."),
+            ("step", I64, OPT, "Step of an output; null for inputs."),
+        ),
+        _table(
+            "logged_models", PARQUET, "MLflow 3 logged models, one row each.",
+            ("model_id", S, REQ, "Source model ID (`m-...`)."),
+            ("experiment_id", S, REQ, "Source experiment ID."),
+            ("name", S, REQ, "Model name."),
+            ("artifact_location", S, OPT, "Source artifact location, informational."),
+            ("creation_timestamp", I64, OPT, "Creation time (ms)."),
+            ("last_updated_timestamp", I64, OPT, "Last update time (ms)."),
+            ("model_type", S, OPT, "Model type."),
+            ("source_run_id", S, OPT, "Source run ID that produced the model."),
+            ("status", S, REQ, "`PENDING`, `READY` or `FAILED`."),
+            ("status_message", S, OPT, "Status message."),
+            ("tags", KEY_VALUE, REQ, "Model tags."),
+            ("params", KEY_VALUE, REQ, "Model parameters."),
+        ),
+        _table(
+            "logged_model_metrics", PARQUET, "Metrics of logged models.",
+            ("model_id", S, REQ, "Source model ID."),
+            ("key", S, REQ, "Metric name."),
+            ("value", F64, REQ, "IEEE 754 double."),
+            ("timestamp", I64, REQ, "Time (ms)."),
+            ("step", I64, REQ, "Step."),
+            ("run_id", S, OPT, "Source run the metric was logged in."),
+            ("dataset_name", S, OPT, "Dataset name."),
+            ("dataset_digest", S, OPT, "Dataset digest."),
+        ),
+        _table(
+            "registered_models", PARQUET, "Registered models (prompts excluded), one row each.",
+            ("name", S, REQ, "Model name."),
+            ("description", S, OPT, "Description."),
+            ("creation_timestamp", I64, OPT, "Creation time (ms)."),
+            ("last_updated_timestamp", I64, OPT, "Last update time (ms)."),
+            ("tags", KEY_VALUE, REQ, "Model tags."),
+            ("aliases", ALIASES, REQ, "Aliases and the version each points to."),
+        ),
+        _table(
+            "model_versions", PARQUET,
+            "Model versions; a missing number between 1 and the highest is a deleted version.",
+            ("name", S, REQ, "Registered model name."),
+            ("version", I64, REQ, "Version number."),
+            ("creation_timestamp", I64, OPT, "Creation time (ms)."),
+            ("last_updated_timestamp", I64, OPT, "Last update time (ms)."),
+            ("description", S, OPT, "Description."),
+            ("user_id", S, OPT, "Creator."),
+            ("current_stage", S, OPT, "`None`, `Staging`, `Production` or `Archived`."),
+            ("source", S, OPT, "Source URI as on the source server."),
+            ("run_id", S, OPT, "Source run ID."),
+            ("run_link", S, OPT, "Run link."),
+            ("status", S, OPT, "`READY`, `PENDING_REGISTRATION` or `FAILED_REGISTRATION`."),
+            ("status_message", S, OPT, "Status message."),
+            ("model_id", S, OPT, "Source logged-model ID the version points to."),
+            ("tags", KEY_VALUE, REQ, "Version tags."),
+        ),
+        _table(
+            "prompts", PARQUET, "Prompts of the prompt registry, one row each.",
+            ("name", S, REQ, "Prompt name."),
+            ("description", S, OPT, "Description."),
+            ("creation_timestamp", I64, OPT, "Creation time (ms)."),
+            ("last_updated_timestamp", I64, OPT, "Last update time (ms)."),
+            ("tags", KEY_VALUE, REQ, "Prompt tags."),
+            ("aliases", ALIASES, REQ, "Aliases and the version each points to."),
+        ),
+        _table(
+            "prompt_versions", PARQUET, "Prompt versions.",
+            ("name", S, REQ, "Prompt name."),
+            ("version", I64, REQ, "Version number."),
+            ("template_json", S, REQ, "Template: a JSON string (text prompt) or a JSON list of messages (chat prompt)."),
+            ("response_format_json", S, OPT, "Response format, JSON."),
+            ("model_config_json", S, OPT, "Model configuration, JSON."),
+            ("commit_message", S, OPT, "Commit message."),
+            ("creation_timestamp", I64, OPT, "Creation time (ms)."),
+            ("last_updated_timestamp", I64, OPT, "Last update time (ms)."),
+            ("user_id", S, OPT, "Creator."),
+            ("tags", KEY_VALUE, REQ, "Version tags."),
+        ),
+        _table(
+            "traces", ARROW_STREAM, "Trace infos, one row per trace.",
+            ("trace_id", S, REQ, "Source trace ID."),
+            ("experiment_id", S, REQ, "Source experiment ID the trace is located in."),
+            ("client_request_id", S, OPT, "Client request ID."),
+            ("request_time", I64, REQ, "Start time (ms)."),
+            ("execution_duration", I64, OPT, "Duration (ms)."),
+            ("state", S, REQ, "`OK`, `ERROR` or `IN_PROGRESS`."),
+            ("request_preview", S, OPT, "Request preview."),
+            ("response_preview", S, OPT, "Response preview."),
+            ("trace_metadata", KEY_VALUE, REQ, "Trace metadata."),
+            ("tags", KEY_VALUE, REQ, "Trace tags."),
+        ),
+        _table(
+            "spans", ARROW_STREAM, "Spans of the traces in the same chunk.",
+            ("trace_id", S, REQ, "Source trace ID."),
+            ("span_id", S, REQ, "Span ID, hex."),
+            ("parent_span_id", S, OPT, "Parent span ID, hex; null for the root span."),
+            ("name", S, REQ, "Span name."),
+            ("start_time_ns", I64, REQ, "Start time (ns)."),
+            ("end_time_ns", I64, OPT, "End time (ns)."),
+            ("status_code", S, REQ, "`OK`, `ERROR` or `UNSET`."),
+            ("status_message", S, OPT, "Status message."),
+            ("attributes_json", S, REQ, "Span attributes, a JSON object."),
+            ("events_json", S, REQ, "Span events, a JSON list of {name, timestamp_ns, attributes}."),
+        ),
+        _table(
+            "assessments", ARROW_STREAM, "Assessments (feedback and expectations) of traces.",
+            ("trace_id", S, REQ, "Source trace ID."),
+            ("assessment_id", S, REQ, "Source assessment ID."),
+            ("name", S, REQ, "Assessment name."),
+            ("kind", S, REQ, "`feedback`, `expectation` or `issue`."),
+            ("value_json", S, OPT, "The value, JSON."),
+            ("error_json", S, OPT, "Feedback error, JSON."),
+            ("source_type", S, REQ, "`HUMAN`, `LLM_JUDGE` or `CODE`."),
+            ("source_id", S, OPT, "Source identifier."),
+            ("rationale", S, OPT, "Rationale."),
+            ("span_id", S, OPT, "Span the assessment is attached to."),
+            ("run_id", S, OPT, "Source run ID."),
+            ("create_time", I64, OPT, "Creation time (ms)."),
+            ("last_update_time", I64, OPT, "Last update time (ms)."),
+            ("overrides", S, OPT, "Assessment ID this one overrides."),
+            ("valid", B, OPT, "False once overridden."),
+            ("metadata", KEY_VALUE, REQ, "Assessment metadata."),
+        ),
+        _table(
+            "evaluation_datasets", PARQUET, "GenAI evaluation datasets, one row each.",
+            ("dataset_id", S, REQ, "Source dataset ID."),
+            ("name", S, REQ, "Dataset name."),
+            ("digest", S, OPT, "Digest."),
+            ("created_time", I64, OPT, "Creation time (ms)."),
+            ("last_update_time", I64, OPT, "Last update time (ms)."),
+            ("created_by", S, OPT, "Creator."),
+            ("last_updated_by", S, OPT, "Last updater."),
+            ("schema_json", S, OPT, "Schema, JSON."),
+            ("profile_json", S, OPT, "Profile, JSON."),
+            ("experiment_ids", pa.list_(S), REQ, "Source experiment IDs the dataset is linked to."),
+            ("tags", KEY_VALUE, REQ, "Dataset tags."),
+        ),
+        _table(
+            "evaluation_dataset_records", ARROW_STREAM, "Records of evaluation datasets.",
+            ("dataset_id", S, REQ, "Source dataset ID."),
+            ("record_id", S, REQ, "Source record ID."),
+            ("inputs_json", S, REQ, "Inputs, a JSON object."),
+            ("outputs_json", S, OPT, "Outputs, JSON."),
+            ("expectations_json", S, OPT, "Expectations, a JSON object."),
+            ("source_type", S, OPT, "`HUMAN`, `DOCUMENT`, `TRACE`, `CODE` ..."),
+            ("source_id", S, OPT, "Source identifier, e.g. a trace ID."),
+            ("created_time", I64, OPT, "Creation time (ms)."),
+            ("last_update_time", I64, OPT, "Last update time (ms)."),
+            ("created_by", S, OPT, "Creator."),
+            ("last_updated_by", S, OPT, "Last updater."),
+            ("tags", KEY_VALUE, REQ, "Record tags."),
+        ),
+    ]
+}
+
+
+def _type_name(data_type: pa.DataType) -> str:
+    if data_type == KEY_VALUE:
+        return "list<struct<key: string, value: string>>"
+    if data_type == ALIASES:
+        return "list<struct<alias: string, version: int64>>"
+    return str(data_type)
+
+
+def markdown() -> str:
+    """The schema section of the spec, exactly as ``formats/SCHEMAS.md`` holds it."""
+    out = [
+        "# Table schemas (format version 1)",
+        "",
+        "Generated from `mlflow_archive/schemas.py` by `python -m mlflow_archive.schemas`;",
+        "a test keeps this file and the code identical. `nullable: no` means a writer",
+        "never writes null there and a reader may refuse a member that does. Columns",
+        "not listed here are ignored by readers (see FORMAT.md, Versioning).",
+        "",
+    ]
+    for table in TABLES.values():
+        ext = "parquet" if table.storage == PARQUET else "arrows (Arrow IPC stream)"
+        out += [f"## `{table.name}`", "", f"{table.doc} Storage: {ext}.", ""]
+        out += ["| column | type | nullable | meaning |", "|---|---|---|---|"]
+        for f in table.schema:
+            doc = f.metadata[b"doc"].decode()
+            out.append(f"| `{f.name}` | {_type_name(f.type)} | {'yes' if f.nullable else 'no'} | {doc} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
