@@ -7,6 +7,9 @@ our entry point, and must not pay for pyarrow or zstandard.
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    "export_archive": "mlflow_archive.exporting",
+    "import_archive": "mlflow_archive.importing",
+    "log_demo_runs": "mlflow_archive.demo",
     "inspect_archive": "mlflow_archive.inspection",
     "verify_archive": "mlflow_archive.inspection",
     "ArchiveError": "mlflow_archive.errors",

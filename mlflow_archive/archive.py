@@ -44,8 +44,8 @@ UPGRADE_HINT = "upgrade with `pip install -U mlflow-archive`"
 # replays front to back: nothing in a section refers to a later section.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "experiments": ("experiments",),
-    "runs": ("runs", "run_params", "run_tags", "run_metrics", "run_inputs", "run_model_io"),
-    "logged_models": ("logged_models", "logged_model_metrics"),
+    "runs": ("runs", "run_params", "run_tags", "run_metrics", "run_inputs"),
+    "logged_models": ("logged_models", "logged_model_metrics", "run_model_io"),
     "registry": ("registered_models", "model_versions"),
     "prompts": ("prompts", "prompt_versions"),
     "traces": ("traces", "spans", "assessments"),

@@ -78,3 +78,99 @@ def verify(archive):
     from .inspection import verify_archive
 
     click.echo(verify_archive(archive).summary())
+
+
+def _report(summary) -> None:
+    for line in summary.lines():
+        click.echo(line, err=True)
+    if not summary.ok:
+        sys.exit(1)
+
+
+_tracking_uri = click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    default=None,
+    help="Tracking server or store URI. Default: $MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db).",
+)
+_workers = click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Parallel requests.")
+_quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.")
+
+
+@cli.command("export")
+@click.option("-o", "--output", required=True, help="Archive to write: a path, an object-store URI, or - for stdout.")
+@_tracking_uri
+@click.option(
+    "--experiments",
+    default="all",
+    show_default=True,
+    help="Experiments to export: all, comma-separated names or IDs, prefix* patterns, or a .txt file of those.",
+)
+@click.option("--run-start-time", help="Only runs started at or after this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
+@click.option("--runs-until", help="Only runs started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
+@click.option("--export-deleted-runs", is_flag=True, help="Also export deleted runs (they arrive deleted).")
+@click.option("--export-deleted-experiments", is_flag=True, help="Also export deleted experiments (they arrive deleted).")
+@_workers
+@_quiet
+@_reports_errors
+def export_command(output, tracking_uri, experiments, run_start_time, runs_until, export_deleted_runs,
+                   export_deleted_experiments, workers, quiet):
+    """Export a tracking server, or the selected experiments, into one archive."""
+    from .exporting import export_archive
+
+    _report(
+        export_archive(
+            output,
+            tracking_uri=tracking_uri,
+            experiments=experiments,
+            run_start_time=run_start_time,
+            runs_until=runs_until,
+            export_deleted_runs=export_deleted_runs,
+            export_deleted_experiments=export_deleted_experiments,
+            workers=workers,
+            quiet=quiet,
+        )
+    )
+
+
+@cli.command("import")
+@click.option("-i", "--input", "input_", required=True, help="Archive to read: a path, an object-store URI, or - for stdin.")
+@_tracking_uri
+@click.option("--experiment-rename-file", type=click.Path(dir_okay=False), help="CSV of old,new experiment names.")
+@click.option("--import-source-tags", is_flag=True, help="Also keep source IDs, times and URI as mlflow_archive.source.* tags.")
+@click.option(
+    "--use-src-user-id/--no-use-src-user-id",
+    default=True,
+    show_default=True,
+    help="Keep each run's source user (the server may override it when it enforces authentication).",
+)
+@_workers
+@_quiet
+@_reports_errors
+def import_command(input_, tracking_uri, experiment_rename_file, import_source_tags, use_src_user_id, workers, quiet):
+    """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
+    from .importing import import_archive
+
+    _report(
+        import_archive(
+            input_,
+            tracking_uri=tracking_uri,
+            experiment_rename=experiment_rename_file,
+            import_source_tags=import_source_tags,
+            use_src_user_id=use_src_user_id,
+            workers=workers,
+            quiet=quiet,
+        )
+    )
+
+
+@cli.command()
+@_tracking_uri
+@click.option("--runs", type=click.IntRange(1, 1000), default=3, show_default=True)
+@_reports_errors
+def demo(tracking_uri, runs):
+    """Log a few sample runs (experiment mlflow-archive-demo), to try export on an empty store."""
+    from .demo import DEMO_EXPERIMENT, log_demo_runs
+
+    log_demo_runs(tracking_uri, runs=runs)
+    click.echo(f"Logged {runs} sample runs in experiment {DEMO_EXPERIMENT}.", err=True)

@@ -87,15 +87,14 @@ TABLES: dict[str, Table] = {
         ),
         _table(
             "run_metrics", PARQUET,
-            "Full metric history: one row per logged point, sorted by run_id, key, step, timestamp.",
+            "Full metric history: one row per logged point, grouped by run and key, each key's points "
+            "sorted by step, then timestamp. "
+            "Links of points to logged models and datasets are in `logged_model_metrics`.",
             ("run_id", S, REQ, "Source run ID."),
             ("key", S, REQ, "Metric name."),
             ("value", F64, REQ, "IEEE 754 double; NaN, +inf and -inf are stored as such."),
             ("timestamp", I64, REQ, "Time the point was logged (ms)."),
             ("step", I64, REQ, "Step."),
-            ("model_id", S, OPT, "Logged model the point is linked to."),
-            ("dataset_name", S, OPT, "Dataset the point was computed on."),
-            ("dataset_digest", S, OPT, "Digest of that dataset."),
         ),
         _table(
             "run_inputs", PARQUET, "Dataset inputs of runs, one row per (run, dataset).",
@@ -109,7 +108,7 @@ TABLES: dict[str, Table] = {
             ("tags", KEY_VALUE, REQ, "Input tags, e.g. `mlflow.data.context`."),
         ),
         _table(
-            "run_model_io", PARQUET, "Logged-model inputs and outputs of runs.",
+            "run_model_io", PARQUET, "Logged-model inputs and outputs of runs; after the logged models, which they name.",
             ("run_id", S, REQ, "Source run ID."),
             ("direction", S, REQ, "`input` or `output`."),
             ("model_id", S, REQ, "Source logged-model ID."),

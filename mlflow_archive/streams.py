@@ -79,11 +79,10 @@ def _reason(exc: Exception) -> str:
 
 
 def redact_uri(uri: str | None) -> str | None:
-    """Drop user, password and query (where tokens live) from a URI, keep the rest."""
+    """Drop user, password, query and fragment (where credentials and tokens live) from a URI."""
     if not uri or "://" not in uri:
         return uri
     parts = urlsplit(uri)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return parts._replace(netloc=host, query="", fragment="").geturl()
+    rest = uri[len(parts.scheme) + 3 + len(parts.netloc) :]
+    path = rest.split("?", 1)[0].split("#", 1)[0]
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{path}"

@@ -1,0 +1,119 @@
+"""State shared by the object-type modules during one export or one import."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from mlflow.entities import Experiment
+
+from .archive import ArchiveWriter
+from .endpoints import TrackingDestination, TrackingSource, is_unreachable, unreachable_error
+from .idmap import IdMap
+from .summary import Progress, Summary
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+PROVENANCE_PREFIX = "mlflow_archive."
+SOURCE_TAG_PREFIX = "mlflow_archive.source."
+
+
+@dataclass
+class ExportOptions:
+    experiments: str = "all"
+    run_start_time: int | None = None  # ms, inclusive
+    runs_until: int | None = None  # ms, exclusive
+    export_deleted_runs: bool = False
+    export_deleted_experiments: bool = False
+    workers: int = 4
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ImportOptions:
+    experiment_rename: dict[str, str] = field(default_factory=dict)
+    import_source_tags: bool = False
+    use_src_user_id: bool = True
+    workers: int = 4
+
+
+class _Context:
+    """Runs tasks on the worker pool, in order, with bounded look-ahead."""
+
+    pool: ThreadPoolExecutor
+    summary: Summary
+    progress: Progress
+    workers: int
+
+    def ordered_map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """Like ``pool.map`` but keeps at most 2 x workers results pending, so memory stays bounded."""
+        pending: list[Future] = []
+        for item in items:
+            pending.append(self.pool.submit(fn, item))
+            if len(pending) >= 2 * self.workers:
+                yield self._result(pending.pop(0))
+        for future in pending:
+            yield self._result(future)
+
+    def _result(self, future: Future):
+        try:
+            return future.result()
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise unreachable_error(self.server_uri, exc) from None
+            raise
+
+    @property
+    def server_uri(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass
+class ExportContext(_Context):
+    source: TrackingSource
+    writer: ArchiveWriter
+    options: ExportOptions
+    summary: Summary
+    progress: Progress
+    pool: ThreadPoolExecutor
+    workdir: Path
+    cutoff_ms: int
+    experiments: list[Experiment] = field(default_factory=list)
+
+    @property
+    def workers(self) -> int:
+        return self.options.workers
+
+    @property
+    def server_uri(self) -> str:
+        return self.source.uri
+
+
+@dataclass
+class ImportContext(_Context):
+    dest: TrackingDestination
+    ids: IdMap
+    options: ImportOptions
+    summary: Summary
+    progress: Progress
+    pool: ThreadPoolExecutor
+    workdir: Path
+    header: dict
+
+    @property
+    def workers(self) -> int:
+        return self.options.workers
+
+    @property
+    def server_uri(self) -> str:
+        return self.dest.uri
+
+    def check_fatal(self, exc: BaseException) -> None:
+        """A server that stopped answering ends the import; other errors count against one object."""
+        if is_unreachable(exc):
+            raise unreachable_error(self.dest.uri, exc) from None

@@ -1,0 +1,10 @@
+"""One module per object type, in archive order.
+
+Each module names its ``SECTION`` and provides ``export(ctx)`` and an
+``Importer(ctx)`` with ``member(member)``, ``end_chunk()`` and ``finish()``.
+Adding an object type means adding a module and one line here.
+"""
+
+from . import experiments, runs
+
+OBJECT_MODULES = (experiments, runs)

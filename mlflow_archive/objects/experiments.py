@@ -1,0 +1,134 @@
+"""Experiments: selection, export, and import (reuse by name, rename, provenance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.entities import Experiment, LifecycleStage
+
+from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
+from ..errors import ArchiveError
+from ..endpoints import TrackingSource
+from ..streams import redact_uri
+
+SECTION = "experiments"
+PER_CHUNK = 1000
+SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_experiment_id"
+RUN_SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_run_id"
+
+
+def select(source: TrackingSource, selector: str, include_deleted: bool) -> list[Experiment]:
+    """Resolve ``all``, comma-separated names or IDs, ``prefix*`` patterns, or a .txt file of those."""
+    selector = selector.strip()
+    if selector.endswith(".txt") and Path(selector).is_file():
+        tokens = [line.strip() for line in Path(selector).read_text().splitlines()]
+    else:
+        tokens = [t.strip() for t in selector.split(",")]
+    tokens = [t for t in tokens if t and not t.startswith("#")]
+    everything = None
+    chosen: dict[str, Experiment] = {}
+    for token in tokens:
+        if token == "all" or token.endswith("*"):
+            if everything is None:
+                everything = list(source.experiments(include_deleted))
+            prefix = "" if token == "all" else token[:-1]
+            matches = [e for e in everything if e.name.startswith(prefix)]
+        else:
+            found = source.experiment(token)
+            if found is None:
+                raise ArchiveError(f"No experiment named or numbered {token!r} on {redact_uri(source.uri)}; check --experiments.")
+            matches = [found] if include_deleted or found.lifecycle_stage == LifecycleStage.ACTIVE else []
+        for experiment in matches:
+            chosen[experiment.experiment_id] = experiment
+    return sorted(chosen.values(), key=lambda e: (len(e.experiment_id), e.experiment_id))
+
+
+def export(ctx: ExportContext) -> None:
+    experiments = ctx.experiments
+    for start in range(0, len(experiments), PER_CHUNK):
+        batch = experiments[start : start + PER_CHUNK]
+        ctx.writer.chunk(SECTION).write_table(
+            "experiments",
+            {
+                "experiment_id": [e.experiment_id for e in batch],
+                "name": [e.name for e in batch],
+                "artifact_location": [e.artifact_location for e in batch],
+                "lifecycle_stage": [e.lifecycle_stage for e in batch],
+                "creation_time": [e.creation_time for e in batch],
+                "last_update_time": [e.last_update_time for e in batch],
+                "tags": [[{"key": k, "value": v} for k, v in e.tags.items()] for e in batch],
+            },
+        )
+        ctx.summary.add("experiments", "exported", len(batch))
+
+
+class Importer:
+    def __init__(self, ctx: ImportContext) -> None:
+        self.ctx = ctx
+        self.to_delete: list[str] = []
+
+    def member(self, member) -> None:
+        for row in member.read_table().to_pylist():
+            try:
+                self._import_one(row)
+            except ArchiveError:
+                raise
+            except Exception as exc:
+                self.ctx.check_fatal(exc)
+                self.ctx.summary.fail("experiments", exc)
+
+    def _import_one(self, row: dict) -> None:
+        ctx = self.ctx
+        name = ctx.options.experiment_rename.get(row["name"], row["name"])
+        tags = {t["key"]: t["value"] for t in row["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
+        tags[SOURCE_ID_TAG] = row["experiment_id"]
+        if ctx.options.import_source_tags:
+            tags.update(self._source_tags(row))
+        existing = ctx.dest.experiment_by_name(name)
+        if existing is None:
+            dest_id = ctx.dest.create_experiment(name, tags)
+            ctx.summary.add("experiments", "created")
+        else:
+            dest_id = existing.experiment_id
+            if existing.lifecycle_stage == LifecycleStage.DELETED:
+                ctx.dest.restore_experiment(dest_id)
+            ctx.dest.set_experiment_tags(dest_id, {k: v for k, v in tags.items() if k not in existing.tags})
+            ctx.summary.add("experiments", "skipped")
+            self._index_runs(dest_id)
+        ctx.ids.put("experiment", row["experiment_id"], dest_id)
+        if row["lifecycle_stage"] == LifecycleStage.DELETED:
+            # Runs can only be created in an active experiment: delete it once the archive is replayed.
+            self.to_delete.append(dest_id)
+
+    def _source_tags(self, row: dict) -> dict[str, str]:
+        source = self.ctx.header.get("source", {})
+        tags = {
+            SOURCE_TAG_PREFIX + "experiment_id": row["experiment_id"],
+            SOURCE_TAG_PREFIX + "tracking_uri": str(source.get("tracking_uri")),
+        }
+        for key in ("creation_time", "last_update_time"):
+            if row[key] is not None:
+                tags[SOURCE_TAG_PREFIX + key] = str(row[key])
+        return tags
+
+    def _index_runs(self, dest_experiment_id: str) -> None:
+        """Record the runs an earlier import put here, so they are not created twice."""
+        rows = []
+        for run in self.ctx.dest.runs_tagged([dest_experiment_id], RUN_SOURCE_ID_TAG):
+            tags = run.data.tags
+            rows.append((tags[RUN_SOURCE_ID_TAG], run.info.run_id, tags.get(PROVENANCE_PREFIX + "import_state", "")))
+            if len(rows) >= 1000:
+                self.ctx.ids.put_many("run", rows)
+                rows = []
+        self.ctx.ids.put_many("run", rows)
+
+    def end_chunk(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        for dest_id in self.to_delete:
+            try:
+                self.ctx.dest.delete_experiment(dest_id)
+            except Exception as exc:
+                self.ctx.check_fatal(exc)
+                self.ctx.summary.fail("experiments", exc)

@@ -1,0 +1,357 @@
+"""Runs: info, params, tags, full metric histories, dataset inputs and artifacts.
+
+Export reads runs page by page and writes them in chunks of ``PER_CHUNK`` runs.
+Import creates a chunk's runs concurrently, logs everything with ``log_batch``
+at its full limits, and marks each run complete only once all of it is there:
+a run left ``partial`` by an interrupted import is replaced by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from mlflow.entities import Dataset, DatasetInput, InputTag, LifecycleStage, Metric, Param, Run, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS, MLFLOW_PARENT_RUN_ID, MLFLOW_USER
+
+from ..archive import Member
+from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
+from ..errors import ArchiveError
+from ..members import ARTIFACTS_EXT, extract_file
+from .experiments import RUN_SOURCE_ID_TAG
+
+SECTION = "runs"
+PER_CHUNK = 100
+METRICS_PER_CALL = 1000  # log_batch's limit
+STATE_TAG = PROVENANCE_PREFIX + "import_state"
+COMPLETE, PARTIAL = "complete", "partial"
+
+
+# -- Export -------------------------------------------------------------------------------
+
+def _filter(ctx: ExportContext) -> str:
+    clauses = []
+    if ctx.options.run_start_time is not None:
+        clauses.append(f"attributes.start_time >= {ctx.options.run_start_time}")
+    until = ctx.cutoff_ms if ctx.options.runs_until is None else min(ctx.options.runs_until, ctx.cutoff_ms)
+    clauses.append(f"attributes.start_time < {until}")
+    return " AND ".join(clauses)
+
+
+def running_at_cutoff(ctx: ExportContext) -> list[str]:
+    ids = [e.experiment_id for e in ctx.experiments]
+    found = []
+    for start in range(0, len(ids), 100):
+        runs = ctx.source.runs(ids[start : start + 100], _filter(ctx) + " AND attributes.status = 'RUNNING'", ctx.options.export_deleted_runs)
+        found += [r.info.run_id for r in runs]
+    return found
+
+
+def export(ctx: ExportContext) -> None:
+    batch: list[Run] = []
+    for experiment in ctx.experiments:
+        for run in ctx.source.runs([experiment.experiment_id], _filter(ctx), ctx.options.export_deleted_runs):
+            batch.append(run)
+            if len(batch) == PER_CHUNK:
+                _export_chunk(ctx, batch)
+                batch = []
+    if batch:
+        _export_chunk(ctx, batch)
+
+
+def _kv_rows(runs: list[Run], attribute: str) -> dict[str, list]:
+    rows = {"run_id": [], "key": [], "value": []}
+    for run in runs:
+        for key, value in getattr(run.data, attribute).items():
+            rows["run_id"].append(run.info.run_id)
+            rows["key"].append(key)
+            rows["value"].append(value)
+    return rows
+
+
+def _history(ctx: ExportContext, run_key: tuple[str, str]) -> pa.Table:
+    run_id, key = run_key
+    values, timestamps, steps = [], [], []
+    for page in ctx.source.metric_history(run_id, key):
+        for m in page:
+            values.append(m.value)
+            timestamps.append(m.timestamp)
+            steps.append(m.step)
+    table = pa.table({"value": pa.array(values, pa.float64()), "timestamp": pa.array(timestamps, pa.int64()), "step": pa.array(steps, pa.int64())})
+    table = table.sort_by([("step", "ascending"), ("timestamp", "ascending")])
+    n = table.num_rows
+    return pa.table(
+        {
+            "run_id": pa.array([run_id] * n, pa.string()),
+            "key": pa.array([key] * n, pa.string()),
+            "value": table["value"],
+            "timestamp": table["timestamp"],
+            "step": table["step"],
+        }
+    )
+
+
+def _download(ctx: ExportContext, run: Run) -> Path:
+    target = ctx.workdir / "artifacts" / run.info.run_id
+    target.mkdir(parents=True)
+    try:
+        ctx.source.download_artifacts(run.info.run_id, target)
+    except Exception as exc:
+        if "No such file" not in str(exc):
+            raise
+    return target
+
+
+def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
+    chunk = ctx.writer.chunk(SECTION)
+    chunk.write_table(
+        "runs",
+        {
+            "run_id": [r.info.run_id for r in runs],
+            "experiment_id": [r.info.experiment_id for r in runs],
+            "run_name": [r.info.run_name for r in runs],
+            "user_id": [r.info.user_id for r in runs],
+            "status": [r.info.status for r in runs],
+            "start_time": [r.info.start_time for r in runs],
+            "end_time": [r.info.end_time for r in runs],
+            "lifecycle_stage": [r.info.lifecycle_stage for r in runs],
+            "artifact_uri": [r.info.artifact_uri for r in runs],
+        },
+    )
+    chunk.write_table("run_params", _kv_rows(runs, "params"))
+    chunk.write_table("run_tags", _kv_rows(runs, "tags"))
+    points = 0
+    with chunk.table("run_metrics") as sink:
+        keys = [(r.info.run_id, key) for r in runs for key in sorted(r.data.metrics)]
+        for history in ctx.ordered_map(lambda rk: _history(ctx, rk), keys):
+            sink.append(history)
+            points += history.num_rows
+    chunk.write_table("run_inputs", _input_rows(runs))
+    with chunk.artifacts() as sink:
+        for run, local in zip(runs, ctx.ordered_map(lambda r: _download(ctx, r), runs)):
+            for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
+                sink.add(f"{run.info.run_id}/{path.relative_to(local).as_posix()}", path)
+    shutil.rmtree(ctx.workdir / "artifacts", ignore_errors=True)
+    ctx.summary.add("runs", "exported", len(runs))
+    ctx.summary.add("metric_points", "exported", points)
+    ctx.progress.update("runs exported", ctx.summary.counts["runs"].exported, nbytes=ctx.writer.bytes_written)
+
+
+def _input_rows(runs: list[Run]) -> dict[str, list]:
+    rows = defaultdict(list)
+    for run in runs:
+        for item in run.inputs.dataset_inputs if run.inputs else []:
+            d = item.dataset
+            rows["run_id"].append(run.info.run_id)
+            rows["name"].append(d.name)
+            rows["digest"].append(d.digest)
+            rows["source_type"].append(d.source_type)
+            rows["source"].append(d.source)
+            rows["schema"].append(d.schema)
+            rows["profile"].append(d.profile)
+            rows["tags"].append([{"key": t.key, "value": t.value} for t in item.tags])
+    return dict(rows) or {name: [] for name in ("run_id", "name", "digest", "source_type", "source", "schema", "profile", "tags")}
+
+
+# -- Import -------------------------------------------------------------------------------
+
+def _group(table: pa.Table) -> dict[str, pa.Table]:
+    """Split a table into contiguous per-run slices (writers group rows by run)."""
+    if table.num_rows == 0:
+        return {}
+    run_ids = table["run_id"].combine_chunks()
+    boundaries = pc.not_equal(run_ids[1:], run_ids[:-1]) if len(run_ids) > 1 else pa.array([], pa.bool_())
+    starts = [0] + [i + 1 for i, b in enumerate(boundaries.to_pylist()) if b]
+    out: dict[str, list[pa.Table]] = defaultdict(list)
+    for start, end in zip(starts, starts[1:] + [table.num_rows]):
+        out[run_ids[start].as_py()].append(table.slice(start, end - start))
+    return {run_id: pa.concat_tables(parts) for run_id, parts in out.items()}
+
+
+class Importer:
+    def __init__(self, ctx: ImportContext) -> None:
+        self.ctx = ctx
+        self.rows: dict[str, dict] = {}  # this chunk's runs being created, by source run ID
+        self.failed: set[str] = set()
+        self.deferred_parents: list[tuple[str, str]] = []  # (destination run, source parent)
+
+    def member(self, member: Member) -> None:
+        handlers = {
+            "runs": self._create_runs,
+            "run_params": self._log_params,
+            "run_tags": self._log_tags,
+            "run_metrics": self._log_metrics,
+            "run_inputs": self._log_inputs,
+        }
+        if member.kind == ARTIFACTS_EXT:
+            self._log_artifacts(member)
+        else:
+            handlers[member.stem](member.read_table())
+
+    def _for_each_run(self, work, items) -> None:
+        """Apply ``work(source_run_id, payload)`` concurrently; a failure marks that run failed."""
+
+        def guarded(item):
+            source_id, payload = item
+            if source_id in self.failed or source_id not in self.rows:
+                return
+            try:
+                work(source_id, payload)
+            except Exception as exc:
+                self.ctx.check_fatal(exc)
+                if source_id not in self.failed:
+                    self.failed.add(source_id)
+                    self.ctx.summary.fail("runs", exc)
+
+        for _ in self.ctx.ordered_map(guarded, items):
+            pass
+
+    def _dest(self, source_id: str) -> str:
+        return self.rows[source_id]["dest_id"]
+
+    def _create_runs(self, table: pa.Table) -> None:
+        ctx = self.ctx
+        for row in table.to_pylist():
+            known = ctx.ids.get("run", row["run_id"])
+            if known and known[1] == COMPLETE:
+                ctx.summary.add("runs", "skipped")
+                continue
+            row["replaces"] = known[0] if known else None
+            self.rows[row["run_id"]] = row
+        self._for_each_run(self._create_one, [(source_id, row) for source_id, row in self.rows.items()])
+
+    def _create_one(self, source_id: str, row: dict) -> None:
+        ctx = self.ctx
+        if row["replaces"]:
+            # Left partial by an interrupted import: its data cannot be trusted, so start over.
+            ctx.dest.delete_run(row["replaces"])
+            ctx.dest.set_run_tag(row["replaces"], STATE_TAG, "abandoned")
+        experiment_id = ctx.ids.dest("experiment", row["experiment_id"])
+        if experiment_id is None:
+            raise ArchiveError(f"run {source_id} belongs to experiment {row['experiment_id']}, which was not imported")
+        tags = {RUN_SOURCE_ID_TAG: source_id, STATE_TAG: PARTIAL}
+        if ctx.options.use_src_user_id and row["user_id"]:
+            tags[MLFLOW_USER] = row["user_id"]
+        row["dest_id"] = ctx.dest.create_run(experiment_id, row["start_time"], row["run_name"], tags)
+        ctx.ids.put("run", source_id, row["dest_id"], PARTIAL)
+
+    def _log_params(self, table: pa.Table) -> None:
+        def work(source_id, part):
+            params = [Param(k, v) for k, v in zip(part["key"].to_pylist(), part["value"].to_pylist())]
+            self.ctx.dest.log_batch(self._dest(source_id), params=params)
+
+        self._for_each_run(work, _group(table).items())
+
+    def _log_tags(self, table: pa.Table) -> None:
+        def work(source_id, part):
+            dest_id = self._dest(source_id)
+            tags = []
+            for key, value in zip(part["key"].to_pylist(), part["value"].to_pylist()):
+                if key.startswith(PROVENANCE_PREFIX) or key == MLFLOW_USER and not self.ctx.options.use_src_user_id:
+                    continue
+                if key == MLFLOW_PARENT_RUN_ID:
+                    parent = self.ctx.ids.dest("run", value)
+                    if parent is None:
+                        self.deferred_parents.append((dest_id, value))
+                        continue
+                    value = parent
+                elif key == MLFLOW_LOGGED_MODELS:
+                    value = _rewrite_run_ids(value, source_id, dest_id)
+                tags.append(RunTag(key, value or ""))
+            self.ctx.dest.log_batch(dest_id, tags=tags)
+
+        self._for_each_run(work, _group(table).items())
+
+    def _log_metrics(self, table: pa.Table) -> None:
+        # Slices of one log_batch each, so even a single long history is written in parallel.
+        def slices():
+            for source_id, part in _group(table).items():
+                for start in range(0, part.num_rows, METRICS_PER_CALL):
+                    yield source_id, part.slice(start, METRICS_PER_CALL)
+
+        def work(source_id, part):
+            metrics = [
+                Metric(k, v, t, s)
+                for k, v, t, s in zip(
+                    part["key"].to_pylist(), part["value"].to_pylist(), part["timestamp"].to_pylist(), part["step"].to_pylist()
+                )
+            ]
+            self.ctx.dest.log_batch(self._dest(source_id), metrics=metrics)
+
+        self._for_each_run(work, slices())
+        self.ctx.summary.add("metric_points", "created", table.num_rows)
+
+    def _log_inputs(self, table: pa.Table) -> None:
+        def work(source_id, part):
+            datasets = [
+                DatasetInput(
+                    Dataset(r["name"], r["digest"], r["source_type"], r["source"], r["schema"], r["profile"]),
+                    [InputTag(t["key"], t["value"]) for t in r["tags"]],
+                )
+                for r in part.to_pylist()
+            ]
+            self.ctx.dest.log_inputs(self._dest(source_id), datasets)
+
+        self._for_each_run(work, _group(table).items())
+
+    def _log_artifacts(self, member: Member) -> None:
+        root = self.ctx.workdir / "artifacts"
+        files = 0
+        for path, data in member.iter_artifacts():
+            source_id, _, relative = path.partition("/")
+            if source_id in self.rows and source_id not in self.failed:
+                extract_file(data, root / source_id, relative)
+                files += 1
+        uploads = [(source_id, root / source_id) for source_id in sorted(p.name for p in root.iterdir())] if root.exists() else []
+        self._for_each_run(lambda source_id, local: self.ctx.dest.log_artifacts(self._dest(source_id), local), uploads)
+        shutil.rmtree(root, ignore_errors=True)
+        self.ctx.summary.add("artifact_files", "created", files)
+
+    def end_chunk(self) -> None:
+        def finish(source_id, row):
+            ctx = self.ctx
+            dest_id = row["dest_id"]
+            ctx.dest.finish_run(dest_id, row["status"], row["end_time"])
+            ctx.dest.set_run_tag(dest_id, STATE_TAG, COMPLETE)
+            if row["lifecycle_stage"] == LifecycleStage.DELETED:
+                ctx.dest.delete_run(dest_id)
+            ctx.ids.put("run", source_id, dest_id, COMPLETE)
+            ctx.summary.add("runs", "created")
+
+        self._for_each_run(finish, list(self.rows.items()))
+        self.ctx.progress.update("runs imported", self.ctx.summary.counts["runs"].created)
+        self.rows, self.failed = {}, set()
+
+    def finish(self) -> None:
+        unresolved = 0
+        for dest_id, source_parent in self.deferred_parents:
+            parent = self.ctx.ids.dest("run", source_parent)
+            try:
+                self.ctx.dest.set_run_tag(dest_id, MLFLOW_PARENT_RUN_ID, parent or source_parent)
+            except Exception as exc:
+                self.ctx.check_fatal(exc)
+                self.ctx.summary.fail("runs", exc)
+            unresolved += parent is None
+        if unresolved:
+            self.ctx.summary.note(
+                f"{unresolved} run(s) name a parent run that is not in the archive; their "
+                f"{MLFLOW_PARENT_RUN_ID} keeps the source ID"
+            )
+
+
+def _rewrite_run_ids(history_json: str | None, source_id: str, dest_id: str) -> str | None:
+    """``mlflow.log-model.history`` embeds the run ID in each entry: point it at the new run."""
+    try:
+        entries = json.loads(history_json or "")
+    except ValueError:
+        return history_json
+    if not isinstance(entries, list):
+        return history_json
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("run_id") == source_id:
+            entry["run_id"] = dest_id
+    return json.dumps(entries)
