@@ -235,7 +235,7 @@ class Member:
         return decode_table(self.spool, self.table_spec, self.info.rows, self.name)
 
     def iter_artifacts(self) -> Iterator[tuple[str, BinaryIO]]:
-        return iter_artifacts(self.spool, self.info.raw_size, self.name)
+        return iter_artifacts(self.spool, self.info.raw_size, self.name, self.info.rows)
 
 
 class ArchiveReader:
@@ -324,6 +324,8 @@ class ArchiveReader:
                 if not (known_table or (stem == ARTIFACTS and match["ext"] == ARTIFACTS_EXT)):
                     self.ignored.append(info.name)
                     continue
+                if info.rows is None or (stem == ARTIFACTS and info.raw_size is None):
+                    raise DamagedArchiveError(f"The archive is damaged: member {info.name} declares no row count or size.")
                 yield Member(info, spool, section, here[1], stem, match["ext"])
         if self._next_raw() is not None:
             raise DamagedArchiveError("The archive is damaged: members follow its trailer.")

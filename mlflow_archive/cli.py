@@ -7,6 +7,7 @@ from the archive or the server are printed as one sentence, never a traceback.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 
 import click
@@ -34,7 +35,8 @@ def _reports_errors(command):
 @click.group(name="archive", help="Export an MLflow server into one archive file, and import it into another.")
 @click.version_option(__version__, prog_name="mlflow-archive")
 def cli():
-    pass
+    # MLflow's INFO messages (one per run without artifacts, ...) would drown our summary.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 @cli.command()

@@ -250,7 +250,8 @@ class ContainerReader:
         if block == b"\0" * BLOCK:
             return None
         stored = _parse_octal(block[148:156], "checksum", start)
-        if stored != sum(block[:148]) + 8 * 32 + sum(block[156:]):
+        # Only the form our writer uses is accepted: a lenient parse would let bit flips in this field pass.
+        if stored != sum(block[:148]) + 8 * 32 + sum(block[156:]) or block[148:156] != b"%06o\0 " % stored:
             if start == 0:
                 raise DamagedArchiveError(
                     "This is not an mlflow-archive file (no tar header at its start); check that you passed the right file."
@@ -269,6 +270,11 @@ class ContainerReader:
                     f"The archive has data after its end-of-archive marker (near byte {self.offset}); it is damaged."
                 )
             self.offset += len(chunk)
+        if self.offset % RECORD:
+            raise DamagedArchiveError(
+                f"The archive is truncated or extended: its {self.offset} bytes are not a whole number of "
+                f"{RECORD}-byte tar records; copy or download it again."
+            )
 
     def __iter__(self) -> Iterator[tuple[MemberInfo, Spool]]:
         while True:
@@ -290,7 +296,7 @@ class ContainerReader:
             block, start = found
             if block[156:157] not in (b"0", b"\0"):
                 raise DamagedArchiveError(self._foreign_entry_message(block, start))
-            name = records.get("path") or block[345:500].rstrip(b"\0").decode("utf-8", "replace").strip("/")
+            name = records.get("path") or block[345:500].rstrip(b"\0").decode("utf-8", "replace").rstrip("/")
             if "path" not in records:
                 base = block[0:100].rstrip(b"\0").decode("utf-8", "replace")
                 name = f"{name}/{base}" if name else base
@@ -298,6 +304,8 @@ class ContainerReader:
             if name in self._names:
                 raise DamagedArchiveError(f"The archive holds member {name} twice; it is damaged or was tampered with.")
             self._names.add(name)
+            if "size" in records and not re.fullmatch(r"[0-9]{1,20}", records["size"]):
+                raise DamagedArchiveError(f"The archive is damaged: the pax header of member {name} has an invalid size.")
             size = int(records["size"]) if "size" in records else _parse_octal(block[124:136], "size", start)
             index, sha, rows, raw_size = parse_comment(records.get("comment"), name)
             if index != len(self._names) - 1:

@@ -187,7 +187,8 @@ class TrackingDestination(_Endpoint):
     def finish_run(self, run_id: str, status: str, end_time: int | None) -> None:
         if status == RunStatus.to_string(RunStatus.RUNNING):
             return
-        self.client.set_terminated(run_id, status=status, end_time=end_time)
+        # The store call, not ``set_terminated``: that one re-reads the run and prints its URL to stdout.
+        self.store.update_run_info(run_id, RunStatus.from_string(status), end_time, None)
 
     def delete_run(self, run_id: str) -> None:
         self.client.delete_run(run_id)

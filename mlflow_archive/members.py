@@ -228,8 +228,13 @@ class _ChunkStream:
         return out
 
 
-def iter_artifacts(spool: Spool, raw_size: int | None, name: str) -> Iterator[tuple[str, BinaryIO]]:
-    """Yield (path, file object) for each regular file; links, devices and unsafe paths are refused."""
+def iter_artifacts(
+    spool: Spool, raw_size: int | None, name: str, files: int | None = None
+) -> Iterator[tuple[str, BinaryIO]]:
+    """Yield (path, file object) for each regular file; links, devices and unsafe paths are refused.
+
+    Once the last file is yielded, the declared ``raw_size`` and (if given) file count are checked.
+    """
     if raw_size is None:
         raise DamagedArchiveError(f"The archive is damaged: artifact member {name} declares no size.")
     seen: set[str] = set()
@@ -246,8 +251,15 @@ def iter_artifacts(spool: Spool, raw_size: int | None, name: str) -> Iterator[tu
                     raise DamagedArchiveError(f"Artifact member {name} holds {info.name[:80]!r} twice; it was refused.")
                 seen.add(info.name)
                 yield info.name, tar.extractfile(info)
+        # tarfile stops at the end-of-archive marker: read the rest, so the declared size is checked too.
+        while stream.read(COPY_CHUNK):
+            pass
     except tarfile.TarError as exc:
         raise DamagedArchiveError(f"The archive is damaged: artifact member {name} is not a valid tar ({exc}).") from None
+    if files is not None and len(seen) != files:
+        raise DamagedArchiveError(
+            f"The archive is damaged: artifact member {name} declares {files} files but holds {len(seen)}."
+        )
 
 
 def extract_file(source: BinaryIO, root: Path, relative: str) -> Path:

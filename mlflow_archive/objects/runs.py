@@ -283,7 +283,8 @@ class Importer:
             self.ctx.dest.log_batch(self._dest(source_id), metrics=metrics)
 
         self._for_each_run(work, slices())
-        self.ctx.summary.add("metric_points", "created", table.num_rows)
+        created = pc.sum(pc.is_in(table["run_id"], pa.array(list(self.rows), pa.string()))).as_py()
+        self.ctx.summary.add("metric_points", "created", created or 0)
 
     def _log_inputs(self, table: pa.Table) -> None:
         def work(source_id, part):
