@@ -104,41 +104,41 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
 @_tracking_uri
 @click.option(
     "--experiments",
-    default="all",
-    show_default=True,
-    help="Experiments to export: all, comma-separated names or IDs, prefix* patterns, or a .txt file of those.",
+    "--experiment-ids",
+    help="Experiments: all, comma-separated names or IDs, prefix* patterns, or a .txt file of those.",
 )
+@click.option("--models", help="Registered models: all, comma-separated names, prefix* patterns, or a .txt file.")
+@click.option("--logged-models", help="Logged models: all, or comma-separated model IDs (m-...), or a .txt file.")
 @click.option("--run-start-time", help="Only runs started at or after this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--runs-until", help="Only runs started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--export-deleted-runs", is_flag=True, help="Also export deleted runs (they arrive deleted).")
 @click.option("--export-deleted-experiments", is_flag=True, help="Also export deleted experiments (they arrive deleted).")
+@click.option("--export-all-runs", is_flag=True, help="With --models: every run of the experiments involved, not only the runs behind the versions.")
+@click.option("--export-latest-versions", is_flag=True, help="Only the latest version of each stage.")
+@click.option("--stages", help="Only versions in these stages (comma-separated, e.g. Production,Staging).")
+@click.option("--versions", help="Only these version numbers (comma-separated).")
+@click.option("--export-version-model", is_flag=True, help="Also carry each version's model files, for versions whose source is not exported.")
 @_workers
 @_quiet
 @_reports_errors
-def export_command(output, tracking_uri, experiments, run_start_time, runs_until, export_deleted_runs,
-                   export_deleted_experiments, workers, quiet):
-    """Export a tracking server, or the selected experiments, into one archive."""
+def export_command(output, tracking_uri, workers, quiet, **selection):
+    """Export a tracking server, or a selection of it, into one archive.
+
+    With no selector, everything is exported. --experiments alone exports those
+    experiments; --models alone exports those models and the runs, logged models
+    and experiments their versions depend on.
+    """
     from .exporting import export_archive
 
-    _report(
-        export_archive(
-            output,
-            tracking_uri=tracking_uri,
-            experiments=experiments,
-            run_start_time=run_start_time,
-            runs_until=runs_until,
-            export_deleted_runs=export_deleted_runs,
-            export_deleted_experiments=export_deleted_experiments,
-            workers=workers,
-            quiet=quiet,
-        )
-    )
+    _report(export_archive(output, tracking_uri=tracking_uri, workers=workers, quiet=quiet, **selection))
 
 
 @cli.command("import")
 @click.option("-i", "--input", "input_", required=True, help="Archive to read: a path, an object-store URI, or - for stdin.")
 @_tracking_uri
 @click.option("--experiment-rename-file", type=click.Path(dir_okay=False), help="CSV of old,new experiment names.")
+@click.option("--model-rename-file", type=click.Path(dir_okay=False), help="CSV of old,new registered model names.")
+@click.option("--delete-model", is_flag=True, help="Delete an existing registered model of the same name, and its versions, first.")
 @click.option("--import-source-tags", is_flag=True, help="Also keep source IDs, times and URI as mlflow_archive.source.* tags.")
 @click.option(
     "--use-src-user-id/--no-use-src-user-id",
@@ -149,7 +149,8 @@ def export_command(output, tracking_uri, experiments, run_start_time, runs_until
 @_workers
 @_quiet
 @_reports_errors
-def import_command(input_, tracking_uri, experiment_rename_file, import_source_tags, use_src_user_id, workers, quiet):
+def import_command(input_, tracking_uri, experiment_rename_file, model_rename_file, delete_model, import_source_tags,
+                   use_src_user_id, workers, quiet):
     """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
     from .importing import import_archive
 
@@ -158,6 +159,8 @@ def import_command(input_, tracking_uri, experiment_rename_file, import_source_t
             input_,
             tracking_uri=tracking_uri,
             experiment_rename=experiment_rename_file,
+            model_rename=model_rename_file,
+            delete_model=delete_model,
             import_source_tags=import_source_tags,
             use_src_user_id=use_src_user_id,
             workers=workers,

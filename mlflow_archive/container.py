@@ -249,9 +249,9 @@ class ContainerReader:
         block = self._read_exact(BLOCK, what)
         if block == b"\0" * BLOCK:
             return None
-        stored = _parse_octal(block[148:156], "checksum", start)
-        # Only the form our writer uses is accepted: a lenient parse would let bit flips in this field pass.
-        if stored != sum(block[:148]) + 8 * 32 + sum(block[156:]) or block[148:156] != b"%06o\0 " % stored:
+        # The checksum field must read exactly as our writer formats it: a lenient parse lets bit flips in it pass.
+        checksum = sum(block[:148]) + 8 * 32 + sum(block[156:])
+        if block[148:156] != b"%06o\0 " % checksum:
             if start == 0:
                 raise DamagedArchiveError(
                     "This is not an mlflow-archive file (no tar header at its start); check that you passed the right file."

@@ -5,14 +5,22 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 from mlflow.entities import Experiment
 
 from .archive import ArchiveWriter
-from .endpoints import TrackingDestination, TrackingSource, is_unreachable, unreachable_error
+from .endpoints import (
+    TrackingDestination,
+    TrackingSource,
+    is_unreachable,
+    unreachable_error,
+)
 from .idmap import IdMap
 from .summary import Progress, Summary
+
+if TYPE_CHECKING:
+    from .selection import Selection
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -21,13 +29,30 @@ PROVENANCE_PREFIX = "mlflow_archive."
 SOURCE_TAG_PREFIX = "mlflow_archive.source."
 
 
+def selector_tokens(selector: str) -> list[str]:
+    """Comma-separated names, IDs or ``prefix*`` patterns, or a ``.txt`` file with one per line."""
+    selector = selector.strip()
+    if selector.endswith(".txt") and Path(selector).is_file():
+        raw = Path(selector).read_text(encoding="utf-8").splitlines()
+    else:
+        raw = selector.split(",")
+    return [t.strip() for t in raw if t.strip() and not t.strip().startswith("#")]
+
+
 @dataclass
 class ExportOptions:
-    experiments: str = "all"
+    experiments: str | None = None  # None: see selection.py for what each combination means
+    models: str | None = None
+    logged_models: str | None = None
     run_start_time: int | None = None  # ms, inclusive
     runs_until: int | None = None  # ms, exclusive
     export_deleted_runs: bool = False
     export_deleted_experiments: bool = False
+    export_all_runs: bool = False
+    export_latest_versions: bool = False
+    stages: str | None = None
+    versions: str | None = None
+    export_version_model: bool = False
     workers: int = 4
 
     def to_json(self) -> dict:
@@ -37,6 +62,8 @@ class ExportOptions:
 @dataclass
 class ImportOptions:
     experiment_rename: dict[str, str] = field(default_factory=dict)
+    model_rename: dict[str, str] = field(default_factory=dict)
+    delete_model: bool = False
     import_source_tags: bool = False
     use_src_user_id: bool = True
     workers: int = 4
@@ -83,7 +110,12 @@ class ExportContext(_Context):
     pool: ThreadPoolExecutor
     workdir: Path
     cutoff_ms: int
-    experiments: list[Experiment] = field(default_factory=list)
+    selection: Selection | None = None
+    model_io: list[tuple] = field(default_factory=list)  # (run, direction, model, step): few, kept until logged models
+
+    @property
+    def experiments(self) -> list[Experiment]:
+        return self.selection.experiments
 
     @property
     def workers(self) -> int:

@@ -12,8 +12,23 @@ from pathlib import Path
 from typing import Iterator
 
 from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
+from mlflow.entities import (
+    DatasetInput,
+    Experiment,
+    LoggedModel,
+    LoggedModelInput,
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
+from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
 
 from .errors import SourceError
@@ -53,6 +68,12 @@ class _Endpoint:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.uri = self.client._tracking_client.tracking_uri
         self.store = self.client._tracking_client.store
+
+    def registered_model(self, name: str) -> RegisteredModel | None:
+        try:
+            return self.client.get_registered_model(name)
+        except MlflowException:
+            return None
 
     def check_reachable(self) -> None:
         try:
@@ -140,6 +161,44 @@ class TrackingSource(_Endpoint):
     def download_artifacts(self, run_id: str, destination: Path) -> Path:
         return Path(self.client.download_artifacts(run_id, "", str(destination)))
 
+    def download_uri(self, artifact_uri: str, destination: Path) -> Path:
+        """Download everything under an artifact URI (``models:/...``, ``mlflow-artifacts:/...``)."""
+        import mlflow.artifacts
+
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(destination), tracking_uri=self.uri))
+
+    def runs_by_id(self, experiment_ids: list[str], run_ids: list[str], include_deleted: bool) -> Iterator[Run]:
+        quoted = ", ".join(f"'{r}'" for r in run_ids)
+        return self.runs(experiment_ids, f"attributes.run_id IN ({quoted})", include_deleted)
+
+    def run(self, run_id: str) -> Run | None:
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException:
+            return None
+
+    def logged_model(self, model_id: str) -> LoggedModel | None:
+        try:
+            return self.client.get_logged_model(model_id)
+        except MlflowException:
+            return None
+
+    def logged_models(self, experiment_ids: list[str]) -> Iterator[LoggedModel]:
+        return _paged(self.client.search_logged_models, experiment_ids=experiment_ids, max_results=100)
+
+    def registered_models(self) -> Iterator[RegisteredModel]:
+        """Registered models, prompts excluded (they are registered models with a marker tag)."""
+        for model in _paged(self.client.search_registered_models, max_results=PAGE_SIZE):
+            if model.tags.get(IS_PROMPT_TAG_KEY, "").lower() != "true":
+                yield model
+
+    def model_versions(self, name: str) -> Iterator[ModelVersion]:
+        return _paged(self.client.search_model_versions, filter_string=_name_filter(name), max_results=PAGE_SIZE)
+
+
+def _name_filter(name: str) -> str:
+    return f'name="{name}"' if "'" in name else f"name='{name}'"
+
 
 class TrackingDestination(_Endpoint):
     """Writes to a tracking server with batch calls."""
@@ -170,8 +229,20 @@ class TrackingDestination(_Endpoint):
             max_results=PAGE_SIZE,
         )
 
-    def create_run(self, experiment_id: str, start_time: int | None, run_name: str | None, tags: dict[str, str]) -> str:
-        return self.client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=run_name).info.run_id
+    def logged_models_tagged(self, experiment_ids: list[str], tag_key: str) -> Iterator[LoggedModel]:
+        models = _paged(self.client.search_logged_models, experiment_ids=experiment_ids, max_results=100)
+        return (m for m in models if tag_key in m.tags)
+
+    def create_run(self, experiment_id: str, start_time: int | None, run_name: str | None, tags: dict[str, str]) -> Run:
+        return self.client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=run_name)
+
+    def create_holder_run(self, experiment_name: str, run_name: str, tags: dict[str, str]) -> str:
+        """A finished run in ``experiment_name`` (created if needed) that holds files for the registry."""
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(experiment_name)
+        run_id = self.create_run(experiment_id, None, run_name, tags).info.run_id
+        self.finish_run(run_id, "FINISHED", None)
+        return run_id
 
     def log_batch(
         self, run_id: str, metrics: list[Metric] = (), params: list[Param] = (), tags: list[RunTag] = ()
@@ -181,8 +252,8 @@ class TrackingDestination(_Endpoint):
     def log_inputs(self, run_id: str, datasets: list[DatasetInput]) -> None:
         self.client.log_inputs(run_id, datasets=datasets)
 
-    def log_artifacts(self, run_id: str, local_dir: Path) -> None:
-        self.client.log_artifacts(run_id, str(local_dir))
+    def log_artifacts(self, run_id: str, local_dir: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
 
     def finish_run(self, run_id: str, status: str, end_time: int | None) -> None:
         if status == RunStatus.to_string(RunStatus.RUNNING):
@@ -195,3 +266,64 @@ class TrackingDestination(_Endpoint):
 
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:
         self.client.set_tag(run_id, key, value)
+
+    # -- Logged models
+
+    def create_logged_model(self, experiment_id, name, source_run_id, tags, params, model_type) -> LoggedModel:
+        return self.client.create_logged_model(
+            experiment_id, name=name, source_run_id=source_run_id, tags=tags, params=params or None, model_type=model_type
+        )
+
+    def delete_logged_model(self, model_id: str) -> None:
+        self.client.delete_logged_model(model_id)
+
+    def log_model_artifacts(self, model_id: str, local_dir: Path) -> None:
+        self.client.log_model_artifacts(model_id, str(local_dir))
+
+    def finalize_logged_model(self, model_id: str, status: str) -> None:
+        self.client.finalize_logged_model(model_id, LoggedModelStatus(status))
+
+    def set_logged_model_tags(self, model_id: str, tags: dict[str, str]) -> None:
+        self.client.set_logged_model_tags(model_id, tags)
+
+    def log_model_inputs(self, run_id: str, models: list[LoggedModelInput]) -> None:
+        self.client.log_inputs(run_id, models=models)
+
+    def log_model_outputs(self, run_id: str, models: list[LoggedModelOutput]) -> None:
+        self.client.log_outputs(run_id, models)
+
+    # -- Registry
+
+    def create_registered_model(self, name: str, tags: dict[str, str], description: str | None) -> None:
+        self.client.create_registered_model(name, tags=tags, description=description)
+
+    def delete_registered_model(self, name: str) -> None:
+        self.client.delete_registered_model(name)
+
+    def set_registered_model_tags(self, name: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_registered_model_tag(name, key, value)
+
+    def versions_by_source(self, name: str, tag_key: str) -> dict[str, str]:
+        """Source version number -> destination version, for versions an import created."""
+        versions = _paged(self.client.search_model_versions, filter_string=_name_filter(name), max_results=PAGE_SIZE)
+        return {v.tags[tag_key]: v.version for v in versions if tag_key in v.tags}
+
+    def latest_version(self, name: str) -> int:
+        versions = _paged(self.client.search_model_versions, filter_string=_name_filter(name), max_results=PAGE_SIZE)
+        return max((int(v.version) for v in versions), default=0)
+
+    def create_model_version(self, name, source, run_id, model_id, tags, description, run_link) -> str:
+        return self.client.create_model_version(
+            name, source, run_id=run_id, tags=tags, run_link=run_link, description=description,
+            await_creation_for=0, model_id=model_id,
+        ).version
+
+    def delete_model_version(self, name: str, version: str) -> None:
+        self.client.delete_model_version(name, version)
+
+    def transition_stage(self, name: str, version: str, stage: str) -> None:
+        self.client.transition_model_version_stage(name, version, stage, archive_existing_versions=False)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)

@@ -13,7 +13,7 @@ from .context import ExportContext, ExportOptions
 from .endpoints import TrackingSource, is_unreachable, unreachable_error
 from .errors import ArchiveError
 from .objects import OBJECT_MODULES, runs
-from .objects import experiments as experiment_objects
+from .selection import plan
 from .streams import open_output
 from .summary import Progress, Summary
 
@@ -34,25 +34,42 @@ def parse_time(text: str | None, option: str) -> int | None:
 def export_archive(
     output: str,
     tracking_uri: str | None = None,
-    experiments: str = "all",
+    experiments: str | None = None,
+    models: str | None = None,
+    logged_models: str | None = None,
     run_start_time: str | None = None,
     runs_until: str | None = None,
     export_deleted_runs: bool = False,
     export_deleted_experiments: bool = False,
+    export_all_runs: bool = False,
+    export_latest_versions: bool = False,
+    stages: str | None = None,
+    versions: str | None = None,
+    export_version_model: bool = False,
     workers: int = 4,
     quiet: bool = True,
 ) -> Summary:
-    """Export a tracking server (or the selected experiments) to ``output``: a path, ``-`` or a URI.
+    """Export a tracking server, or a selection of it, to ``output``: a path, ``-`` or a URI.
+
+    With no selector everything is exported; see ``selection.py`` for how
+    ``experiments``, ``models`` and ``logged_models`` combine.
 
     >>> summary = export_archive("backup.mlar", tracking_uri="http://127.0.0.1:5000")  # doctest: +SKIP
     >>> summary.counts["runs"].exported  # doctest: +SKIP
     """
     options = ExportOptions(
         experiments=experiments,
+        models=models,
+        logged_models=logged_models,
         run_start_time=parse_time(run_start_time, "--run-start-time"),
         runs_until=parse_time(runs_until, "--runs-until"),
         export_deleted_runs=export_deleted_runs,
         export_deleted_experiments=export_deleted_experiments,
+        export_all_runs=export_all_runs,
+        export_latest_versions=export_latest_versions,
+        stages=stages,
+        versions=versions,
+        export_version_model=export_version_model,
         workers=max(1, workers),
     )
     started = time.time()
@@ -61,13 +78,13 @@ def export_archive(
     summary = Summary("export")
     progress = Progress(quiet)
     try:
-        selected = _read(source, lambda: experiment_objects.select(source, experiments, export_deleted_experiments))
+        selection = _read(source, lambda: plan(source, options))
         with tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
             options.workers
         ) as pool, open_output(output) as stream:
             ctx = ExportContext(
                 source=source, writer=None, options=options, summary=summary, progress=progress,
-                pool=pool, workdir=Path(workdir), cutoff_ms=int(started * 1000), experiments=selected,
+                pool=pool, workdir=Path(workdir), cutoff_ms=int(started * 1000), selection=selection,
             )
             header = {
                 "source": source.describe(),

@@ -39,6 +39,17 @@ class IdMap:
         found = self.get(kind, source)
         return found[0] if found else None
 
+    def longest_prefix(self, kind: str, value: str) -> tuple[str, str] | tuple[None, None]:
+        """The (source, dest) whose source is the longest path prefix of ``value``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT source, dest FROM ids WHERE kind = ? AND source != '' AND substr(?, 1, length(source)) = source "
+                "AND (length(?) = length(source) OR substr(?, length(source) + 1, 1) = '/') "
+                "ORDER BY length(source) DESC LIMIT 1",
+                (kind, value, value, value),
+            ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
     def close(self) -> None:
         self._db.close()
         self._file.close()

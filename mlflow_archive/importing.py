@@ -39,6 +39,8 @@ def import_archive(
     input: str,
     tracking_uri: str | None = None,
     experiment_rename: dict[str, str] | str | None = None,
+    model_rename: dict[str, str] | str | None = None,
+    delete_model: bool = False,
     import_source_tags: bool = False,
     use_src_user_id: bool = True,
     workers: int = 4,
@@ -54,8 +56,12 @@ def import_archive(
     """
     if not isinstance(experiment_rename, dict):
         experiment_rename = read_rename_file(experiment_rename, "--experiment-rename-file")
+    if not isinstance(model_rename, dict):
+        model_rename = read_rename_file(model_rename, "--model-rename-file")
     options = ImportOptions(
         experiment_rename=experiment_rename,
+        model_rename=model_rename,
+        delete_model=delete_model,
         import_source_tags=import_source_tags,
         use_src_user_id=use_src_user_id,
         workers=max(1, workers),

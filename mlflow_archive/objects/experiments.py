@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mlflow.entities import Experiment, LifecycleStage
 
-from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
-from ..errors import ArchiveError
+from ..context import (
+    PROVENANCE_PREFIX,
+    SOURCE_TAG_PREFIX,
+    ExportContext,
+    ImportContext,
+    selector_tokens,
+)
 from ..endpoints import TrackingSource
+from ..errors import ArchiveError
 from ..streams import redact_uri
 
 SECTION = "experiments"
 PER_CHUNK = 1000
 SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_experiment_id"
 RUN_SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_run_id"
+MODEL_SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_model_id"
 
 
 def select(source: TrackingSource, selector: str, include_deleted: bool) -> list[Experiment]:
     """Resolve ``all``, comma-separated names or IDs, ``prefix*`` patterns, or a .txt file of those."""
-    selector = selector.strip()
-    if selector.endswith(".txt") and Path(selector).is_file():
-        tokens = [line.strip() for line in Path(selector).read_text().splitlines()]
-    else:
-        tokens = [t.strip() for t in selector.split(",")]
-    tokens = [t for t in tokens if t and not t.startswith("#")]
+    tokens = selector_tokens(selector)
     everything = None
     chosen: dict[str, Experiment] = {}
     for token in tokens:
@@ -112,15 +112,20 @@ class Importer:
         return tags
 
     def _index_runs(self, dest_experiment_id: str) -> None:
-        """Record the runs an earlier import put here, so they are not created twice."""
+        """Record the runs and logged models an earlier import put here, so they are not created twice."""
+        state = PROVENANCE_PREFIX + "import_state"
         rows = []
         for run in self.ctx.dest.runs_tagged([dest_experiment_id], RUN_SOURCE_ID_TAG):
             tags = run.data.tags
-            rows.append((tags[RUN_SOURCE_ID_TAG], run.info.run_id, tags.get(PROVENANCE_PREFIX + "import_state", "")))
+            rows.append((tags[RUN_SOURCE_ID_TAG], run.info.run_id, tags.get(state, "")))
             if len(rows) >= 1000:
                 self.ctx.ids.put_many("run", rows)
                 rows = []
         self.ctx.ids.put_many("run", rows)
+        models = self.ctx.dest.logged_models_tagged([dest_experiment_id], MODEL_SOURCE_ID_TAG)
+        self.ctx.ids.put_many(
+            "logged_model", ((m.tags[MODEL_SOURCE_ID_TAG], m.model_id, m.tags.get(state, "")) for m in models)
+        )
 
     def end_chunk(self) -> None:
         pass

@@ -15,8 +15,21 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from mlflow.entities import Dataset, DatasetInput, InputTag, LifecycleStage, Metric, Param, Run, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS, MLFLOW_PARENT_RUN_ID, MLFLOW_USER
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunTag,
+)
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_LOGGED_MODELS,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_USER,
+)
 
 from ..archive import Member
 from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
@@ -42,23 +55,37 @@ def _filter(ctx: ExportContext) -> str:
     return " AND ".join(clauses)
 
 
+def _runs_by_id(ctx: ExportContext, experiment_id: str, run_ids: list[str]):
+    for start in range(0, len(run_ids), 100):
+        yield from ctx.source.runs_by_id([experiment_id], run_ids[start : start + 100], ctx.options.export_deleted_runs)
+
+
 def running_at_cutoff(ctx: ExportContext) -> list[str]:
-    ids = [e.experiment_id for e in ctx.experiments]
+    full = sorted(ctx.selection.full_experiment_ids)
+    running = _filter(ctx) + " AND attributes.status = 'RUNNING'"
     found = []
-    for start in range(0, len(ids), 100):
-        runs = ctx.source.runs(ids[start : start + 100], _filter(ctx) + " AND attributes.status = 'RUNNING'", ctx.options.export_deleted_runs)
-        found += [r.info.run_id for r in runs]
+    for start in range(0, len(full), 100):
+        found += [r.info.run_id for r in ctx.source.runs(full[start : start + 100], running, ctx.options.export_deleted_runs)]
+    for experiment_id, run_ids in ctx.selection.extra_runs.items():
+        found += [r.info.run_id for r in _runs_by_id(ctx, experiment_id, sorted(run_ids)) if r.info.status == "RUNNING"]
     return found
+
+
+def _selected_runs(ctx: ExportContext):
+    for experiment in ctx.experiments:
+        experiment_id = experiment.experiment_id
+        if experiment_id in ctx.selection.full_experiment_ids:
+            yield from ctx.source.runs([experiment_id], _filter(ctx), ctx.options.export_deleted_runs)
+        yield from _runs_by_id(ctx, experiment_id, sorted(ctx.selection.extra_runs.get(experiment_id, ())))
 
 
 def export(ctx: ExportContext) -> None:
     batch: list[Run] = []
-    for experiment in ctx.experiments:
-        for run in ctx.source.runs([experiment.experiment_id], _filter(ctx), ctx.options.export_deleted_runs):
-            batch.append(run)
-            if len(batch) == PER_CHUNK:
-                _export_chunk(ctx, batch)
-                batch = []
+    for run in _selected_runs(ctx):
+        batch.append(run)
+        if len(batch) == PER_CHUNK:
+            _export_chunk(ctx, batch)
+            batch = []
     if batch:
         _export_chunk(ctx, batch)
 
@@ -131,6 +158,11 @@ def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
             sink.append(history)
             points += history.num_rows
     chunk.write_table("run_inputs", _input_rows(runs))
+    for run in runs:
+        for model_input in run.inputs.model_inputs if run.inputs else []:
+            ctx.model_io.append((run.info.run_id, "input", model_input.model_id, None))
+        for model_output in run.outputs.model_outputs if run.outputs else []:
+            ctx.model_io.append((run.info.run_id, "output", model_output.model_id, model_output.step))
     with chunk.artifacts() as sink:
         for run, local in zip(runs, ctx.ordered_map(lambda r: _download(ctx, r), runs)):
             for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
@@ -236,8 +268,11 @@ class Importer:
         tags = {RUN_SOURCE_ID_TAG: source_id, STATE_TAG: PARTIAL}
         if ctx.options.use_src_user_id and row["user_id"]:
             tags[MLFLOW_USER] = row["user_id"]
-        row["dest_id"] = ctx.dest.create_run(experiment_id, row["start_time"], row["run_name"], tags)
+        run = ctx.dest.create_run(experiment_id, row["start_time"], row["run_name"], tags)
+        row["dest_id"] = run.info.run_id
         ctx.ids.put("run", source_id, row["dest_id"], PARTIAL)
+        if row["artifact_uri"]:
+            ctx.ids.put("run_location", row["artifact_uri"], run.info.artifact_uri)
 
     def _log_params(self, table: pa.Table) -> None:
         def work(source_id, part):

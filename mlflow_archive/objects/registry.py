@@ -1,0 +1,241 @@
+"""Registered models, their versions (numbers kept, gaps included), stages and aliases.
+
+Version sources are rewritten to the destination's copy: ``models:/<new model id>``
+for logged models, ``runs:/<new run id>/...`` or the new run's artifact URI for run
+artifacts. A version whose source is in neither place is restored from the model
+files exported with ``--export-version-model``, uploaded to a run of the experiment
+``mlflow-archive-model-sources`` on the destination.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import quote
+
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+
+from ..archive import Member
+from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
+from ..members import ARTIFACTS_EXT, extract_file
+from .logged_models import rewrite_mlmodel
+
+SECTION = "registry"
+PER_CHUNK = 100
+SOURCE_NAME_TAG = PROVENANCE_PREFIX + "source_model_name"
+SOURCE_VERSION_TAG = PROVENANCE_PREFIX + "source_version"
+SOURCES_EXPERIMENT = "mlflow-archive-model-sources"
+LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)(/.*)?$")
+RUNS_URI = re.compile(r"^runs:/([0-9a-f]+)(/.*)?$")
+
+
+def _kv(mapping: dict) -> list[dict]:
+    return [{"key": k, "value": v} for k, v in (mapping or {}).items()]
+
+
+def version_owner(name: str, version: int | str) -> str:
+    """Owner path of a version's model files inside an artifact tarball."""
+    return f"{quote(name, safe='').replace('.', '%2E')}/{version}"
+
+
+# -- Export -------------------------------------------------------------------------------
+
+def export(ctx: ExportContext) -> None:
+    models = ctx.selection.registered_models
+    for start in range(0, len(models), PER_CHUNK):
+        _export_chunk(ctx, models[start : start + PER_CHUNK])
+
+
+def _export_chunk(ctx: ExportContext, models: list[tuple[RegisteredModel, list[ModelVersion]]]) -> None:
+    chunk = ctx.writer.chunk(SECTION)
+    chunk.write_table(
+        "registered_models",
+        {
+            "name": [m.name for m, _ in models],
+            "description": [m.description or None for m, _ in models],
+            "creation_timestamp": [m.creation_timestamp for m, _ in models],
+            "last_updated_timestamp": [m.last_updated_timestamp for m, _ in models],
+            "tags": [_kv(m.tags) for m, _ in models],
+            "aliases": [[{"alias": a, "version": int(v)} for a, v in (m.aliases or {}).items()] for m, _ in models],
+        },
+    )
+    versions = [v for _, vs in models for v in vs]
+    chunk.write_table(
+        "model_versions",
+        {
+            "name": [v.name for v in versions],
+            "version": [int(v.version) for v in versions],
+            "creation_timestamp": [v.creation_timestamp for v in versions],
+            "last_updated_timestamp": [v.last_updated_timestamp for v in versions],
+            "description": [v.description or None for v in versions],
+            "user_id": [v.user_id or None for v in versions],
+            "current_stage": [v.current_stage for v in versions],
+            "source": [v.source for v in versions],
+            "run_id": [v.run_id or None for v in versions],
+            "run_link": [v.run_link or None for v in versions],
+            "status": [v.status for v in versions],
+            "status_message": [v.status_message or None for v in versions],
+            "model_id": [_model_id(v) for v in versions],
+            "tags": [_kv(v.tags) for v in versions],
+        },
+    )
+    if ctx.options.export_version_model:
+        with chunk.artifacts() as sink:
+            for version, local in zip(versions, ctx.ordered_map(lambda v: _download(ctx, v), versions)):
+                for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
+                    sink.add(f"{version_owner(version.name, version.version)}/{path.relative_to(local).as_posix()}", path)
+        shutil.rmtree(ctx.workdir / "versions", ignore_errors=True)
+    ctx.summary.add("registered_models", "exported", len(models))
+    ctx.summary.add("model_versions", "exported", len(versions))
+
+
+def _model_id(version: ModelVersion) -> str | None:
+    if version.model_id:
+        return version.model_id
+    match = LOGGED_MODEL_URI.match(version.source or "")
+    return match.group(1) if match else None
+
+
+def _download(ctx: ExportContext, version: ModelVersion) -> Path:
+    target = ctx.workdir / "versions" / version_owner(version.name, version.version)
+    target.mkdir(parents=True)
+    return ctx.source.download_uri(f"models:/{version.name}/{version.version}", target)
+
+
+# -- Import -------------------------------------------------------------------------------
+
+class Importer:
+    def __init__(self, ctx: ImportContext) -> None:
+        self.ctx = ctx
+        self.models: dict[str, dict] = {}  # this chunk's registered models, by source name
+        self.versions: list[dict] = []
+        self.version_files: Path = ctx.workdir / "versions"
+
+    def member(self, member: Member) -> None:
+        if member.kind == ARTIFACTS_EXT:
+            for path, data in member.iter_artifacts():
+                name, version, relative = path.split("/", 2)
+                extract_file(data, self.version_files / name / version, relative)
+            return
+        table = member.read_table()
+        if member.stem == "registered_models":
+            for row in table.to_pylist():
+                self.models[row["name"]] = row
+        else:
+            self.versions += table.to_pylist()
+
+    def _fail(self, exc: BaseException, what: str = "model_versions") -> None:
+        self.ctx.check_fatal(exc)
+        self.ctx.summary.fail(what, exc)
+
+    def end_chunk(self) -> None:
+        # Versions need their files (the chunk's last member), so a chunk is replayed at its end.
+        by_model: dict[str, list[dict]] = defaultdict(list)
+        for row in self.versions:
+            by_model[row["name"]].append(row)
+        work = [(name, row, sorted(by_model.get(name, []), key=lambda r: r["version"])) for name, row in self.models.items()]
+        for _ in self.ctx.ordered_map(lambda item: self._import_model(*item), work):
+            pass
+        shutil.rmtree(self.version_files, ignore_errors=True)
+        self.models, self.versions = {}, []
+
+    def _import_model(self, source_name: str, row: dict, versions: list[dict]) -> None:
+        ctx = self.ctx
+        name = ctx.options.model_rename.get(source_name, source_name)
+        try:
+            existing = ctx.dest.registered_model(name)
+            if existing is not None and ctx.options.delete_model:
+                ctx.dest.delete_registered_model(name)
+                existing = None
+            tags = {t["key"]: t["value"] for t in row["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
+            tags[SOURCE_NAME_TAG] = source_name
+            if ctx.options.import_source_tags:
+                for key in ("creation_timestamp", "last_updated_timestamp"):
+                    if row[key] is not None:
+                        tags[SOURCE_TAG_PREFIX + key] = str(row[key])
+            if existing is None:
+                ctx.dest.create_registered_model(name, tags, row["description"])
+                ctx.summary.add("registered_models", "created")
+            else:
+                ctx.dest.set_registered_model_tags(name, {k: v for k, v in tags.items() if k not in existing.tags})
+                ctx.summary.add("registered_models", "skipped")
+        except Exception as exc:
+            self._fail(exc, "registered_models")
+            ctx.summary.fail("model_versions", "its registered model failed", len(versions))
+            return
+        present = ctx.dest.versions_by_source(name, SOURCE_VERSION_TAG)
+        latest = max((int(v) for v in present.values()), default=ctx.dest.latest_version(name))
+        ours = existing is None or existing.tags.get(SOURCE_NAME_TAG) == source_name
+        for version in versions:
+            if str(version["version"]) in present:
+                ctx.summary.add("model_versions", "skipped")
+                continue
+            try:
+                latest = self._import_version(name, version, latest, keep_numbers=ours)
+                ctx.summary.add("model_versions", "created")
+            except Exception as exc:
+                self._fail(exc)
+        if not ours:
+            ctx.summary.note(f"registered model {name!r} existed already: imported versions got the next free numbers")
+        for alias in row["aliases"]:
+            try:
+                dest_version = ctx.dest.versions_by_source(name, SOURCE_VERSION_TAG).get(str(alias["version"]))
+                if dest_version:
+                    ctx.dest.set_alias(name, alias["alias"], dest_version)
+            except Exception as exc:
+                self._fail(exc, "registered_models")
+
+    def _import_version(self, name: str, version: dict, latest: int, keep_numbers: bool) -> int:
+        ctx = self.ctx
+        source, run_id, model_id = self._rewrite_source(name, version)
+        tags = {t["key"]: t["value"] for t in version["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
+        tags[SOURCE_VERSION_TAG] = str(version["version"])
+        if keep_numbers:
+            # Deleted versions leave gaps; a placeholder created and deleted takes each missing number.
+            while latest + 1 < version["version"]:
+                placeholder = ctx.dest.create_model_version(name, source, run_id, model_id, {}, None, None)
+                ctx.dest.delete_model_version(name, placeholder)
+                latest = int(placeholder)
+        created = ctx.dest.create_model_version(name, source, run_id, model_id, tags, version["description"], version["run_link"])
+        if version["current_stage"] and version["current_stage"] != "None":
+            ctx.dest.transition_stage(name, created, version["current_stage"])
+        return int(created)
+
+    def _rewrite_source(self, name: str, version: dict) -> tuple[str, str | None, str | None]:
+        ctx = self.ctx
+        source = version["source"] or ""
+        run_id = ctx.ids.dest("run", version["run_id"]) if version["run_id"] else None
+        model_id = ctx.ids.dest("logged_model", version["model_id"]) if version["model_id"] else None
+        logged = LOGGED_MODEL_URI.match(source)
+        if logged and model_id:
+            return f"models:/{model_id}{logged.group(2) or ''}", run_id, model_id
+        runs_uri = RUNS_URI.match(source)
+        if runs_uri and ctx.ids.dest("run", runs_uri.group(1)):
+            return f"runs:/{ctx.ids.dest('run', runs_uri.group(1))}{runs_uri.group(2) or ''}", run_id, None
+        for kind, id_kind in (("run_location", "run"), ("model_location", "logged_model")):
+            prefix, dest_prefix = ctx.ids.longest_prefix(kind, source)
+            if prefix:
+                return dest_prefix + source[len(prefix) :], run_id, model_id if id_kind == "logged_model" else None
+        files = self.version_files / version_owner(name, version["version"])
+        if files.is_dir():
+            return self._upload_version_files(name, version, files)
+        ctx.summary.note(
+            f"version {version['version']} of {name!r} keeps its source {source!r}: it is in neither the archive's runs "
+            "nor its logged models (export with --export-version-model to carry the files)"
+        )
+        return source, run_id, model_id
+
+    def _upload_version_files(self, name: str, version: dict, files: Path) -> tuple[str, str, None]:
+        ctx = self.ctx
+        holder = ctx.dest.create_holder_run(
+            SOURCES_EXPERIMENT, f"{name} v{version['version']}", {SOURCE_NAME_TAG: name, SOURCE_VERSION_TAG: str(version["version"])}
+        )
+        for mlmodel in files.rglob("MLmodel"):
+            mlmodel.write_text(rewrite_mlmodel(mlmodel.read_text(encoding="utf-8"), {}), encoding="utf-8")
+        ctx.dest.log_artifacts(holder, files, "model")
+        return f"runs:/{holder}/model", holder, None
+
+    def finish(self) -> None:
+        pass

@@ -1,0 +1,135 @@
+"""What an export takes: experiments, runs, logged models and registered models, with their dependencies.
+
+Rules (README, "Selecting what to export"):
+- no selector: everything;
+- ``--experiments``: those experiments (their runs and logged models), and no registered models
+  unless ``--models`` is given too;
+- ``--models``: those models' versions, plus the runs, logged models and experiments the versions
+  depend on (only those runs, or every run of those experiments with ``--export-all-runs``);
+- ``--logged-models``: only those logged models (plus their source runs when no experiments are named).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlflow.entities import Experiment
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+
+from .context import ExportOptions, selector_tokens
+from .endpoints import TrackingSource
+from .errors import ArchiveError
+from .objects import experiments as experiment_objects
+from .objects.registry import LOGGED_MODEL_URI
+
+
+@dataclass
+class Selection:
+    experiments: list[Experiment] = field(default_factory=list)
+    full_experiment_ids: set[str] = field(default_factory=set)  # all their runs (in the time window)
+    extra_runs: dict[str, set[str]] = field(default_factory=dict)  # experiment ID -> further run IDs
+    logged_model_ids: set[str] | None = None  # None: every logged model of the full experiments
+    extra_logged_models: set[str] = field(default_factory=set)
+    registered_models: list[tuple[RegisteredModel, list[ModelVersion]]] = field(default_factory=list)
+
+    def wants_logged_model(self, experiment_id: str, model_id: str) -> bool:
+        if model_id in self.extra_logged_models:
+            return True
+        return experiment_id in self.full_experiment_ids and (
+            self.logged_model_ids is None or model_id in self.logged_model_ids
+        )
+
+
+def _select_models(source: TrackingSource, selector: str, options: ExportOptions) -> list[tuple[RegisteredModel, list[ModelVersion]]]:
+    tokens = selector_tokens(selector)
+    everything = None
+    chosen: dict[str, RegisteredModel] = {}
+    for token in tokens:
+        if token == "all" or token.endswith("*"):
+            if everything is None:
+                everything = list(source.registered_models())
+            prefix = "" if token == "all" else token[:-1]
+            chosen.update({m.name: m for m in everything if m.name.startswith(prefix)})
+        else:
+            model = source.registered_model(token)
+            if model is None:
+                raise ArchiveError(f"No registered model named {token!r} on the source; check --models.")
+            chosen[model.name] = model
+    return [(model, _filter_versions(list(source.model_versions(name)), options)) for name, model in sorted(chosen.items())]
+
+
+def _filter_versions(versions: list[ModelVersion], options: ExportOptions) -> list[ModelVersion]:
+    if options.versions:
+        wanted = {v.strip() for v in options.versions.split(",")}
+        versions = [v for v in versions if str(v.version) in wanted]
+    if options.stages:
+        stages = {s.strip().lower() for s in options.stages.split(",")}
+        versions = [v for v in versions if (v.current_stage or "None").lower() in stages]
+    if options.export_latest_versions:
+        latest: dict[str, ModelVersion] = {}
+        for v in versions:
+            stage = v.current_stage or "None"
+            if stage not in latest or int(v.version) > int(latest[stage].version):
+                latest[stage] = v
+        versions = list(latest.values())
+    return sorted(versions, key=lambda v: int(v.version))
+
+
+def plan(source: TrackingSource, options: ExportOptions) -> Selection:
+    named_experiments = options.experiments is not None
+    named_models = options.models is not None
+    named_logged = options.logged_models is not None
+    everything = not (named_experiments or named_models or named_logged)
+    selection = Selection()
+    chosen: dict[str, Experiment] = {}
+    if named_experiments or everything:
+        for experiment in experiment_objects.select(source, options.experiments or "all", options.export_deleted_experiments):
+            chosen[experiment.experiment_id] = experiment
+        selection.full_experiment_ids = set(chosen)
+    if named_logged and options.logged_models.strip() != "all":
+        selection.logged_model_ids = set(selector_tokens(options.logged_models))
+    if named_models or everything:
+        selection.registered_models = _select_models(source, options.models or "all", options)
+
+    dependency_models = set(selection.logged_model_ids or ()) if named_logged and not named_experiments else set()
+    dependency_runs: set[str] = set()
+    for _, versions in selection.registered_models:
+        for version in versions:
+            match = LOGGED_MODEL_URI.match(version.source or "")
+            if version.model_id or match:
+                dependency_models.add(version.model_id or match.group(1))
+            if version.run_id:
+                dependency_runs.add(version.run_id)
+    for model_id in dependency_models:
+        model = source.logged_model(model_id)
+        if model is None:
+            continue
+        _add_dependency(source, selection, chosen, model.experiment_id, options)
+        if model.experiment_id not in selection.full_experiment_ids:
+            selection.extra_logged_models.add(model_id)
+        if model.source_run_id:
+            dependency_runs.add(model.source_run_id)
+    for run_id in dependency_runs:
+        run = source.run(run_id)
+        if run is None or (run.info.lifecycle_stage == "deleted" and not options.export_deleted_runs):
+            continue
+        _add_dependency(source, selection, chosen, run.info.experiment_id, options)
+        if run.info.experiment_id not in selection.full_experiment_ids or not _in_window(run.info.start_time, options):
+            selection.extra_runs.setdefault(run.info.experiment_id, set()).add(run_id)
+    selection.experiments = sorted(chosen.values(), key=lambda e: (len(e.experiment_id), e.experiment_id))
+    return selection
+
+
+def _add_dependency(source, selection: Selection, chosen: dict, experiment_id: str, options: ExportOptions) -> None:
+    if experiment_id in chosen:
+        return
+    chosen[experiment_id] = source.client.get_experiment(experiment_id)
+    if options.export_all_runs:
+        selection.full_experiment_ids.add(experiment_id)
+
+
+def _in_window(start_time: int | None, options: ExportOptions) -> bool:
+    start = start_time or 0
+    after = options.run_start_time is None or start >= options.run_start_time
+    before = options.runs_until is None or start < options.runs_until
+    return after and before
