@@ -52,10 +52,13 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "evaluation_datasets": ("evaluation_datasets", "evaluation_dataset_records"),
 }
 ARTIFACTS = "artifacts"
+ARTIFACT_SECTIONS = ("runs", "logged_models", "registry")  # the sections whose objects own files
 MEMBER_NAME = re.compile(r"(?P<section>[a-z_]+)/(?P<chunk>\d{6})/(?P<stem>[a-z_]+)-(?P<part>\d{4})(?P<ext>\.[a-z.]+)")
 
 
 def member_name(section: str, chunk: int, stem: str, part: int, ext: str) -> str:
+    if chunk > 999_999 or part > 9_999:
+        raise ValueError(f"{section} needs more than 999999 chunks or 9999 parts of {stem}: raise the chunk size")
     return f"{section}/{chunk:06d}/{stem}-{part:04d}{ext}"
 
 
@@ -79,7 +82,7 @@ class ArchiveWriter:
             "required_features": [],
             "optional_features": [],
             "writer": {"name": "mlflow-archive", "version": __version__},
-            **header,
+            **header,  # last, so a test can stand in for a future writer
         }
         self._add_json(HEADER_NAME, full_header)
 
@@ -155,6 +158,12 @@ class TableSink:
                 self.append(batch)
             return
         if rows.num_rows == 0:
+            return
+        if rows.nbytes > TABLE_PART_TARGET and rows.num_rows > 1:
+            # One oversized batch would make one oversized part: split it by rows.
+            step = max(1, rows.num_rows * TABLE_PART_TARGET // rows.nbytes // 2)
+            for start in range(0, rows.num_rows, step):
+                self.append(rows.slice(start, step))
             return
         self._batches.append(rows)
         self._bytes += rows.nbytes
@@ -281,14 +290,17 @@ class ArchiveReader:
         if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
             raise DamagedArchiveError("This is not an mlflow-archive: its header names another format.")
         needed = header.get("reader_version")
-        if not isinstance(needed, int) or needed < 1:
+        if type(needed) is not int or needed < 1:
             raise DamagedArchiveError("The archive header has no valid reader_version; the archive is damaged.")
         if needed > READER_VERSION:
             raise UnsupportedArchiveError(
                 f"This archive needs format reader version {needed}, but mlflow-archive {__version__} reads "
                 f"up to version {READER_VERSION}; {UPGRADE_HINT}."
             )
-        unknown = sorted(set(header.get("required_features") or []) - KNOWN_FEATURES)
+        features = header.get("required_features") or []
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise DamagedArchiveError("The archive header's required_features is not a list of names; the archive is damaged.")
+        unknown = sorted(set(features) - KNOWN_FEATURES)
         if unknown:
             raise UnsupportedArchiveError(
                 f"This archive requires the format feature(s) {', '.join(unknown)}, which mlflow-archive "
@@ -321,7 +333,8 @@ class ArchiveReader:
                 position = here
                 stem = match["stem"]
                 known_table = stem in SECTIONS[section] and match["ext"] == _ext_for(TABLES[stem])
-                if not (known_table or (stem == ARTIFACTS and match["ext"] == ARTIFACTS_EXT)):
+                known_artifacts = stem == ARTIFACTS and match["ext"] == ARTIFACTS_EXT and section in ARTIFACT_SECTIONS
+                if not (known_table or known_artifacts):
                     self.ignored.append(info.name)
                     continue
                 if info.rows is None or (stem == ARTIFACTS and info.raw_size is None):
