@@ -124,13 +124,19 @@ def _pad(size: int) -> bytes:
     return b"\0" * (-size % BLOCK)
 
 
-def format_comment(index: int, sha256: str, rows: int | None, raw_size: int | None) -> str:
+def _meta_check(name: str, fields: str) -> str:
+    return hashlib.sha256(f"{name}\n{fields}".encode()).hexdigest()[:16]
+
+
+def format_comment(name: str, index: int, sha256: str, rows: int | None, raw_size: int | None) -> str:
+    """The member's pax comment; ``meta`` checksums the fields before it, so none can change unnoticed."""
     parts = [COMMENT_MAGIC, f"index={index}", f"sha256={sha256}"]
     if rows is not None:
         parts.append(f"rows={rows}")
     if raw_size is not None:
         parts.append(f"raw_size={raw_size}")
-    return " ".join(parts)
+    fields = " ".join(parts)
+    return f"{fields} meta={_meta_check(name, fields)}"
 
 
 class ContainerWriter:
@@ -152,7 +158,7 @@ class ContainerWriter:
             raise ValueError(f"member {name} written twice")
         self._names.add(name)
         info = MemberInfo(name, spool.size, spool.sha256, rows, raw_size)
-        records = _pax_record("comment", format_comment(len(self._names) - 1, info.sha256, rows, raw_size))
+        records = _pax_record("comment", format_comment(name, len(self._names) - 1, info.sha256, rows, raw_size))
         if spool.size >= USTAR_SIZE_LIMIT:
             records += _pax_record("size", str(spool.size))
         self._write(_ustar_header("././@PaxHeader", len(records), b"x", self._mtime))
@@ -206,17 +212,18 @@ def parse_comment(comment: str | None, name: str) -> tuple[int, str, int | None,
             f"The member {name} carries no mlflow-archive checksum, so this is not an mlflow-archive file "
             "or it is damaged; check that you passed the right file."
         )
-    values = dict(f.partition("=")[::2] for f in fields[1:])
+    fields_text, _, meta = comment.rpartition(" meta=")
+    if meta != _meta_check(name, fields_text):
+        raise DamagedArchiveError(f"The archive is damaged: the header of member {name} fails its check.")
+    values = dict(f.partition("=")[::2] for f in fields_text.split(" ")[1:])
     sha = values.get("sha256", "")
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise DamagedArchiveError(f"The archive is damaged: member {name} has no valid sha256 in its header.")
-    try:
-        index = int(values["index"])
-        rows = int(values["rows"]) if "rows" in values else None
-        raw_size = int(values["raw_size"]) if "raw_size" in values else None
-    except (KeyError, ValueError):
-        raise DamagedArchiveError(f"The archive is damaged: member {name} has a malformed header.") from None
-    return index, sha, rows, raw_size
+    numbers = {key: values.get(key) for key in ("index", "rows", "raw_size")}
+    if numbers["index"] is None or any(v is not None and not re.fullmatch(r"[0-9]{1,20}", v) for v in numbers.values()):
+        raise DamagedArchiveError(f"The archive is damaged: member {name} has a malformed header.")
+    rows, raw_size = (int(numbers[k]) if numbers[k] is not None else None for k in ("rows", "raw_size"))
+    return int(numbers["index"]), sha, rows, raw_size
 
 
 class ContainerReader:
