@@ -95,7 +95,12 @@ def _rss_now_kib() -> int:
 
 def _usage() -> dict:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {"peak_rss_kib": ru.ru_maxrss, "process_cpu_s": ru.ru_utime + ru.ru_stime}
+    hwm = 0
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return {"peak_rss_kib": ru.ru_maxrss, "vm_hwm_kib": hwm, "process_cpu_s": ru.ru_utime + ru.ru_stime}
 
 
 # -- Phase: prepare (artifact files) ------------------------------------------------------------
@@ -249,11 +254,15 @@ def phase_write(plan: dict) -> dict:
 # -- Phase: read --------------------------------------------------------------------------------
 
 def phase_read(plan: dict) -> dict:
+    import pyarrow.parquet as pq
+
     from mlflow_archive.archive import ArchiveReader
     from mlflow_archive.members import ARTIFACTS_EXT
 
     base_rss = _rss_now_kib()
     rows: dict[str, int] = {}
+    column_bytes: dict[str, int] = {}
+    untimed_s = 0.0
     container_s = tables_s = artifacts_s = 0.0
     files = artifact_bytes = 0
     started, cpu0 = time.perf_counter(), time.process_time()
@@ -278,8 +287,17 @@ def phase_read(plan: dict) -> dict:
                 rows[member.stem] = rows.get(member.stem, 0) + table.num_rows
                 del table
                 tables_s += time.perf_counter() - t
-    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu0
+                if member.stem == "run_metrics" and member.name.endswith(".parquet"):
+                    t = time.perf_counter()  # not part of the read figures: stored bytes per column
+                    meta = pq.ParquetFile(member.spool.rewind()).metadata
+                    for g in range(meta.num_row_groups):
+                        for c in range(meta.num_columns):
+                            col = meta.row_group(g).column(c)
+                            column_bytes[col.path_in_schema] = column_bytes.get(col.path_in_schema, 0) + col.total_compressed_size
+                    untimed_s += time.perf_counter() - t
+    seconds, cpu_s = time.perf_counter() - started - untimed_s, time.process_time() - cpu0 - untimed_s
     return {
+        "column_bytes": column_bytes,
         "seconds": seconds, "cpu_s": cpu_s, "container_s": container_s, "tables_s": tables_s, "artifacts_s": artifacts_s,
         "rows": rows, "artifact_files": files, "artifact_bytes": artifact_bytes,
         "archive_bytes": os.path.getsize(plan["archive"]), "base_rss_kib": base_rss,
@@ -289,8 +307,8 @@ def phase_read(plan: dict) -> dict:
 # -- Phase: verify ------------------------------------------------------------------------------
 
 def phase_verify(plan: dict) -> dict:
-    from mlflow_archive import verify_archive
     import mlflow_archive.inspection  # noqa: F401  (import cost outside the timing)
+    from mlflow_archive import verify_archive
 
     base_rss = _rss_now_kib()
     started, cpu0 = time.perf_counter(), time.process_time()
@@ -330,8 +348,10 @@ def child_main(phase: str, plan_file: str, result_file: str, profile: str | None
 def run_phase(phase: str, plan: dict, workdir: Path, profile: str | None) -> dict:
     """Run one phase in a child process; the child reports its own ru_maxrss.
 
-    The parent stays small (standard library only) on purpose: Linux carries a
-    parent's RSS high-water mark over into a vforked child's ru_maxrss.
+    The parent stays small (standard library only) on purpose: subprocess starts
+    children with vfork, and at exec Linux folds the high-water RSS of the mm being
+    left (the parent's) into the child's ru_maxrss. VmHWM (this mm only) is kept as
+    a cross-check.
     """
     plan_file = workdir / "plan.json"
     plan_file.write_text(json.dumps(plan))
@@ -343,6 +363,9 @@ def run_phase(phase: str, plan: dict, workdir: Path, profile: str | None) -> dic
     subprocess.run(cmd, check=True)
     result = json.loads(result_file.read_text())
     result["wall_s"] = time.perf_counter() - started
+    if result["peak_rss_kib"] > result["vm_hwm_kib"] + (16 << 10):
+        print(f"  warning: {phase} ru_maxrss {result['peak_rss_kib'] >> 10} MiB exceeds its VmHWM "
+              f"{result['vm_hwm_kib'] >> 10} MiB (inherited from the parent?)", file=sys.stderr)
     return result
 
 
@@ -392,7 +415,7 @@ def check(results: dict) -> None:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    line = lambda cells: "  ".join(  # noqa: E731
+    line = lambda cells: "  ".join(
         str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
     )
     return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
@@ -407,29 +430,31 @@ def report(results: dict) -> str:
     prep = results.get("prepare", {})
     size = w["file_bytes"]
     out = [
-        f"scale {plan['scale']:g}: {plan['runs']:,} runs in {plan['chunks']:,} chunk(s) x {len(plan['keys'])} keys x "
+        (f"scale {plan['scale']:g}: {plan['runs']:,} runs in {plan['chunks']:,} chunk(s) x {len(plan['keys'])} keys x "
         f"{plan['steps']} steps = {plan['metric_rows']:,} metric rows; {w['artifact_files']:,} artifact files, "
-        f"{w['artifact_raw_bytes'] / MB:,.1f} MB",
-        f"archive: {size / MB:,.1f} MB in {w['members']:,} members "
+        f"{w['artifact_raw_bytes'] / MB:,.1f} MB"),
+        (f"archive: {size / MB:,.1f} MB in {w['members']:,} members "
         f"({w['metric_members']} run_metrics, {w['artifact_members']} artifact parts); "
         f"artifact data {w['artifact_raw_bytes'] / MB:,.1f} MB -> {w['artifact_member_bytes'] / MB:,.1f} MB "
-        f"({w['artifact_member_bytes'] / max(w['artifact_raw_bytes'], 1):.2f})",
+        f"({w['artifact_member_bytes'] / max(w['artifact_raw_bytes'], 1):.2f})"),
         f"(prepare: artifact files generated in {prep.get('seconds', 0):.1f} s, not counted)",
         "",
     ]
     rows = []
     write_s = w["seconds"]
     rows.append(["write", f"{write_s:.2f}", f"{w['cpu_s']:.2f}", f"{size / MB / write_s:,.1f}",
-                 f"{w['metric_rows'] / write_s:,.0f}", _mib(w["peak_rss_kib"]), _mib(w["base_rss_kib"])])
+                 f"{size / MB / w['cpu_s']:,.1f}", f"{w['metric_rows'] / write_s:,.0f}",
+                 _mib(w["peak_rss_kib"]), _mib(w["base_rss_kib"])])
     for phase in ("read", "verify"):
         if phase in results:
             p = results[phase]
-            metric_rows = p["rows"]["run_metrics"] if phase == "read" else p["rows"]
-            label = "rows/s" if phase == "read" else "rows/s (all tables)"
+            metric_rows = plan["metric_rows"]  # read and verify decode every one of them
             rows.append([phase, f"{p['seconds']:.2f}", f"{p['cpu_s']:.2f}", f"{size / MB / p['seconds']:,.1f}",
-                         f"{metric_rows / p['seconds']:,.0f}", _mib(p["peak_rss_kib"]), _mib(p["base_rss_kib"])])
-    out.append(_table(["phase", "wall s", "cpu s", "archive MB/s", "metric rows/s", "peak RSS MiB",
+                         f"{size / MB / p['cpu_s']:,.1f}", f"{metric_rows / p['seconds']:,.0f}",
+                         _mib(p["peak_rss_kib"]), _mib(p["base_rss_kib"])])
+    out.append(_table(["phase", "wall s", "cpu s", "archive MB/s", "MB per cpu s", "metric rows/s", "peak RSS MiB",
                        "RSS after imports MiB"], rows))
+    out.append("(MB per cpu s: archive MB over the phase's CPU time, all threads; steadier than MB/s on a busy machine)")
     out.append("")
     lib_s = write_s - w["gen_s"]
     details = [
@@ -437,11 +462,11 @@ def report(results: dict) -> str:
         ["write: MB/s and rows/s without row generation",
          f"{size / MB / lib_s:,.1f} MB/s, {w['metric_rows'] / max(w['metric_s'] - w['gen_s'], 1e-9):,.0f} rows/s"],
         ["write: run_metrics sinks (encode+add) / artifact sinks",
-         f"{w['metric_s'] - w['gen_s']:.2f} s / {w['artifact_s']:.2f} s "
-         f"({w['artifact_raw_bytes'] / MB / max(w['artifact_s'], 1e-9):,.1f} MB/s raw)"],
+         (f"{w['metric_s'] - w['gen_s']:.2f} s / {w['artifact_s']:.2f} s "
+         f"({w['artifact_raw_bytes'] / MB / max(w['artifact_s'], 1e-9):,.1f} MB/s raw)")],
         ["archive bytes per metric point (run_metrics members / rows)",
-         f"{w['metric_member_bytes'] / max(w['metric_rows'], 1):.2f} B "
-         f"({w['metric_member_bytes'] / MB:,.2f} MB / {w['metric_rows']:,} rows)"],
+         (f"{w['metric_member_bytes'] / max(w['metric_rows'], 1):.2f} B "
+         f"({w['metric_member_bytes'] / MB:,.2f} MB / {w['metric_rows']:,} rows)")],
     ]
     if "read" in results:
         r = results["read"]
@@ -449,8 +474,11 @@ def report(results: dict) -> str:
             ["read: container (read member + sha256) / tables / artifacts",
              f"{r['container_s']:.2f} s / {r['tables_s']:.2f} s / {r['artifacts_s']:.2f} s"],
             ["read: artifact streaming, raw bytes",
-             f"{r['artifact_bytes'] / MB / max(r['artifacts_s'], 1e-9):,.1f} MB/s "
-             f"({r['artifact_files']:,} files, {r['artifact_bytes'] / MB:,.1f} MB)"],
+             (f"{r['artifact_bytes'] / MB / max(r['artifacts_s'], 1e-9):,.1f} MB/s "
+             f"({r['artifact_files']:,} files, {r['artifact_bytes'] / MB:,.1f} MB)")],
+            ["run_metrics stored bytes per point, by column",
+             ", ".join(f"{k} {v / max(w['metric_rows'], 1):.2f}" for k, v in r["column_bytes"].items())
+             + " (column chunks; the rest is Parquet footer and page headers)"],
             ["read: table decoding", f"{r['rows']['run_metrics'] / max(r['tables_s'], 1e-9):,.0f} metric rows/s"],
         ]
     width = max(len(d[0]) for d in details)
@@ -501,7 +529,8 @@ def main() -> None:
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
 
-    print(f"mlflow-archive container benchmark (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)", flush=True)
+    print(f"mlflow-archive container benchmark (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f} at start)", flush=True)
     if args.memory_check:
         if args.out:
             parser.error("--out cannot be combined with --memory-check")
@@ -513,10 +542,12 @@ def main() -> None:
         print()
         print("memory check: peak RSS of write and read at two scales (each phase in its own process)")
         print(memory_report(small, large))
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
         return
     results = run_scale(args.scale, args, ("prepare", "write", "read", "verify"))
     print()
     print(report(results))
+    print(f"load average {os.getloadavg()[0]:.2f} at the end (figures are noisy when other work shares the CPUs)")
     if args.out:
         print(f"\narchive kept at {args.out}")
 
