@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 
 import click
@@ -35,7 +36,9 @@ def _reports_errors(command):
 @click.group(name="archive", help="Export an MLflow server into one archive file, and import it into another.")
 @click.version_option(__version__, prog_name="mlflow-archive")
 def cli():
-    # MLflow's INFO messages (one per run without artifacts, ...) would drown our summary.
+    # MLflow's INFO messages (one per run without artifacts, ...) would drown our summary. MLflow
+    # sets its level when first imported, so both the environment and the live logger are set.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
