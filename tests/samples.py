@@ -437,13 +437,14 @@ def read_back(data: bytes, decode: bool = True) -> ReadResult:
 
 _FORK_SERVER = textwrap.dedent(
     """
-    import json, os, sys, traceback
+    import json, os, signal, sys, traceback
     from mlflow_archive.cli import cli
     import mlflow_archive.inspection  # imported once here, not once per child
 
     jobs, running, results, width = json.load(open(sys.argv[1])), {}, {}, int(sys.argv[2])
 
     def child(job):
+        signal.alarm(60)  # a hung reader fails its job (killed by SIGALRM) instead of the whole batch
         fd = os.open(job["stdin"], os.O_RDONLY)
         os.dup2(fd, 0)
         for target, path in ((1, job["out"]), (2, job["err"])):
@@ -523,7 +524,11 @@ class CliBatch:
         )
 
     def results(self) -> list[CliResult]:
-        out, err = self.proc.communicate(timeout=300)
+        try:
+            out, err = self.proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
         assert self.proc.returncode == 0, err
         results = []
         for spec, code in zip(self.specs, json.loads(out), strict=True):
@@ -531,10 +536,6 @@ class CliBatch:
             for key in ("stdin", "out", "err"):
                 os.unlink(spec[key])
         return results
-
-
-def run_cli_batch(tmp: Path, jobs: list[tuple[list[str], bytes]], width: int = 2) -> list[CliResult]:
-    return CliBatch(tmp, jobs, width).results()
 
 
 def script(name: str) -> str:

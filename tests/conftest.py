@@ -1,0 +1,171 @@
+import pytest
+
+from samples import build_sample
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """The sample archive (tests/samples.py): every table, every member kind, edge values."""
+    return build_sample(tmp_path_factory.mktemp("sample"))
+
+
+# ===========================================================================================
+# Real tracking servers for the round-trip tests (tests/servers.py, tests/tracking_data.py,
+# tests/compare.py). Fixtures: source_server, tracking_dataset, dest_server, scratch_server,
+# module_dest_server, fresh_dest_server, unique_prefix. A server starts only when a selected
+# test needs one; when the first is asked for, the pool queues every server the selected
+# tests will need, in the order they will need them, so startups overlap with the tests.
+# ===========================================================================================
+import os as _srv_os
+
+import pytest as _srv_pytest
+
+# A dead or hung server must fail a test fast, not after minutes of retries.
+_srv_os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+_srv_os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
+# No usage reports from test processes and the CLI subprocesses they start.
+_srv_os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+_SRV_NAMED_FIXTURES = {
+    "source_server": "source",
+    "tracking_dataset": "source",
+    "dest_server": "dest",
+    "scratch_server": "scratch",
+}
+_SRV_FRESH_LOOKAHEAD = 2  # fresh servers started ahead of the test that takes them
+
+
+class _ServerPool:
+    """Starts ``mlflow server`` processes ahead of need and stops them all at the end."""
+
+    def __init__(self, base, plan):
+        import threading
+
+        self._base = base
+        self._lock = threading.Lock()
+        self._named = {}
+        self._fresh = []
+        self._all = []
+        self._count = 0
+        # plan: server names ("source", ...) and "fresh" in the order tests will ask for them
+        self._fresh_demand = plan.count("fresh")
+        for entry in plan:
+            if entry == "fresh":
+                if len(self._fresh) < _SRV_FRESH_LOOKAHEAD:
+                    self._fresh.append(self._submit("fresh"))
+            else:
+                self._named_future(entry)
+
+    def _submit(self, label):
+        from servers import start_server_async
+
+        self._count += 1
+        future = start_server_async(self._base / f"{self._count:02d}-{label}")
+        self._all.append(future)
+        return future
+
+    def _named_future(self, name):
+        with self._lock:
+            if name not in self._named:
+                self._named[name] = self._submit(name)
+            return self._named[name]
+
+    def named(self, name):
+        return self._named_future(name).result()
+
+    def fresh(self):
+        with self._lock:
+            future = self._fresh.pop(0) if self._fresh else self._submit("fresh")
+            self._fresh_demand = max(self._fresh_demand - 1, 0)
+            while len(self._fresh) < min(self._fresh_demand, _SRV_FRESH_LOOKAHEAD):
+                self._fresh.append(self._submit("fresh"))
+        return future.result()
+
+    def stop_all(self):
+        from servers import stop_all
+
+        started = []
+        for future in self._all:
+            if future.cancel():  # still queued: never started
+                continue
+            try:
+                started.append(future.result())
+            except Exception:
+                pass
+        stop_all(started)
+
+
+def _srv_plan(items):
+    plan, seen_modules = [], set()
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        for fixture in names:
+            server = _SRV_NAMED_FIXTURES.get(fixture)
+            if server is not None and server not in plan:
+                plan.append(server)
+        if "module_dest_server" in names and getattr(item, "module", None) not in seen_modules:
+            seen_modules.add(getattr(item, "module", None))
+            plan.append("fresh")
+        if "fresh_dest_server" in names:
+            plan.append("fresh")
+    return plan
+
+
+@_srv_pytest.fixture(scope="session")
+def mlflow_server_pool(request, tmp_path_factory):
+    pool = _ServerPool(tmp_path_factory.mktemp("mlflow-servers"), _srv_plan(getattr(request.session, "items", [])))
+    yield pool
+    pool.stop_all()
+
+
+@_srv_pytest.fixture(scope="session")
+def source_server(mlflow_server_pool):
+    """The server holding the shared data set (``tracking_dataset``); tests must not change it."""
+    return mlflow_server_pool.named("source")
+
+
+@_srv_pytest.fixture(scope="session")
+def tracking_dataset(source_server):
+    """The shared data set of tests/tracking_data.py, built once on ``source_server``."""
+    from tracking_data import build_dataset
+
+    return build_dataset(source_server.url)
+
+
+@_srv_pytest.fixture(scope="session")
+def dest_server(mlflow_server_pool):
+    """A destination shared by the session: tests must use names from ``unique_prefix``."""
+    return mlflow_server_pool.named("dest")
+
+
+@_srv_pytest.fixture(scope="session")
+def scratch_server(mlflow_server_pool):
+    """A source shared by the session for small per-test data under ``unique_prefix`` names."""
+    return mlflow_server_pool.named("scratch")
+
+
+@_srv_pytest.fixture(scope="module")
+def module_dest_server(mlflow_server_pool):
+    """An empty destination for the tests of one module."""
+    server = mlflow_server_pool.fresh()
+    yield server
+    server.stop_in_background()
+
+
+@_srv_pytest.fixture
+def fresh_dest_server(mlflow_server_pool):
+    """An empty destination for one test."""
+    server = mlflow_server_pool.fresh()
+    yield server
+    server.stop_in_background()
+
+
+@_srv_pytest.fixture
+def unique_prefix(request):
+    """A prefix no other test uses, for experiment names on the shared servers."""
+    import re
+    import uuid
+
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name.removeprefix("test_"))[:30].strip("-")
+    return f"{stem}-{uuid.uuid4().hex[:8]}-"
+# ============================ end of real-server fixtures ==================================
