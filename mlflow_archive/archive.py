@@ -271,7 +271,8 @@ class ArchiveReader:
         except DamagedArchiveError as exc:
             if not self.seen and "truncated" in str(exc):
                 raise DamagedArchiveError(
-                    "The file is empty or too short to be an mlflow-archive; check that you passed the right file."
+                    "The file is empty or too short to be an mlflow-archive (it ends inside its first member); "
+                    "check that you passed the right file, or copy it again if it was cut short."
                 ) from None
             raise
 
