@@ -117,6 +117,8 @@ class Importer:
         rows = []
         for run in self.ctx.dest.runs_tagged([dest_experiment_id], RUN_SOURCE_ID_TAG):
             tags = run.data.tags
+            if tags.get(state) == "abandoned":  # replaced by a later import of the same run
+                continue
             rows.append((tags[RUN_SOURCE_ID_TAG], run.info.run_id, tags.get(state, "")))
             if len(rows) >= 1000:
                 self.ctx.ids.put_many("run", rows)

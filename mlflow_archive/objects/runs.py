@@ -41,7 +41,7 @@ SECTION = "runs"
 PER_CHUNK = 100
 METRICS_PER_CALL = 1000  # log_batch's limit
 STATE_TAG = PROVENANCE_PREFIX + "import_state"
-COMPLETE, PARTIAL = "complete", "partial"
+COMPLETE, PARTIAL, ABANDONED = "complete", "partial", "abandoned"
 
 
 # -- Export -------------------------------------------------------------------------------
@@ -260,8 +260,8 @@ class Importer:
         ctx = self.ctx
         if row["replaces"]:
             # Left partial by an interrupted import: its data cannot be trusted, so start over.
+            ctx.dest.set_run_tag(row["replaces"], STATE_TAG, ABANDONED)
             ctx.dest.delete_run(row["replaces"])
-            ctx.dest.set_run_tag(row["replaces"], STATE_TAG, "abandoned")
         experiment_id = ctx.ids.dest("experiment", row["experiment_id"])
         if experiment_id is None:
             raise ArchiveError(f"run {source_id} belongs to experiment {row['experiment_id']}, which was not imported")
