@@ -167,6 +167,10 @@ class TrackingSource(_Endpoint):
 
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(destination), tracking_uri=self.uri))
 
+    def download_version(self, name: str, version: str, destination: Path) -> Path:
+        # Resolved here, not as models:/NAME/VERSION, which would ask the process-wide registry.
+        return self.download_uri(self.client.get_model_version_download_uri(name, version), destination)
+
     def runs_by_id(self, experiment_ids: list[str], run_ids: list[str], include_deleted: bool) -> Iterator[Run]:
         quoted = ", ".join(f"'{r}'" for r in run_ids)
         return self.runs(experiment_ids, f"attributes.run_id IN ({quoted})", include_deleted)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlflow.entities import Experiment
+from mlflow.entities import Experiment, LifecycleStage
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 from .context import ExportOptions, selector_tokens
 from .endpoints import TrackingSource
 from .errors import ArchiveError
-from .objects import experiments as experiment_objects
 from .objects.registry import LOGGED_MODEL_URI
+from .streams import redact_uri
 
 
 @dataclass
@@ -40,22 +40,43 @@ class Selection:
         )
 
 
-def _select_models(source: TrackingSource, selector: str, options: ExportOptions) -> list[tuple[RegisteredModel, list[ModelVersion]]]:
-    tokens = selector_tokens(selector)
+def _resolve(selector: str, list_all, find_one, name_of, key_of) -> list:
+    """Objects named by ``all``, ``prefix*`` patterns and exact names (or IDs), in one list without repeats."""
     everything = None
-    chosen: dict[str, RegisteredModel] = {}
-    for token in tokens:
+    chosen: dict = {}
+    for token in selector_tokens(selector):
         if token == "all" or token.endswith("*"):
             if everything is None:
-                everything = list(source.registered_models())
+                everything = list(list_all())
             prefix = "" if token == "all" else token[:-1]
-            chosen.update({m.name: m for m in everything if m.name.startswith(prefix)})
+            chosen.update({key_of(o): o for o in everything if name_of(o).startswith(prefix)})
         else:
-            model = source.registered_model(token)
-            if model is None:
-                raise ArchiveError(f"No registered model named {token!r} on the source; check --models.")
-            chosen[model.name] = model
-    return [(model, _filter_versions(list(source.model_versions(name)), options)) for name, model in sorted(chosen.items())]
+            found = find_one(token)
+            if found is not None:
+                chosen[key_of(found)] = found
+    return list(chosen.values())
+
+
+def select_experiments(source: TrackingSource, selector: str, include_deleted: bool) -> list[Experiment]:
+    def find(token: str) -> Experiment | None:
+        found = source.experiment(token)
+        if found is None:
+            raise ArchiveError(f"No experiment named or numbered {token!r} on {redact_uri(source.uri)}; check --experiments.")
+        return found if include_deleted or found.lifecycle_stage == LifecycleStage.ACTIVE else None
+
+    chosen = _resolve(selector, lambda: source.experiments(include_deleted), find, lambda e: e.name, lambda e: e.experiment_id)
+    return sorted(chosen, key=lambda e: (len(e.experiment_id), e.experiment_id))
+
+
+def _select_models(source: TrackingSource, selector: str, options: ExportOptions) -> list[tuple[RegisteredModel, list[ModelVersion]]]:
+    def find(token: str) -> RegisteredModel:
+        model = source.registered_model(token)
+        if model is None:
+            raise ArchiveError(f"No registered model named {token!r} on the source; check --models.")
+        return model
+
+    chosen = _resolve(selector, source.registered_models, find, lambda m: m.name, lambda m: m.name)
+    return [(m, _filter_versions(list(source.model_versions(m.name)), options)) for m in sorted(chosen, key=lambda m: m.name)]
 
 
 def _filter_versions(versions: list[ModelVersion], options: ExportOptions) -> list[ModelVersion]:
@@ -83,7 +104,7 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
     selection = Selection()
     chosen: dict[str, Experiment] = {}
     if named_experiments or everything:
-        for experiment in experiment_objects.select(source, options.experiments or "all", options.export_deleted_experiments):
+        for experiment in select_experiments(source, options.experiments or "all", options.export_deleted_experiments):
             chosen[experiment.experiment_id] = experiment
         selection.full_experiment_ids = set(chosen)
     if named_logged and options.logged_models.strip() != "all":

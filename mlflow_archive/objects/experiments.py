@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-from mlflow.entities import Experiment, LifecycleStage
+from mlflow.entities import LifecycleStage
 
 from ..context import (
     PROVENANCE_PREFIX,
     SOURCE_TAG_PREFIX,
     ExportContext,
     ImportContext,
-    selector_tokens,
 )
-from ..endpoints import TrackingSource
 from ..errors import ArchiveError
-from ..streams import redact_uri
 
 SECTION = "experiments"
 PER_CHUNK = 1000
 SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_experiment_id"
 RUN_SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_run_id"
 MODEL_SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_model_id"
-
-
-def select(source: TrackingSource, selector: str, include_deleted: bool) -> list[Experiment]:
-    """Resolve ``all``, comma-separated names or IDs, ``prefix*`` patterns, or a .txt file of those."""
-    tokens = selector_tokens(selector)
-    everything = None
-    chosen: dict[str, Experiment] = {}
-    for token in tokens:
-        if token == "all" or token.endswith("*"):
-            if everything is None:
-                everything = list(source.experiments(include_deleted))
-            prefix = "" if token == "all" else token[:-1]
-            matches = [e for e in everything if e.name.startswith(prefix)]
-        else:
-            found = source.experiment(token)
-            if found is None:
-                raise ArchiveError(f"No experiment named or numbered {token!r} on {redact_uri(source.uri)}; check --experiments.")
-            matches = [found] if include_deleted or found.lifecycle_stage == LifecycleStage.ACTIVE else []
-        for experiment in matches:
-            chosen[experiment.experiment_id] = experiment
-    return sorted(chosen.values(), key=lambda e: (len(e.experiment_id), e.experiment_id))
 
 
 def export(ctx: ExportContext) -> None:

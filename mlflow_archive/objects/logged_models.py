@@ -7,7 +7,6 @@ so ``models:/`` URIs on the destination load the model as on the source.
 from __future__ import annotations
 
 import re
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,15 +21,15 @@ from mlflow.entities import (
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from ..archive import Member
-from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
+from ..context import PROVENANCE_PREFIX, ExportContext
 from ..errors import ArchiveError
-from ..members import ARTIFACTS_EXT, extract_file
+from ..members import ARTIFACTS_EXT
+from ._common import COMPLETE, PARTIAL, ChunkReplay, pack_artifacts
 from .experiments import MODEL_SOURCE_ID_TAG
 
 SECTION = "logged_models"
 PER_CHUNK = 100
 STATE_TAG = PROVENANCE_PREFIX + "import_state"
-COMPLETE, PARTIAL = "complete", "partial"
 MODEL_IO_COLUMNS = ("run_id", "direction", "model_id", "step")
 
 
@@ -88,18 +87,10 @@ def _export_chunk(ctx: ExportContext, models: list[LoggedModel], model_io: list[
         },
     )
     chunk.write_table("run_model_io", {name: [row[i] for row in model_io] for i, name in enumerate(MODEL_IO_COLUMNS)})
-    with chunk.artifacts() as sink:
-        for model, local in zip(models, ctx.ordered_map(lambda m: _download(ctx, m), models)):
-            for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
-                sink.add(f"{model.model_id}/{path.relative_to(local).as_posix()}", path)
-    shutil.rmtree(ctx.workdir / "models", ignore_errors=True)
+    pack_artifacts(
+        ctx, chunk, models, lambda m: m.model_id, lambda m, target: ctx.source.download_uri(m.artifact_location, target)
+    )
     ctx.summary.add("logged_models", "exported", len(models))
-
-
-def _download(ctx: ExportContext, model: LoggedModel) -> Path:
-    target = ctx.workdir / "models" / model.model_id
-    target.mkdir(parents=True)
-    return ctx.source.download_uri(model.artifact_location, target)
 
 
 # -- Import -------------------------------------------------------------------------------
@@ -119,45 +110,24 @@ def _derived_tag(key: str) -> bool:
     return key.startswith(PROVENANCE_PREFIX) or key == MLFLOW_MODEL_VERSIONS
 
 
-class Importer:
-    def __init__(self, ctx: ImportContext) -> None:
-        self.ctx = ctx
-        self.rows: dict[str, dict] = {}
-        self.failed: set[str] = set()
+class Importer(ChunkReplay):
+    kind, object_type = "logged_model", "logged_models"
 
     def member(self, member: Member) -> None:
         if member.kind == ARTIFACTS_EXT:
-            self._log_artifacts(member)
+            self.upload_artifacts(member, self._upload)
             return
         table = member.read_table()
-        {"logged_models": self._create, "logged_model_metrics": self._log_metrics, "run_model_io": self._link_runs}[
-            member.stem
-        ](table)
-
-    def _guarded(self, source_id: str, work) -> None:
-        if source_id in self.failed or source_id not in self.rows:
-            return
-        try:
-            work()
-        except Exception as exc:
-            self.ctx.check_fatal(exc)
-            self.failed.add(source_id)
-            self.ctx.summary.fail("logged_models", exc)
-
-    def _map(self, items, work) -> None:
-        for _ in self.ctx.ordered_map(lambda item: self._guarded(item[0], lambda: work(*item)), items):
-            pass
-
-    def _create(self, table: pa.Table) -> None:
-        ctx = self.ctx
-        for row in table.to_pylist():
-            known = ctx.ids.get("logged_model", row["model_id"])
-            if known and known[1] == COMPLETE:
-                ctx.summary.add("logged_models", "skipped")
-                continue
-            row["replaces"] = known[0] if known else None
-            self.rows[row["model_id"]] = row
-        self._map(list(self.rows.items()), self._create_one)
+        if member.stem == "logged_models":
+            self.begin(table, "model_id")
+            self.for_each(self._create_one, list(self.rows.items()))
+        elif member.stem == "logged_model_metrics":
+            by_model: dict[str, list[dict]] = defaultdict(list)
+            for row in table.to_pylist():
+                by_model[row["model_id"]].append(row)
+            self.for_each(self._log_metrics, list(by_model.items()))
+        else:
+            self._link_runs(table)
 
     def _create_one(self, source_id: str, row: dict) -> None:
         ctx = self.ctx
@@ -176,41 +146,23 @@ class Importer:
         ctx.ids.put("logged_model", source_id, model.model_id, PARTIAL)
         ctx.ids.put("model_location", row["artifact_location"] or "", model.artifact_location)
 
-    def _log_metrics(self, table: pa.Table) -> None:
-        by_model: dict[str, list[dict]] = defaultdict(list)
-        for row in table.to_pylist():
-            by_model[row["model_id"]].append(row)
-
-        def work(source_id, rows):
-            by_run: dict[str, list[Metric]] = defaultdict(list)
-            for r in rows:
-                run_id = self.ctx.ids.dest("run", r["run_id"]) if r["run_id"] else None
-                if run_id is None:
-                    raise ArchiveError(
-                        f"metric {r['key']} of logged model {source_id} was logged in run {r['run_id']}, which is not in the archive"
-                    )
-                by_run[run_id].append(
-                    Metric(r["key"], r["value"], r["timestamp"], r["step"], model_id=self.rows[source_id]["dest_id"],
-                           dataset_name=r["dataset_name"], dataset_digest=r["dataset_digest"], run_id=run_id)
+    def _log_metrics(self, source_id: str, rows: list[dict]) -> None:
+        by_run: dict[str, list[Metric]] = defaultdict(list)
+        for r in rows:
+            run_id = self.ctx.ids.dest("run", r["run_id"]) if r["run_id"] else None
+            if run_id is None:
+                raise ArchiveError(
+                    f"metric {r['key']} of logged model {source_id} was logged in run {r['run_id']}, which is not in the archive"
                 )
-            for run_id, metrics in by_run.items():
-                self.ctx.dest.log_batch(run_id, metrics=metrics)
+            by_run[run_id].append(
+                Metric(r["key"], r["value"], r["timestamp"], r["step"], model_id=self.dest(source_id),
+                       dataset_name=r["dataset_name"], dataset_digest=r["dataset_digest"], run_id=run_id)
+            )
+        for run_id, metrics in by_run.items():
+            self.ctx.dest.log_batch(run_id, metrics=metrics)
 
-        self._map(list(by_model.items()), work)
-
-    def _log_artifacts(self, member: Member) -> None:
-        root = self.ctx.workdir / "models"
-        for path, data in member.iter_artifacts():
-            source_id, _, relative = path.partition("/")
-            if source_id in self.rows and source_id not in self.failed:
-                extract_file(data, root / source_id, relative)
-        for source_id in sorted(p.name for p in root.iterdir()) if root.exists() else []:
-            self._guarded(source_id, lambda: self._rewrite_mlmodels(source_id, root / source_id))
-        uploads = [(source_id, root / source_id) for source_id in sorted(p.name for p in root.iterdir())] if root.exists() else []
-        self._map(uploads, lambda source_id, local: self.ctx.dest.log_model_artifacts(self.rows[source_id]["dest_id"], local))
-        shutil.rmtree(root, ignore_errors=True)
-
-    def _rewrite_mlmodels(self, source_id: str, local: Path) -> None:
+    def _upload(self, source_id: str, local: Path) -> None:
+        """Point the MLmodel files at the destination's IDs, then upload."""
         row = self.rows[source_id]
         replacements = {source_id: row["dest_id"]}
         if row["artifact_location"]:
@@ -219,6 +171,7 @@ class Importer:
             replacements[row["source_run_id"]] = self.ctx.ids.dest("run", row["source_run_id"])
         for mlmodel in local.rglob("MLmodel"):
             mlmodel.write_text(rewrite_mlmodel(mlmodel.read_text(encoding="utf-8"), replacements), encoding="utf-8")
+        self.ctx.dest.log_model_artifacts(row["dest_id"], local)
 
     def _link_runs(self, table: pa.Table) -> None:
         ctx = self.ctx
@@ -246,8 +199,8 @@ class Importer:
             self.ctx.ids.put("logged_model_created", source_id, row["dest_id"])
             self.ctx.summary.add("logged_models", "created")
 
-        self._map(list(self.rows.items()), finish)
-        self.rows, self.failed = {}, set()
+        self.for_each(finish, list(self.rows.items()))
+        self.reset()
 
     def finish(self) -> None:
         pass

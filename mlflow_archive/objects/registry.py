@@ -20,6 +20,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from ..archive import Member
 from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
 from ..members import ARTIFACTS_EXT, extract_file
+from ._common import pack_artifacts
 from .logged_models import rewrite_mlmodel
 
 SECTION = "registry"
@@ -82,11 +83,10 @@ def _export_chunk(ctx: ExportContext, models: list[tuple[RegisteredModel, list[M
         },
     )
     if ctx.options.export_version_model:
-        with chunk.artifacts() as sink:
-            for version, local in zip(versions, ctx.ordered_map(lambda v: _download(ctx, v), versions)):
-                for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
-                    sink.add(f"{version_owner(version.name, version.version)}/{path.relative_to(local).as_posix()}", path)
-        shutil.rmtree(ctx.workdir / "versions", ignore_errors=True)
+        pack_artifacts(
+            ctx, chunk, versions, lambda v: version_owner(v.name, v.version),
+            lambda v, target: ctx.source.download_version(v.name, v.version, target),
+        )
     ctx.summary.add("registered_models", "exported", len(models))
     ctx.summary.add("model_versions", "exported", len(versions))
 
@@ -96,12 +96,6 @@ def _model_id(version: ModelVersion) -> str | None:
         return version.model_id
     match = LOGGED_MODEL_URI.match(version.source or "")
     return match.group(1) if match else None
-
-
-def _download(ctx: ExportContext, version: ModelVersion) -> Path:
-    target = ctx.workdir / "versions" / version_owner(version.name, version.version)
-    target.mkdir(parents=True)
-    return ctx.source.download_uri(f"models:/{version.name}/{version.version}", target)
 
 
 # -- Import -------------------------------------------------------------------------------

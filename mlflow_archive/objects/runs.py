@@ -9,7 +9,6 @@ a run left ``partial`` by an interrupted import is replaced by the next one.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -34,14 +33,14 @@ from mlflow.utils.mlflow_tags import (
 from ..archive import Member
 from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
 from ..errors import ArchiveError
-from ..members import ARTIFACTS_EXT, extract_file
+from ..members import ARTIFACTS_EXT
+from ._common import ABANDONED, COMPLETE, PARTIAL, ChunkReplay, pack_artifacts
 from .experiments import RUN_SOURCE_ID_TAG
 
 SECTION = "runs"
 PER_CHUNK = 100
 METRICS_PER_CALL = 1000  # log_batch's limit
 STATE_TAG = PROVENANCE_PREFIX + "import_state"
-COMPLETE, PARTIAL, ABANDONED = "complete", "partial", "abandoned"
 
 
 # -- Export -------------------------------------------------------------------------------
@@ -122,11 +121,9 @@ def _history(ctx: ExportContext, run_key: tuple[str, str]) -> pa.Table:
     )
 
 
-def _download(ctx: ExportContext, run: Run) -> Path:
-    target = ctx.workdir / "artifacts" / run.info.run_id
-    target.mkdir(parents=True)
+def _download(ctx: ExportContext, run: Run, target: Path) -> Path:
     try:
-        ctx.source.download_artifacts(run.info.run_id, target)
+        return ctx.source.download_artifacts(run.info.run_id, target)
     except Exception as exc:
         if "No such file" not in str(exc):
             raise
@@ -163,11 +160,7 @@ def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
             ctx.model_io.append((run.info.run_id, "input", model_input.model_id, None))
         for model_output in run.outputs.model_outputs if run.outputs else []:
             ctx.model_io.append((run.info.run_id, "output", model_output.model_id, model_output.step))
-    with chunk.artifacts() as sink:
-        for run, local in zip(runs, ctx.ordered_map(lambda r: _download(ctx, r), runs)):
-            for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
-                sink.add(f"{run.info.run_id}/{path.relative_to(local).as_posix()}", path)
-    shutil.rmtree(ctx.workdir / "artifacts", ignore_errors=True)
+    pack_artifacts(ctx, chunk, runs, lambda run: run.info.run_id, lambda run, target: _download(ctx, run, target))
     ctx.summary.add("runs", "exported", len(runs))
     ctx.summary.add("metric_points", "exported", points)
     ctx.progress.update("runs exported", ctx.summary.counts["runs"].exported, nbytes=ctx.writer.bytes_written)
@@ -204,57 +197,28 @@ def _group(table: pa.Table) -> dict[str, pa.Table]:
     return {run_id: pa.concat_tables(parts) for run_id, parts in out.items()}
 
 
-class Importer:
+class Importer(ChunkReplay):
+    kind, object_type = "run", "runs"
+
     def __init__(self, ctx: ImportContext) -> None:
-        self.ctx = ctx
-        self.rows: dict[str, dict] = {}  # this chunk's runs being created, by source run ID
-        self.failed: set[str] = set()
+        super().__init__(ctx)
         self.deferred_parents: list[tuple[str, str]] = []  # (destination run, source parent)
 
     def member(self, member: Member) -> None:
-        handlers = {
-            "runs": self._create_runs,
-            "run_params": self._log_params,
-            "run_tags": self._log_tags,
-            "run_metrics": self._log_metrics,
-            "run_inputs": self._log_inputs,
-        }
         if member.kind == ARTIFACTS_EXT:
-            self._log_artifacts(member)
+            files = self.upload_artifacts(member, lambda source_id, local: self.ctx.dest.log_artifacts(self.dest(source_id), local))
+            self.ctx.summary.add("artifact_files", "created", files)
+            return
+        table = member.read_table()
+        if member.stem == "runs":
+            self.begin(table, "run_id")
+            self.for_each(self._create_one, list(self.rows.items()))
+            return
+        work = {"run_params": self._log_params, "run_tags": self._log_tags, "run_inputs": self._log_inputs}.get(member.stem)
+        if work is None:
+            self._log_metrics(table)
         else:
-            handlers[member.stem](member.read_table())
-
-    def _for_each_run(self, work, items) -> None:
-        """Apply ``work(source_run_id, payload)`` concurrently; a failure marks that run failed."""
-
-        def guarded(item):
-            source_id, payload = item
-            if source_id in self.failed or source_id not in self.rows:
-                return
-            try:
-                work(source_id, payload)
-            except Exception as exc:
-                self.ctx.check_fatal(exc)
-                if source_id not in self.failed:
-                    self.failed.add(source_id)
-                    self.ctx.summary.fail("runs", exc)
-
-        for _ in self.ctx.ordered_map(guarded, items):
-            pass
-
-    def _dest(self, source_id: str) -> str:
-        return self.rows[source_id]["dest_id"]
-
-    def _create_runs(self, table: pa.Table) -> None:
-        ctx = self.ctx
-        for row in table.to_pylist():
-            known = ctx.ids.get("run", row["run_id"])
-            if known and known[1] == COMPLETE:
-                ctx.summary.add("runs", "skipped")
-                continue
-            row["replaces"] = known[0] if known else None
-            self.rows[row["run_id"]] = row
-        self._for_each_run(self._create_one, [(source_id, row) for source_id, row in self.rows.items()])
+            self.for_each(work, _group(table).items())
 
     def _create_one(self, source_id: str, row: dict) -> None:
         ctx = self.ctx
@@ -274,32 +238,26 @@ class Importer:
         if row["artifact_uri"]:
             ctx.ids.put("run_location", row["artifact_uri"], run.info.artifact_uri)
 
-    def _log_params(self, table: pa.Table) -> None:
-        def work(source_id, part):
-            params = [Param(k, v) for k, v in zip(part["key"].to_pylist(), part["value"].to_pylist())]
-            self.ctx.dest.log_batch(self._dest(source_id), params=params)
+    def _log_params(self, source_id: str, part: pa.Table) -> None:
+        params = [Param(k, v) for k, v in zip(part["key"].to_pylist(), part["value"].to_pylist())]
+        self.ctx.dest.log_batch(self.dest(source_id), params=params)
 
-        self._for_each_run(work, _group(table).items())
-
-    def _log_tags(self, table: pa.Table) -> None:
-        def work(source_id, part):
-            dest_id = self._dest(source_id)
-            tags = []
-            for key, value in zip(part["key"].to_pylist(), part["value"].to_pylist()):
-                if key.startswith(PROVENANCE_PREFIX) or key == MLFLOW_USER and not self.ctx.options.use_src_user_id:
+    def _log_tags(self, source_id: str, part: pa.Table) -> None:
+        dest_id = self.dest(source_id)
+        tags = []
+        for key, value in zip(part["key"].to_pylist(), part["value"].to_pylist()):
+            if key.startswith(PROVENANCE_PREFIX) or key == MLFLOW_USER and not self.ctx.options.use_src_user_id:
+                continue
+            if key == MLFLOW_PARENT_RUN_ID:
+                parent = self.ctx.ids.dest("run", value)
+                if parent is None:
+                    self.deferred_parents.append((dest_id, value))
                     continue
-                if key == MLFLOW_PARENT_RUN_ID:
-                    parent = self.ctx.ids.dest("run", value)
-                    if parent is None:
-                        self.deferred_parents.append((dest_id, value))
-                        continue
-                    value = parent
-                elif key == MLFLOW_LOGGED_MODELS:
-                    value = _rewrite_run_ids(value, source_id, dest_id)
-                tags.append(RunTag(key, value or ""))
-            self.ctx.dest.log_batch(dest_id, tags=tags)
-
-        self._for_each_run(work, _group(table).items())
+                value = parent
+            elif key == MLFLOW_LOGGED_MODELS:
+                value = _rewrite_run_ids(value, source_id, dest_id)
+            tags.append(RunTag(key, value or ""))
+        self.ctx.dest.log_batch(dest_id, tags=tags)
 
     def _log_metrics(self, table: pa.Table) -> None:
         # Slices of one log_batch each, so even a single long history is written in parallel.
@@ -308,47 +266,26 @@ class Importer:
                 for start in range(0, part.num_rows, METRICS_PER_CALL):
                     yield source_id, part.slice(start, METRICS_PER_CALL)
 
-        def work(source_id, part):
-            metrics = [
-                Metric(k, v, t, s)
-                for k, v, t, s in zip(
-                    part["key"].to_pylist(), part["value"].to_pylist(), part["timestamp"].to_pylist(), part["step"].to_pylist()
-                )
-            ]
-            self.ctx.dest.log_batch(self._dest(source_id), metrics=metrics)
+        def work(source_id: str, part: pa.Table) -> None:
+            columns = (part[name].to_pylist() for name in ("key", "value", "timestamp", "step"))
+            self.ctx.dest.log_batch(self.dest(source_id), metrics=[Metric(*point) for point in zip(*columns)])
 
-        self._for_each_run(work, slices())
+        self.for_each(work, slices())
         created = pc.sum(pc.is_in(table["run_id"], pa.array(list(self.rows), pa.string()))).as_py()
         self.ctx.summary.add("metric_points", "created", created or 0)
 
-    def _log_inputs(self, table: pa.Table) -> None:
-        def work(source_id, part):
-            datasets = [
-                DatasetInput(
-                    Dataset(r["name"], r["digest"], r["source_type"], r["source"], r["schema"], r["profile"]),
-                    [InputTag(t["key"], t["value"]) for t in r["tags"]],
-                )
-                for r in part.to_pylist()
-            ]
-            self.ctx.dest.log_inputs(self._dest(source_id), datasets)
-
-        self._for_each_run(work, _group(table).items())
-
-    def _log_artifacts(self, member: Member) -> None:
-        root = self.ctx.workdir / "artifacts"
-        files = 0
-        for path, data in member.iter_artifacts():
-            source_id, _, relative = path.partition("/")
-            if source_id in self.rows and source_id not in self.failed:
-                extract_file(data, root / source_id, relative)
-                files += 1
-        uploads = [(source_id, root / source_id) for source_id in sorted(p.name for p in root.iterdir())] if root.exists() else []
-        self._for_each_run(lambda source_id, local: self.ctx.dest.log_artifacts(self._dest(source_id), local), uploads)
-        shutil.rmtree(root, ignore_errors=True)
-        self.ctx.summary.add("artifact_files", "created", files)
+    def _log_inputs(self, source_id: str, part: pa.Table) -> None:
+        datasets = [
+            DatasetInput(
+                Dataset(r["name"], r["digest"], r["source_type"], r["source"], r["schema"], r["profile"]),
+                [InputTag(t["key"], t["value"]) for t in r["tags"]],
+            )
+            for r in part.to_pylist()
+        ]
+        self.ctx.dest.log_inputs(self.dest(source_id), datasets)
 
     def end_chunk(self) -> None:
-        def finish(source_id, row):
+        def finish(source_id: str, row: dict) -> None:
             ctx = self.ctx
             dest_id = row["dest_id"]
             ctx.dest.finish_run(dest_id, row["status"], row["end_time"])
@@ -358,9 +295,9 @@ class Importer:
             ctx.ids.put("run", source_id, dest_id, COMPLETE)
             ctx.summary.add("runs", "created")
 
-        self._for_each_run(finish, list(self.rows.items()))
+        self.for_each(finish, list(self.rows.items()))
         self.ctx.progress.update("runs imported", self.ctx.summary.counts["runs"].created)
-        self.rows, self.failed = {}, set()
+        self.reset()
 
     def finish(self) -> None:
         unresolved = 0

@@ -1,0 +1,100 @@
+"""What the object-type modules share: packing owners' files, and replaying a chunk of owned objects."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+import pyarrow as pa
+
+from ..archive import Chunk, Member
+from ..context import ExportContext, ImportContext
+from ..members import extract_file
+
+T = TypeVar("T")
+COMPLETE, PARTIAL, ABANDONED = "complete", "partial", "abandoned"
+
+
+def pack_artifacts(
+    ctx: ExportContext, chunk: Chunk, objects: list[T], owner: Callable[[T], str], download: Callable[[T, Path], Path]
+) -> None:
+    """Download each object's files (concurrently) and add them to the chunk as ``<owner>/<path>``."""
+    workdir = ctx.workdir / chunk.section
+
+    def fetch(obj: T) -> Path:
+        target = workdir / owner(obj)
+        target.mkdir(parents=True)
+        return download(obj, target)
+
+    with chunk.artifacts() as sink:
+        for obj, local in zip(objects, ctx.ordered_map(fetch, objects)):
+            for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
+                sink.add(f"{owner(obj)}/{path.relative_to(local).as_posix()}", path)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+class ChunkReplay:
+    """The objects of one chunk that an import creates, keyed by source ID.
+
+    ``begin`` keeps the rows not already imported (complete) by an earlier run of the
+    same import; ``for_each`` applies work to them concurrently, and a failure marks
+    only that object failed, so the rest of the chunk goes on.
+    """
+
+    kind: str  # the IdMap kind, e.g. "run"
+    object_type: str  # the summary's name, e.g. "runs"
+
+    def __init__(self, ctx: ImportContext) -> None:
+        self.ctx = ctx
+        self.rows: dict[str, dict] = {}
+        self.failed: set[str] = set()
+
+    def begin(self, table: pa.Table, id_column: str) -> None:
+        for row in table.to_pylist():
+            known = self.ctx.ids.get(self.kind, row[id_column])
+            if known and known[1] == COMPLETE:
+                self.ctx.summary.add(self.object_type, "skipped")
+                continue
+            row["replaces"] = known[0] if known else None
+            self.rows[row[id_column]] = row
+
+    def live(self, source_id: str) -> bool:
+        return source_id in self.rows and source_id not in self.failed
+
+    def dest(self, source_id: str) -> str:
+        return self.rows[source_id]["dest_id"]
+
+    def for_each(self, work: Callable, items: Iterable[tuple]) -> None:
+        """Apply ``work(source_id, *rest)`` to each item concurrently; a failure fails that object only."""
+
+        def guarded(item: tuple) -> None:
+            if not self.live(item[0]):
+                return
+            try:
+                work(*item)
+            except Exception as exc:
+                self.ctx.check_fatal(exc)
+                if item[0] not in self.failed:
+                    self.failed.add(item[0])
+                    self.ctx.summary.fail(self.object_type, exc)
+
+        for _ in self.ctx.ordered_map(guarded, items):
+            pass
+
+    def upload_artifacts(self, member: Member, upload: Callable[[str, Path], None]) -> int:
+        """Extract the files of live objects, then ``upload(source_id, folder)`` each; returns the file count."""
+        root = self.ctx.workdir / member.section
+        files = 0
+        for path, data in member.iter_artifacts():
+            source_id, _, relative = path.partition("/")
+            if self.live(source_id):
+                extract_file(data, root / source_id, relative)
+                files += 1
+        if root.exists():
+            self.for_each(upload, [(p.name, p) for p in sorted(root.iterdir())])
+            shutil.rmtree(root, ignore_errors=True)
+        return files
+
+    def reset(self) -> None:
+        self.rows, self.failed = {}, set()
