@@ -8,6 +8,7 @@ able to keep IDs) would be one more class with the same methods.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -162,9 +163,16 @@ class TrackingSource(_Endpoint):
         return Path(self.client.download_artifacts(run_id, "", str(destination)))
 
     def download_uri(self, artifact_uri: str, destination: Path) -> Path:
-        """Download everything under an artifact URI (``models:/...``, ``mlflow-artifacts:/...``)."""
+        """Download everything under an artifact URI; a location that holds no files gives an empty folder."""
         import mlflow.artifacts
 
+        try:
+            if not mlflow.artifacts.list_artifacts(artifact_uri=artifact_uri, tracking_uri=self.uri):
+                return destination
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST" and "404" not in str(exc):
+                raise
+            return destination
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(destination), tracking_uri=self.uri))
 
     def download_version(self, name: str, version: str, destination: Path) -> Path:
@@ -327,7 +335,9 @@ class TrackingDestination(_Endpoint):
         self.client.delete_model_version(name, version)
 
     def transition_stage(self, name: str, version: str, stage: str) -> None:
-        self.client.transition_model_version_stage(name, version, stage, archive_existing_versions=False)
+        with warnings.catch_warnings():  # stages are deprecated, but they are the source's data
+            warnings.simplefilter("ignore", FutureWarning)
+            self.client.transition_model_version_stage(name, version, stage, archive_existing_versions=False)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(name, alias, version)

@@ -21,7 +21,6 @@ from ..archive import Member
 from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
 from ..members import ARTIFACTS_EXT, extract_file
 from ._common import pack_artifacts
-from .logged_models import rewrite_mlmodel
 
 SECTION = "registry"
 PER_CHUNK = 100
@@ -167,7 +166,7 @@ class Importer:
                 ctx.summary.add("model_versions", "skipped")
                 continue
             try:
-                latest = self._import_version(name, version, latest, keep_numbers=ours)
+                latest = self._import_version(name, source_name, version, latest, keep_numbers=ours)
                 ctx.summary.add("model_versions", "created")
             except Exception as exc:
                 self._fail(exc)
@@ -181,9 +180,9 @@ class Importer:
             except Exception as exc:
                 self._fail(exc, "registered_models")
 
-    def _import_version(self, name: str, version: dict, latest: int, keep_numbers: bool) -> int:
+    def _import_version(self, name: str, source_name: str, version: dict, latest: int, keep_numbers: bool) -> int:
         ctx = self.ctx
-        source, run_id, model_id = self._rewrite_source(name, version)
+        source, run_id, model_id = self._rewrite_source(name, source_name, version)
         tags = {t["key"]: t["value"] for t in version["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
         tags[SOURCE_VERSION_TAG] = str(version["version"])
         if keep_numbers:
@@ -197,7 +196,7 @@ class Importer:
             ctx.dest.transition_stage(name, created, version["current_stage"])
         return int(created)
 
-    def _rewrite_source(self, name: str, version: dict) -> tuple[str, str | None, str | None]:
+    def _rewrite_source(self, name: str, source_name: str, version: dict) -> tuple[str, str | None, str | None]:
         ctx = self.ctx
         source = version["source"] or ""
         run_id = ctx.ids.dest("run", version["run_id"]) if version["run_id"] else None
@@ -212,7 +211,7 @@ class Importer:
             prefix, dest_prefix = ctx.ids.longest_prefix(kind, source)
             if prefix:
                 return dest_prefix + source[len(prefix) :], run_id, model_id if id_kind == "logged_model" else None
-        files = self.version_files / version_owner(name, version["version"])
+        files = self.version_files / version_owner(source_name, version["version"])
         if files.is_dir():
             return self._upload_version_files(name, version, files)
         ctx.summary.note(
@@ -226,8 +225,6 @@ class Importer:
         holder = ctx.dest.create_holder_run(
             SOURCES_EXPERIMENT, f"{name} v{version['version']}", {SOURCE_NAME_TAG: name, SOURCE_VERSION_TAG: str(version["version"])}
         )
-        for mlmodel in files.rglob("MLmodel"):
-            mlmodel.write_text(rewrite_mlmodel(mlmodel.read_text(encoding="utf-8"), {}), encoding="utf-8")
         ctx.dest.log_artifacts(holder, files, "model")
         return f"runs:/{holder}/model", holder, None
 

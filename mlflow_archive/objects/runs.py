@@ -214,11 +214,12 @@ class Importer(ChunkReplay):
             self.begin(table, "run_id")
             self.for_each(self._create_one, list(self.rows.items()))
             return
-        work = {"run_params": self._log_params, "run_tags": self._log_tags, "run_inputs": self._log_inputs}.get(member.stem)
-        if work is None:
+        if member.stem == "run_metrics":
             self._log_metrics(table)
+        elif member.stem == "run_inputs":
+            self._log_all_inputs(table)
         else:
-            self.for_each(work, _group(table).items())
+            self.for_each({"run_params": self._log_params, "run_tags": self._log_tags}[member.stem], _group(table).items())
 
     def _create_one(self, source_id: str, row: dict) -> None:
         ctx = self.ctx
@@ -273,6 +274,19 @@ class Importer(ChunkReplay):
         self.for_each(work, slices())
         created = pc.sum(pc.is_in(table["run_id"], pa.array(list(self.rows), pa.string()))).as_py()
         self.ctx.summary.add("metric_points", "created", created or 0)
+
+    def _log_all_inputs(self, table: pa.Table) -> None:
+        # The server adds a dataset to the experiment on its first use, and two runs adding the
+        # same one at once collide: runs that bring a dataset first go one by one, the rest in parallel.
+        first, rest, seen = [], [], set()
+        for source_id, part in _group(table).items():
+            experiment = self.rows.get(source_id, {}).get("experiment_id")
+            datasets = {(experiment, n, d) for n, d in zip(part["name"].to_pylist(), part["digest"].to_pylist())}
+            (first if datasets - seen else rest).append((source_id, part))
+            seen |= datasets
+        for item in first:
+            self.for_each(self._log_inputs, [item])
+        self.for_each(self._log_inputs, rest)
 
     def _log_inputs(self, source_id: str, part: pa.Table) -> None:
         datasets = [
