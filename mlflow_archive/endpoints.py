@@ -8,6 +8,7 @@ able to keep IDs) would be one more class with the same methods.
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -245,8 +246,17 @@ class TrackingDestination(_Endpoint):
         models = _paged(self.client.search_logged_models, experiment_ids=experiment_ids, max_results=100)
         return (m for m in models if tag_key in m.tags)
 
-    def create_run(self, experiment_id: str, start_time: int | None, run_name: str | None, tags: dict[str, str]) -> Run:
-        return self.client.create_run(experiment_id, start_time=start_time, tags=tags, run_name=run_name)
+    def create_run(
+        self, experiment_id: str, start_time: int | None, run_name: str | None, tags: dict[str, str], user_id: str | None = None
+    ) -> Run:
+        # The store call: the client would take the user from an `mlflow.user` tag, adding one the source may not have.
+        return self.store.create_run(
+            experiment_id=experiment_id,
+            user_id=user_id or "unknown",
+            start_time=start_time or int(time.time() * 1000),
+            tags=[RunTag(k, v) for k, v in tags.items()],
+            run_name=run_name,
+        )
 
     def create_holder_run(self, experiment_name: str, run_name: str, tags: dict[str, str]) -> str:
         """A finished run in ``experiment_name`` (created if needed) that holds files for the registry."""

@@ -24,6 +24,7 @@ from mlflow.entities import (
     Run,
     RunTag,
 )
+from mlflow.tracking.context.default_context import _get_user
 from mlflow.utils.mlflow_tags import (
     MLFLOW_LOGGED_MODELS,
     MLFLOW_PARENT_RUN_ID,
@@ -231,9 +232,8 @@ class Importer(ChunkReplay):
         if experiment_id is None:
             raise ArchiveError(f"run {source_id} belongs to experiment {row['experiment_id']}, which was not imported")
         tags = {RUN_SOURCE_ID_TAG: source_id, STATE_TAG: PARTIAL}
-        if ctx.options.use_src_user_id and row["user_id"]:
-            tags[MLFLOW_USER] = row["user_id"]
-        run = ctx.dest.create_run(experiment_id, row["start_time"], row["run_name"], tags)
+        user = row["user_id"] if ctx.options.use_src_user_id else _get_user()
+        run = ctx.dest.create_run(experiment_id, row["start_time"], row["run_name"], tags, user)
         row["dest_id"] = run.info.run_id
         ctx.ids.put("run", source_id, row["dest_id"], PARTIAL)
         if row["artifact_uri"]:

@@ -1,0 +1,464 @@
+"""Round trips of registered models, model versions and logged models between real servers.
+
+The data set (``tests/models_data.py``) is built once on a server of its own, so that
+"export everything" means exactly that data set. One full export
+(``--export-deleted-runs --export-version-model``) is imported once into an empty
+destination (``module_dest_server``); one ``--models '<prefix>reg-*'`` export serves the
+selection, prompt, rename and delete-model tests, which import into the shared
+``dest_server``. Every export and import runs the real console script
+(``mlflow archive ...``) in a subprocess, with ``--tracking-uri`` and neither
+MLFLOW_TRACKING_URI nor MLFLOW_REGISTRY_URI in its environment. The last section reproduces, on their own, problems that the shared data set runs into.
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import mlflow
+import pytest
+from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelStatus
+from mlflow.exceptions import MlflowException
+
+from mlflow_archive.archive import ArchiveReader
+from mlflow_archive.members import ARTIFACTS_EXT
+from mlflow_archive.streams import open_input
+
+from compare import compare_servers, runs_by_source_id
+from models_data import (
+    SOURCE_MODEL_NAME_TAG,
+    SOURCES_EXPERIMENT,
+    build_models_dataset,
+    client_for,
+    compare_logged_models,
+    compare_model_io,
+    compare_registered_model,
+    id_maps,
+    model_versions,
+    predict,
+    registered_model_names,
+    registry_snapshot,
+    using_server,
+)
+
+MLFLOW = str(Path(sys.executable).parent / "mlflow") if (Path(sys.executable).parent / "mlflow").exists() else "mlflow"
+CLI_TIMEOUT = 300
+IMPORT_LINE = re.compile(r"^(\w+): (\d+) created, (\d+) already present, (\d+) failed", re.MULTILINE)
+EXPORT_LINE = re.compile(r"^(\w+): (\d+) exported", re.MULTILINE)
+
+
+# -- the CLI -------------------------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_REGISTRY_URI", None)  # the registry must follow --tracking-uri
+    return env
+
+
+# The CLI runs in a directory of its own: MLflow's default store (sqlite:///mlflow.db in the
+# working directory) must never be created in the repository by a test.
+_CLI_CWD = tempfile.mkdtemp(prefix="models-roundtrip-cwd-")
+atexit.register(shutil.rmtree, _CLI_CWD, True)
+
+
+def cli(*args, check: bool = True, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``mlflow archive ARGS`` in a clean environment (see ``_env``)."""
+    cmd = [MLFLOW, "archive", *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, env=_env(), cwd=cwd or _CLI_CWD, timeout=CLI_TIMEOUT)
+    proc.stdout_text = proc.stdout.decode("utf-8", "replace")
+    proc.stderr_text = proc.stderr.decode("utf-8", "replace")
+    proc.command = shlex.join(cmd)
+    if check and proc.returncode != 0:
+        pytest.fail(describe(proc))
+    return proc
+
+
+def describe(proc) -> str:
+    return (
+        f"`{proc.command}` exited with {proc.returncode}\n--- stdout ---\n{proc.stdout_text[-3000:]}\n"
+        f"--- stderr ---\n{proc.stderr_text[-6000:]}"
+    )
+
+
+def export(path, source_uri: str, *options) -> subprocess.CompletedProcess:
+    """``--tracking-uri`` alone names the source: no MLFLOW_TRACKING_URI to fall back on."""
+    return cli("export", "-o", path, "--tracking-uri", source_uri, "--quiet", *options)
+
+
+def import_(path, dest_uri: str, *options, check: bool = False) -> subprocess.CompletedProcess:
+    return cli("import", "-i", path, "--tracking-uri", dest_uri, "--quiet", *options, check=check)
+
+
+def import_counts(stderr: str) -> dict[str, tuple[int, int, int]]:
+    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in IMPORT_LINE.finditer(stderr)}
+
+
+def export_counts(stderr: str) -> dict[str, int]:
+    return {m[1]: int(m[2]) for m in EXPORT_LINE.finditer(stderr)}
+
+
+def inspect_json(path) -> dict:
+    return json.loads(cli("inspect", path, "--json").stdout_text)
+
+
+def archive_contents(path) -> tuple[dict[str, list[dict]], list[str]]:
+    """Every table's rows (by table name) and every artifact path of an archive, read with the package's reader."""
+    tables: dict[str, list[dict]] = {}
+    artifacts: list[str] = []
+    with open_input(str(path)) as stream:
+        for member in ArchiveReader(stream):
+            if member.kind == ARTIFACTS_EXT:
+                artifacts += [f"{member.section}:{p}" for p, _ in member.iter_artifacts()]
+            else:
+                tables.setdefault(member.stem, []).extend(member.read_table().to_pylist())
+    return tables, artifacts
+
+
+def fail_on(diffs: list[str], what: str) -> None:
+    if diffs:
+        pytest.fail(f"{len(diffs)} difference(s) in {what}:\n" + "\n".join(f"  - {d}" for d in diffs[:60]))
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def models_source(mlflow_server_pool):
+    """A server of its own for the data set, so that an export of everything is exactly that."""
+    server = mlflow_server_pool.fresh()
+    yield server
+    server.stop_in_background()
+
+
+@pytest.fixture(scope="module")
+def models_data(models_source):
+    return build_models_dataset(models_source.url, f"models-rt-{uuid.uuid4().hex[:8]}-")
+
+
+@pytest.fixture(scope="module")
+def full_export(models_data, models_source, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models-full") / "full.mlar"
+    proc = export(path, models_source.url, "--export-deleted-runs", "--export-version-model")
+    return path, proc
+
+
+@pytest.fixture(scope="module")
+def full_import(full_export, module_dest_server):
+    """The full archive imported once into an empty destination (checked by test_full_roundtrip)."""
+    return import_(full_export[0], module_dest_server.url)
+
+
+@pytest.fixture(scope="module")
+def full_maps(full_import, module_dest_server):
+    return id_maps(module_dest_server.url, runs_by_source_id(module_dest_server.url))
+
+
+@pytest.fixture(scope="module")
+def selected_export(models_data, models_source, tmp_path_factory):
+    """``--models '<prefix>reg-*'`` without deleted runs: version 5 of the main model needs its own files."""
+    path = tmp_path_factory.mktemp("models-selected") / "selected.mlar"
+    proc = export(path, models_source.url, "--models", f"{models_data.prefix}reg-*", "--export-version-model")
+    return path, proc
+
+
+def source_logged_model_ids(data) -> list[str]:
+    return [data.logged_models[role] for role in ("a", "b", "x", "y", "z")]
+
+
+# -- 1. the full round trip ------------------------------------------------------------------
+
+
+def test_full_roundtrip(models_data, models_source, module_dest_server, full_export, full_import, full_maps, tmp_path):
+    """Everything exported (deleted runs, version files) and imported into an empty server.
+
+    Every problem is collected before failing, so one run reports them all.
+    """
+    data, src, dst = models_data, models_source.url, module_dest_server.url
+    problems: list[str] = []
+    _, export_proc = full_export
+    exported = export_counts(export_proc.stderr_text)
+    expected_export = {"registered_models": 3, "model_versions": 6, "logged_models": 5}
+    if {k: exported.get(k) for k in expected_export} != expected_export:
+        problems.append(f"export summary: expected {expected_export}, got:\n{export_proc.stderr_text}")
+
+    counts = import_counts(full_import.stderr_text)
+    expected_import = {"registered_models": (3, 0, 0), "model_versions": (6, 0, 0), "logged_models": (5, 0, 0), "runs": (9, 0, 0)}
+    if full_import.returncode != 0 or {k: counts.get(k) for k in expected_import} != expected_import:
+        problems.append(f"import: expected exit 0 and {expected_import}; {describe(full_import)}")
+
+    # experiments and runs (the deleted run behind version 5 included), field by field
+    comparison = compare_servers(src, dst, exact=True, raise_on_difference=False)
+    if not comparison.ok:
+        problems.append("experiments and runs: " + comparison.report())
+    maps = full_maps
+    problems += maps.duplicates
+
+    # exactly the source's registered models, each field by field; the deleted version stays a gap
+    names = registered_model_names(client_for(dst))
+    if names != set(data.model_names):
+        problems.append(f"destination registered models {sorted(names)}, expected {sorted(data.model_names)}")
+    for name in data.model_names:
+        problems += compare_registered_model(src, dst, name, maps)
+    main_versions = sorted(model_versions(client_for(dst), data.main_model))
+    if main_versions != data.main_versions:
+        problems.append(f"{data.main_model}: destination versions {main_versions}, expected {data.main_versions}")
+
+    # logged models, their metrics and files, and the runs' links to them
+    if set(maps.models) != set(source_logged_model_ids(data)):
+        problems.append(f"imported logged models {sorted(maps.models)}, expected {sorted(source_logged_model_ids(data))}")
+    problems += compare_logged_models(src, dst, source_logged_model_ids(data), maps, tmp_path)
+    problems += compare_model_io(src, dst, [data.runs[r] for r in ("a", "b", "x", "y", "z")], maps)
+    fail_on(problems, "the full round trip")
+
+
+# -- 2. loading by alias -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ["champion", "challenger", "legacy", "rescued"])
+def test_load_model_by_alias(models_data, models_source, module_dest_server, full_import, alias):
+    uri = f"models:/{models_data.main_model}@{alias}"
+    expected = predict(models_source.url, uri)
+    got = predict(module_dest_server.url, uri)
+    assert got == expected
+
+
+# -- 3. importing twice --------------------------------------------------------------------------
+
+
+def test_reimport_is_noop(models_data, module_dest_server, full_export, full_import, full_maps):
+    dst = module_dest_server.url
+    names = models_data.model_names
+    before = registry_snapshot(dst, names)
+    models_before = sorted(full_maps.models.values())
+    again = import_(full_export[0], dst)
+    assert again.returncode == 0, describe(again)
+    counts = import_counts(again.stderr_text)
+    assert counts.get("registered_models") == (0, 3, 0), again.stderr_text
+    assert counts.get("model_versions") == (0, 6, 0), again.stderr_text
+    assert counts.get("logged_models") == (0, 5, 0), again.stderr_text
+    assert registry_snapshot(dst, names) == before
+    after = id_maps(dst, runs_by_source_id(dst))
+    assert not after.duplicates, after.duplicates
+    assert sorted(after.models.values()) == models_before
+
+
+# -- 4. selecting registered models --------------------------------------------------------------
+
+
+def test_models_selector_takes_dependencies_only(models_data, selected_export):
+    data = models_data
+    path, proc = selected_export
+    info = inspect_json(path)
+    counts = info["counts"]
+    # the two reg-* models (the prompt matches the pattern too, and is left out); the main
+    # model's four versions and the aux model's one; the runs behind them (the deleted run
+    # behind version 5 excluded: no --export-deleted-runs) and the logged models they use
+    expected_counts = {"registered_models": 2, "model_versions": 5, "experiments": 2, "runs": 3, "logged_models": 2}
+    assert {k: counts.get(k, 0) for k in expected_counts} == expected_counts, json.dumps(counts, indent=1)
+    member_sections = {m["name"].split("/", 1)[0] for m in info["members"]}
+    assert {"experiments", "runs", "logged_models", "registry"} <= member_sections, info["members"]
+
+    tables, artifacts = archive_contents(path)
+    assert {r["name"] for r in tables["registered_models"]} == {data.main_model, data.aux_model}
+    assert sorted((r["name"], r["version"]) for r in tables["model_versions"]) == sorted(
+        [(data.main_model, v) for v in data.main_versions] + [(data.aux_model, 1)]
+    )
+    assert {r["name"] for r in tables["experiments"]} == {data.experiments["main"], data.experiments["aux"]}
+    assert {r["run_id"] for r in tables["runs"]} == {data.runs["a"], data.runs["c"], data.runs["y"]}
+    assert {r["model_id"] for r in tables["logged_models"]} == {data.logged_models["a"], data.logged_models["y"]}
+    # with --export-version-model each exported version carries its files
+    owners = {tuple(p.split(":", 1)[1].split("/")[:2]) for p in artifacts if p.startswith("registry:")}
+    assert len(owners) == 5, sorted(owners)
+
+
+def test_version_files_owner_paths_follow_format(models_data, selected_export):
+    """FORMAT.md §5.1: the name percent-encoded with every character outside A-Z a-z 0-9 _ - ~ encoded."""
+    _, artifacts = archive_contents(selected_export[0])
+    owners = {tuple(p.split(":", 1)[1].split("/")[:2]) for p in artifacts if p.startswith("registry:")}
+
+    def encoded(name: str) -> str:
+        return quote(name, safe="~").replace(".", "%2E")
+
+    expected = {(encoded(models_data.main_model), str(v)) for v in models_data.main_versions}
+    expected.add((encoded(models_data.aux_model), "1"))
+    assert owners == expected
+
+
+# -- 5. prompts ----------------------------------------------------------------------------------
+
+
+def test_prompt_is_not_a_registered_model(models_data, models_source, module_dest_server, full_export, full_import, selected_export):
+    data = models_data
+    # the prompt is on the source...
+    with using_server(models_source.url):
+        assert mlflow.genai.load_prompt(f"prompts:/{data.prompt}/1").template == "Hello {{name}}!"
+    # ...but in neither archive as a registered model
+    for path in (full_export[0], selected_export[0]):
+        tables, _ = archive_contents(path)
+        names = {r["name"] for r in tables.get("registered_models", [])}
+        assert data.prompt not in names, names
+        assert data.prompt not in {r["name"] for r in tables.get("model_versions", [])}
+    assert inspect_json(full_export[0])["counts"].get("registered_models") == 3
+
+    # and the destination has no registered model named like it
+    dest = client_for(module_dest_server.url)
+    assert data.prompt not in registered_model_names(dest)
+    assert list(dest.search_registered_models(filter_string=f"name LIKE '%{data.prompt}%'")) == []
+    with pytest.raises(MlflowException, match="not found"):
+        dest.get_registered_model(data.prompt)
+
+
+def test_prompt_named_in_models_selector(models_data, models_source, tmp_path):
+    """Naming the prompt explicitly: an error, or an archive without it; never a registered model."""
+    path = tmp_path / "prompt.mlar"
+    proc = cli("export", "-o", path, "--tracking-uri", models_source.url, "--quiet", "--models", models_data.prompt, check=False)
+    assert "Traceback" not in proc.stderr_text, describe(proc)
+    if proc.returncode != 0:
+        assert [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")], describe(proc)
+        return
+    assert inspect_json(path)["counts"].get("registered_models", 0) == 0, describe(proc)
+
+
+# -- 6. --model-rename-file and --delete-model ---------------------------------------------------
+
+
+def test_model_rename_file(models_data, models_source, dest_server, selected_export, tmp_path):
+    data, src, dst = models_data, models_source.url, dest_server.url
+    new_name = f"{data.prefix}renamed main ü"
+    client = client_for(dst)
+    original_before = registry_snapshot(dst, [data.main_model]) if data.main_model in registered_model_names(client) else None
+
+    rename = tmp_path / "models.csv"
+    with rename.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["old", "new"], [data.main_model, new_name]])
+    proc = import_(selected_export[0], dst, "--model-rename-file", rename)
+    assert proc.returncode == 0, describe(proc)
+    counts = import_counts(proc.stderr_text)
+    assert counts.get("registered_models", (0, 0, 0))[2] == 0 and counts.get("model_versions", (0, 0, 0))[2] == 0, proc.stderr_text
+
+    names = registered_model_names(client)
+    assert new_name in names
+    if original_before is None:
+        assert data.main_model not in names, "the rename file was not applied: the old name was created"
+    else:
+        assert registry_snapshot(dst, [data.main_model]) == original_before, "the model of the old name was changed"
+    maps = id_maps(dst, runs_by_source_id(dst))
+    diffs = compare_registered_model(src, dst, data.main_model, maps, dest_name=new_name, restored_from_files={data.deleted_run_version})
+    fail_on(diffs, "the renamed model")
+    assert predict(dst, f"models:/{new_name}@rescued") == predict(src, f"models:/{data.main_model}@rescued")
+
+
+def test_delete_model(models_data, models_source, dest_server, selected_export):
+    data, src, dst = models_data, models_source.url, dest_server.url
+    client = client_for(dst)
+    name = data.main_model
+    if name in registered_model_names(client):
+        client.delete_registered_model(name)
+    # a model of the same name that the destination made itself, with versions of its own
+    experiment_id = client.create_experiment(f"{data.prefix}dest only")
+    run_id = client.create_run(experiment_id, run_name="dest-own").info.run_id
+    client.log_text(run_id, "not a model", "model/README.txt")
+    client.create_registered_model(name, tags={"dest": "only"}, description="destination's own model")
+    for _ in range(2):
+        client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id, tags={"dest": "own"})
+    client.set_registered_model_alias(name, "champion", "2")
+
+    proc = import_(selected_export[0], dst, "--delete-model")
+    assert proc.returncode == 0, describe(proc)
+    counts = import_counts(proc.stderr_text)
+    assert counts.get("registered_models", (0, 0, 0))[0] >= 1, proc.stderr_text
+    assert counts.get("model_versions", (0, 0, 0))[2] == 0, proc.stderr_text
+
+    model = client.get_registered_model(name)
+    assert "dest" not in model.tags, model.tags
+    assert model.tags.get(SOURCE_MODEL_NAME_TAG) == name
+    versions = model_versions(client, name)
+    assert sorted(versions) == data.main_versions
+    assert not [v.version for v in versions.values() if v.run_id == run_id or "dest" in v.tags]
+    maps = id_maps(dst, runs_by_source_id(dst))
+    fail_on(
+        compare_registered_model(src, dst, name, maps, restored_from_files={data.deleted_run_version}),
+        "the model replaced with --delete-model",
+    )
+    assert predict(dst, f"models:/{name}@champion") == predict(src, f"models:/{name}@champion")
+    assert predict(dst, f"models:/{name}@rescued") == predict(src, f"models:/{name}@rescued")
+    holder = client.get_run(versions[data.deleted_run_version].run_id)
+    assert client.get_experiment(holder.info.experiment_id).name == SOURCES_EXPERIMENT
+
+
+# -- 7. logged models without files ---------------------------------------------------------------
+
+
+def test_logged_models_without_files(scratch_server, dest_server, unique_prefix, tmp_path):
+    """A FAILED model and an external model: logged models without any artifacts."""
+
+    src, dst = scratch_server.url, dest_server.url
+    client = client_for(src)
+    name = f"{unique_prefix}no files"
+    experiment_id = client.create_experiment(name)
+    run_id = client.create_run(experiment_id, run_name="r").info.run_id
+    failed = client.create_logged_model(experiment_id, name="failed", source_run_id=run_id, params={"k": "v"}, model_type="regressor")
+    client.finalize_logged_model(failed.model_id, LoggedModelStatus.FAILED)
+    with using_server(src):  # what mlflow.set_active_model / GenAI apps make: READY, never any files
+        external = mlflow.create_external_model(name="external agent", experiment_id=experiment_id, tags={"app": "chat"})
+    client.set_terminated(run_id)
+
+    archive = tmp_path / "nofiles.mlar"
+    proc = cli("export", "-o", archive, "--tracking-uri", src, "--quiet", "--experiments", name, check=False)
+    assert proc.returncode == 0, describe(proc)
+    assert export_counts(proc.stderr_text).get("logged_models") == 2, proc.stderr_text
+    imported = import_(archive, dst)
+    assert imported.returncode == 0, describe(imported)
+    assert import_counts(imported.stderr_text).get("logged_models") == (2, 0, 0), imported.stderr_text
+    maps = id_maps(dst, runs_by_source_id(dst))
+    diffs = compare_logged_models(src, dst, [failed.model_id, external.model_id], maps, tmp_path, expect_files=False)
+    fail_on(diffs, "logged models without files")
+
+
+# -- 8. problems found with the data set above, reproduced on their own ----------------------------
+
+
+def test_export_version_model_with_tracking_uri_option(models_data, models_source, tmp_path):
+    """``--tracking-uri`` alone (no MLFLOW_TRACKING_URI) must be enough for ``--export-version-model``."""
+    path = tmp_path / "aux.mlar"
+    proc = cli(
+        "export", "-o", path, "--tracking-uri", models_source.url, "--quiet",
+        "--models", models_data.aux_model, "--export-version-model", check=False, cwd=str(tmp_path),
+    )
+    created_default_store = (tmp_path / "mlflow.db").exists()
+    assert proc.returncode == 0, describe(proc)
+    _, artifacts = archive_contents(path)
+    assert any(p.startswith("registry:") for p in artifacts), artifacts
+    assert not created_default_store, "the export created MLflow's default store mlflow.db in the working directory"
+
+
+def test_runs_sharing_a_dataset(scratch_server, dest_server, unique_prefix, tmp_path):
+    """Runs of one experiment that used the same dataset (as runs A and X above do)."""
+    src, dst = scratch_server.url, dest_server.url
+    client = client_for(src)
+    name = f"{unique_prefix}shared dataset"
+    experiment_id = client.create_experiment(name)
+    dataset = Dataset("shared", "0123abcd", "code", '{"uri": "s3://bucket/data.csv"}', '{"mlflow_colspec": []}', '{"rows": 10}')
+    for i in range(8):
+        run_id = client.create_run(experiment_id, run_name=f"r{i}").info.run_id
+        client.log_inputs(run_id, datasets=[DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
+        client.set_terminated(run_id)
+
+    archive = tmp_path / "shared.mlar"
+    export(archive, src, "--experiments", name)
+    proc = import_(archive, dst)
+    assert proc.returncode == 0 and import_counts(proc.stderr_text).get("runs") == (8, 0, 0), describe(proc)
+    compare_servers(src, dst, experiment_names=[name])
