@@ -31,6 +31,7 @@ from mlflow.entities import (
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
 
 from .errors import SourceError
@@ -160,21 +161,15 @@ class TrackingSource(_Endpoint):
             if not token:
                 return
 
-    def download_artifacts(self, run_id: str, destination: Path) -> Path:
-        return Path(self.client.download_artifacts(run_id, "", str(destination)))
-
     def download_uri(self, artifact_uri: str, destination: Path) -> Path:
-        """Download everything under an artifact URI; a location that holds no files gives an empty folder."""
-        import mlflow.artifacts
+        """Download everything under an artifact URI; a location that holds no files gives an empty folder.
 
-        try:
-            if not mlflow.artifacts.list_artifacts(artifact_uri=artifact_uri, tracking_uri=self.uri):
-                return destination
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_DOES_NOT_EXIST" and "404" not in str(exc):
-                raise
+        Going by URI (known from the run or model listing) saves the lookup a run-ID download makes.
+        """
+        repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+        if not repository.list_artifacts(""):
             return destination
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(destination), tracking_uri=self.uri))
+        return Path(repository.download_artifacts("", str(destination)))
 
     def download_version(self, name: str, version: str, destination: Path) -> Path:
         # Resolved here, not as models:/NAME/VERSION, which would ask the process-wide registry.
@@ -258,13 +253,13 @@ class TrackingDestination(_Endpoint):
             run_name=run_name,
         )
 
-    def create_holder_run(self, experiment_name: str, run_name: str, tags: dict[str, str]) -> str:
+    def create_holder_run(self, experiment_name: str, run_name: str, tags: dict[str, str]) -> Run:
         """A finished run in ``experiment_name`` (created if needed) that holds files for the registry."""
         experiment = self.client.get_experiment_by_name(experiment_name)
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(experiment_name)
-        run_id = self.create_run(experiment_id, None, run_name, tags).info.run_id
-        self.finish_run(run_id, "FINISHED", None)
-        return run_id
+        run = self.create_run(experiment_id, None, run_name, tags)
+        self.finish_run(run.info.run_id, "FINISHED", None)
+        return run
 
     def log_batch(
         self, run_id: str, metrics: list[Metric] = (), params: list[Param] = (), tags: list[RunTag] = ()
@@ -274,8 +269,9 @@ class TrackingDestination(_Endpoint):
     def log_inputs(self, run_id: str, datasets: list[DatasetInput]) -> None:
         self.client.log_inputs(run_id, datasets=datasets)
 
-    def log_artifacts(self, run_id: str, local_dir: Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+    def log_artifacts(self, artifact_uri: str, local_dir: Path, artifact_path: str | None = None) -> None:
+        """Upload a folder under a run's or logged model's artifact URI."""
+        get_artifact_repository(artifact_uri, tracking_uri=self.uri).log_artifacts(str(local_dir), artifact_path)
 
     def finish_run(self, run_id: str, status: str, end_time: int | None) -> None:
         if status == RunStatus.to_string(RunStatus.RUNNING):
@@ -298,9 +294,6 @@ class TrackingDestination(_Endpoint):
 
     def delete_logged_model(self, model_id: str) -> None:
         self.client.delete_logged_model(model_id)
-
-    def log_model_artifacts(self, model_id: str, local_dir: Path) -> None:
-        self.client.log_model_artifacts(model_id, str(local_dir))
 
     def finalize_logged_model(self, model_id: str, status: str) -> None:
         self.client.finalize_logged_model(model_id, LoggedModelStatus(status))

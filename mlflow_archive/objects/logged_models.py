@@ -142,9 +142,10 @@ class Importer(ChunkReplay):
         model = ctx.dest.create_logged_model(
             experiment_id, row["name"], source_run, tags, {p["key"]: p["value"] for p in row["params"]}, row["model_type"]
         )
-        row["dest_id"] = model.model_id
+        row["dest_id"], row["dest_location"] = model.model_id, model.artifact_location
         ctx.ids.put("logged_model", source_id, model.model_id, PARTIAL)
-        ctx.ids.put("model_location", row["artifact_location"] or "", model.artifact_location)
+        if row["artifact_location"]:
+            ctx.ids.put("model_location", row["artifact_location"], model.artifact_location)
 
     def _log_metrics(self, source_id: str, rows: list[dict]) -> None:
         by_run: dict[str, list[Metric]] = defaultdict(list)
@@ -166,12 +167,12 @@ class Importer(ChunkReplay):
         row = self.rows[source_id]
         replacements = {source_id: row["dest_id"]}
         if row["artifact_location"]:
-            replacements[row["artifact_location"]] = self.ctx.ids.dest("model_location", row["artifact_location"])
+            replacements[row["artifact_location"]] = row["dest_location"]
         if row["source_run_id"] and self.ctx.ids.dest("run", row["source_run_id"]):
             replacements[row["source_run_id"]] = self.ctx.ids.dest("run", row["source_run_id"])
         for mlmodel in local.rglob("MLmodel"):
             mlmodel.write_text(rewrite_mlmodel(mlmodel.read_text(encoding="utf-8"), replacements), encoding="utf-8")
-        self.ctx.dest.log_model_artifacts(row["dest_id"], local)
+        self.ctx.dest.log_artifacts(row["dest_location"], local)
 
     def _link_runs(self, table: pa.Table) -> None:
         ctx = self.ctx

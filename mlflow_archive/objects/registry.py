@@ -225,8 +225,8 @@ class Importer:
         holder = ctx.dest.create_holder_run(
             SOURCES_EXPERIMENT, f"{name} v{version['version']}", {SOURCE_NAME_TAG: name, SOURCE_VERSION_TAG: str(version["version"])}
         )
-        ctx.dest.log_artifacts(holder, files, "model")
-        return f"runs:/{holder}/model", holder, None
+        ctx.dest.log_artifacts(holder.info.artifact_uri, files, "model")
+        return f"runs:/{holder.info.run_id}/model", holder.info.run_id, None
 
     def finish(self) -> None:
         pass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +39,8 @@ from .experiments import RUN_SOURCE_ID_TAG
 
 SECTION = "runs"
 PER_CHUNK = 100
-METRICS_PER_CALL = 1000  # log_batch's limit
+METRICS_PER_CALL = 1000  # log_batch's limits
+PARAMS_TAGS_PER_CALL = 100
 STATE_TAG = PROVENANCE_PREFIX + "import_state"
 
 
@@ -122,15 +122,6 @@ def _history(ctx: ExportContext, run_key: tuple[str, str]) -> pa.Table:
     )
 
 
-def _download(ctx: ExportContext, run: Run, target: Path) -> Path:
-    try:
-        return ctx.source.download_artifacts(run.info.run_id, target)
-    except Exception as exc:
-        if "No such file" not in str(exc):
-            raise
-    return target
-
-
 def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
     chunk = ctx.writer.chunk(SECTION)
     chunk.write_table(
@@ -161,7 +152,9 @@ def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
             ctx.model_io.append((run.info.run_id, "input", model_input.model_id, None))
         for model_output in run.outputs.model_outputs if run.outputs else []:
             ctx.model_io.append((run.info.run_id, "output", model_output.model_id, model_output.step))
-    pack_artifacts(ctx, chunk, runs, lambda run: run.info.run_id, lambda run, target: _download(ctx, run, target))
+    pack_artifacts(
+        ctx, chunk, runs, lambda run: run.info.run_id, lambda run, target: ctx.source.download_uri(run.info.artifact_uri, target)
+    )
     ctx.summary.add("runs", "exported", len(runs))
     ctx.summary.add("metric_points", "exported", points)
     ctx.progress.update("runs exported", ctx.summary.counts["runs"].exported, nbytes=ctx.writer.bytes_written)
@@ -204,10 +197,16 @@ class Importer(ChunkReplay):
     def __init__(self, ctx: ImportContext) -> None:
         super().__init__(ctx)
         self.deferred_parents: list[tuple[str, str]] = []  # (destination run, source parent)
+        # Params and tags wait for the run's first metrics, to share one log_batch call with them.
+        self.pending: dict[str, tuple[list[Param], list[RunTag]]] = {}
 
     def member(self, member: Member) -> None:
+        if member.stem not in ("runs", "run_params", "run_tags", "run_metrics"):
+            self._flush_pending()
         if member.kind == ARTIFACTS_EXT:
-            files = self.upload_artifacts(member, lambda source_id, local: self.ctx.dest.log_artifacts(self.dest(source_id), local))
+            files = self.upload_artifacts(
+                member, lambda source_id, local: self.ctx.dest.log_artifacts(self.rows[source_id]["dest_artifact_uri"], local)
+            )
             self.ctx.summary.add("artifact_files", "created", files)
             return
         table = member.read_table()
@@ -219,8 +218,16 @@ class Importer(ChunkReplay):
             self._log_metrics(table)
         elif member.stem == "run_inputs":
             self._log_all_inputs(table)
+        elif member.stem == "run_params":
+            for source_id, part in _group(table).items():
+                if not self.live(source_id):
+                    continue
+                params = [Param(k, v) for k, v in zip(part["key"].to_pylist(), part["value"].to_pylist())]
+                self.pending.setdefault(source_id, ([], []))[0].extend(params)
         else:
-            self.for_each({"run_params": self._log_params, "run_tags": self._log_tags}[member.stem], _group(table).items())
+            for source_id, part in _group(table).items():
+                if self.live(source_id):
+                    self.pending.setdefault(source_id, ([], []))[1].extend(self._tags(source_id, part))
 
     def _create_one(self, source_id: str, row: dict) -> None:
         ctx = self.ctx
@@ -234,16 +241,17 @@ class Importer(ChunkReplay):
         tags = {RUN_SOURCE_ID_TAG: source_id, STATE_TAG: PARTIAL}
         user = row["user_id"] if ctx.options.use_src_user_id else _get_user()
         run = ctx.dest.create_run(experiment_id, row["start_time"], row["run_name"], tags, user)
-        row["dest_id"] = run.info.run_id
+        row["dest_id"], row["dest_artifact_uri"] = run.info.run_id, run.info.artifact_uri
         ctx.ids.put("run", source_id, row["dest_id"], PARTIAL)
         if row["artifact_uri"]:
             ctx.ids.put("run_location", row["artifact_uri"], run.info.artifact_uri)
 
-    def _log_params(self, source_id: str, part: pa.Table) -> None:
-        params = [Param(k, v) for k, v in zip(part["key"].to_pylist(), part["value"].to_pylist())]
-        self.ctx.dest.log_batch(self.dest(source_id), params=params)
+    def _flush_pending(self) -> None:
+        pending, self.pending = self.pending, {}
+        self.for_each(lambda source_id, p, t: self.ctx.dest.log_batch(self.dest(source_id), params=p, tags=t),
+                      [(source_id, params, tags) for source_id, (params, tags) in pending.items()])
 
-    def _log_tags(self, source_id: str, part: pa.Table) -> None:
+    def _tags(self, source_id: str, part: pa.Table) -> list[RunTag]:
         dest_id = self.dest(source_id)
         tags = []
         for key, value in zip(part["key"].to_pylist(), part["value"].to_pylist()):
@@ -258,18 +266,24 @@ class Importer(ChunkReplay):
             elif key == MLFLOW_LOGGED_MODELS:
                 value = _rewrite_run_ids(value, source_id, dest_id)
             tags.append(RunTag(key, value or ""))
-        self.ctx.dest.log_batch(dest_id, tags=tags)
+        return tags
 
     def _log_metrics(self, table: pa.Table) -> None:
-        # Slices of one log_batch each, so even a single long history is written in parallel.
+        # Slices of one log_batch each, so even a single long history is written in parallel;
+        # a run's first slice also carries its waiting params and tags, in the room they leave.
         def slices():
             for source_id, part in _group(table).items():
-                for start in range(0, part.num_rows, METRICS_PER_CALL):
-                    yield source_id, part.slice(start, METRICS_PER_CALL)
+                params, tags = self.pending.pop(source_id, ([], []))
+                first = max(METRICS_PER_CALL - min(len(params), PARAMS_TAGS_PER_CALL) - min(len(tags), PARAMS_TAGS_PER_CALL), 0)
+                yield source_id, part.slice(0, first), params, tags
+                for start in range(first, part.num_rows, METRICS_PER_CALL):
+                    yield source_id, part.slice(start, METRICS_PER_CALL), [], []
 
-        def work(source_id: str, part: pa.Table) -> None:
+        def work(source_id: str, part: pa.Table, params: list[Param], tags: list[RunTag]) -> None:
             columns = (part[name].to_pylist() for name in ("key", "value", "timestamp", "step"))
-            self.ctx.dest.log_batch(self.dest(source_id), metrics=[Metric(*point) for point in zip(*columns)])
+            metrics = [Metric(*point) for point in zip(*columns)]
+            if metrics or params or tags:
+                self.ctx.dest.log_batch(self.dest(source_id), metrics=metrics, params=params, tags=tags)
 
         self.for_each(work, slices())
         created = pc.sum(pc.is_in(table["run_id"], pa.array(list(self.rows), pa.string()))).as_py()
@@ -299,6 +313,8 @@ class Importer(ChunkReplay):
         self.ctx.dest.log_inputs(self.dest(source_id), datasets)
 
     def end_chunk(self) -> None:
+        self._flush_pending()
+
         def finish(source_id: str, row: dict) -> None:
             ctx = self.ctx
             dest_id = row["dest_id"]
