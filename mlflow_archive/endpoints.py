@@ -56,6 +56,13 @@ def unreachable_error(uri: str, exc: BaseException) -> SourceError:
     )
 
 
+def stopped_error(exc: BaseException, uri: str, doing: str, remedy: str) -> SourceError:
+    """The one sentence for an error nothing else handled: an unreachable server, or what failed and what to do."""
+    if is_unreachable(exc):
+        return unreachable_error(uri, exc)
+    return SourceError(f"The {doing} {redact_uri(uri)} stopped on an error ({type(exc).__name__}: {_first_line(exc)}); {remedy}.")
+
+
 def _paged(call, **kwargs) -> Iterator:
     token = None
     while True:

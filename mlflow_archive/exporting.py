@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .archive import ArchiveWriter
 from .context import ExportContext, ExportOptions
-from .endpoints import TrackingSource, is_unreachable, unreachable_error
+from .endpoints import TrackingSource, stopped_error
 from .errors import ArchiveError
 from .objects import OBJECT_MODULES, runs
 from .selection import plan
@@ -113,10 +113,4 @@ def _read(source: TrackingSource, step):
     except ArchiveError:
         raise
     except Exception as exc:
-        if is_unreachable(exc):
-            raise unreachable_error(source.uri, exc) from None
-        lines = str(exc).strip().splitlines()
-        raise ArchiveError(
-            f"The export stopped on an error from {source.describe()['tracking_uri']} "
-            f"({type(exc).__name__}: {lines[0][:300] if lines else ''}); no archive was written."
-        ) from exc
+        raise stopped_error(exc, source.uri, "export from", "the archive was not completed") from exc

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from .archive import ArchiveReader
 from .context import ImportContext, ImportOptions
-from .endpoints import TrackingDestination, is_unreachable, unreachable_error
+from .endpoints import TrackingDestination, stopped_error
 from .errors import ArchiveError
 from .idmap import IdMap
 from .objects import OBJECT_MODULES
-from .streams import open_input, redact_uri
+from .streams import open_input
 from .summary import Progress, Summary
 
 
@@ -88,13 +88,7 @@ def import_archive(
     except ArchiveError:
         raise
     except Exception as exc:
-        if is_unreachable(exc):
-            raise unreachable_error(dest.uri, exc) from None
-        lines = str(exc).strip().splitlines()
-        raise ArchiveError(
-            f"The import into {redact_uri(dest.uri)} stopped on an error ({type(exc).__name__}: "
-            f"{lines[0][:300] if lines else ''}); run the same command again to finish."
-        ) from exc
+        raise stopped_error(exc, dest.uri, "import into", "run the same command again to finish") from exc
     finally:
         progress.close()
         ids.close()
