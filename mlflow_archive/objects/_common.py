@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from ..archive import Chunk, Member
 from ..context import ExportContext, ImportContext
-from ..members import extract_file
+from ..errors import DamagedArchiveError
+from ..members import check_artifact_path, extract_file
 
 T = TypeVar("T")
 COMPLETE, PARTIAL, ABANDONED = "complete", "partial", "abandoned"
@@ -30,7 +31,13 @@ def pack_artifacts(
     with chunk.artifacts() as sink:
         for obj, local in zip(objects, ctx.ordered_map(fetch, objects)):
             for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
-                sink.add(f"{owner(obj)}/{path.relative_to(local).as_posix()}", path)
+                archive_path = f"{owner(obj)}/{path.relative_to(local).as_posix()}"
+                try:
+                    check_artifact_path(archive_path)
+                except DamagedArchiveError:
+                    ctx.summary.fail(chunk.section, f"file {archive_path!r} has a name the format refuses (e.g. a backslash)")
+                    continue
+                sink.add(archive_path, path)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
