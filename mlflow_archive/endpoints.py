@@ -174,9 +174,10 @@ class TrackingSource(_Endpoint):
         Going by URI (known from the run or model listing) saves the lookup a run-ID download makes.
         """
         repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
-        if not repository.list_artifacts(""):
-            return destination
-        return Path(repository.download_artifacts("", str(destination)))
+        # Each top-level entry on its own: a download of "" would list the root twice more.
+        for entry in repository.list_artifacts(""):
+            repository.download_artifacts(entry.path, str(destination))
+        return destination
 
     def download_version(self, name: str, version: str, destination: Path) -> Path:
         # Resolved here, not as models:/NAME/VERSION, which would ask the process-wide registry.
