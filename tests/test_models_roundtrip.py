@@ -5,25 +5,15 @@ The data set (``tests/models_data.py``) is built once on a server of its own, so
 (``--export-deleted-runs --export-version-model``) is imported once into an empty
 destination (``module_dest_server``); one ``--models '<prefix>reg-*'`` export serves the
 selection, prompt, rename and delete-model tests, which import into the shared
-``dest_server``. Every export and import runs the real console script
-(``mlflow archive ...``) in a subprocess, with ``--tracking-uri`` and neither
-MLFLOW_TRACKING_URI nor MLFLOW_REGISTRY_URI in its environment. The last section reproduces, on their own, problems that the shared data set runs into.
+``dest_server``. Every export and import runs the CLI in-process (``tests/archive_cli.py``), with
+``--tracking-uri`` and neither MLFLOW_TRACKING_URI nor MLFLOW_REGISTRY_URI in its environment. The last section reproduces, on their own, problems that the shared data set runs into.
 """
 
 from __future__ import annotations
 
-import atexit
 import csv
 import json
-import os
-import re
-import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
 import mlflow
@@ -35,6 +25,8 @@ from mlflow_archive.archive import ArchiveReader
 from mlflow_archive.members import ARTIFACTS_EXT
 from mlflow_archive.streams import open_input
 
+import archive_cli
+from archive_cli import import_counts, export_counts
 from compare import compare_servers, runs_by_source_id
 from models_data import (
     SOURCE_MODEL_NAME_TAG,
@@ -52,66 +44,23 @@ from models_data import (
     using_server,
 )
 
-MLFLOW = str(Path(sys.executable).parent / "mlflow") if (Path(sys.executable).parent / "mlflow").exists() else "mlflow"
-CLI_TIMEOUT = 300
-IMPORT_LINE = re.compile(r"^(\w+): (\d+) created, (\d+) already present, (\d+) failed", re.MULTILINE)
-EXPORT_LINE = re.compile(r"^(\w+): (\d+) exported", re.MULTILINE)
 
 
-# -- the CLI -------------------------------------------------------------------------------
+def describe(result) -> str:
+    return result.describe()
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("MLFLOW_REGISTRY_URI", None)  # the registry must follow --tracking-uri
-    return env
-
-
-# The CLI runs in a directory of its own: MLflow's default store (sqlite:///mlflow.db in the
-# working directory) must never be created in the repository by a test.
-_CLI_CWD = tempfile.mkdtemp(prefix="models-roundtrip-cwd-")
-atexit.register(shutil.rmtree, _CLI_CWD, True)
-
-
-def cli(*args, check: bool = True, cwd: str | None = None) -> subprocess.CompletedProcess:
-    """Run ``mlflow archive ARGS`` in a clean environment (see ``_env``)."""
-    cmd = [MLFLOW, "archive", *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, env=_env(), cwd=cwd or _CLI_CWD, timeout=CLI_TIMEOUT)
-    proc.stdout_text = proc.stdout.decode("utf-8", "replace")
-    proc.stderr_text = proc.stderr.decode("utf-8", "replace")
-    proc.command = shlex.join(cmd)
-    if check and proc.returncode != 0:
-        pytest.fail(describe(proc))
-    return proc
-
-
-def describe(proc) -> str:
-    return (
-        f"`{proc.command}` exited with {proc.returncode}\n--- stdout ---\n{proc.stdout_text[-3000:]}\n"
-        f"--- stderr ---\n{proc.stderr_text[-6000:]}"
-    )
-
-
-def export(path, source_uri: str, *options) -> subprocess.CompletedProcess:
+def export(path, source_uri: str, *options):
     """``--tracking-uri`` alone names the source: no MLFLOW_TRACKING_URI to fall back on."""
-    return cli("export", "-o", path, "--tracking-uri", source_uri, "--quiet", *options)
+    return archive_cli.export(path, source_uri, *options)
 
 
-def import_(path, dest_uri: str, *options, check: bool = False) -> subprocess.CompletedProcess:
-    return cli("import", "-i", path, "--tracking-uri", dest_uri, "--quiet", *options, check=check)
-
-
-def import_counts(stderr: str) -> dict[str, tuple[int, int, int]]:
-    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in IMPORT_LINE.finditer(stderr)}
-
-
-def export_counts(stderr: str) -> dict[str, int]:
-    return {m[1]: int(m[2]) for m in EXPORT_LINE.finditer(stderr)}
+def import_(path, dest_uri: str, *options, check: bool = False):
+    return archive_cli.import_(path, dest_uri, *options, check=check)
 
 
 def inspect_json(path) -> dict:
-    return json.loads(cli("inspect", path, "--json").stdout_text)
+    return json.loads(archive_cli.run("inspect", path, "--json").stdout_text)
 
 
 def archive_contents(path) -> tuple[dict[str, list[dict]], list[str]]:
@@ -324,7 +273,7 @@ def test_prompt_is_not_a_registered_model(models_data, models_source, module_des
 def test_prompt_named_in_models_selector(models_data, models_source, tmp_path):
     """Naming the prompt explicitly: an error, or an archive without it; never a registered model."""
     path = tmp_path / "prompt.mlar"
-    proc = cli("export", "-o", path, "--tracking-uri", models_source.url, "--quiet", "--models", models_data.prompt, check=False)
+    proc = archive_cli.run("export", "-o", path, "--tracking-uri", models_source.url, "--quiet", "--models", models_data.prompt, check=False)
     assert "Traceback" not in proc.stderr_text, describe(proc)
     if proc.returncode != 0:
         assert [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")], describe(proc)
@@ -417,7 +366,7 @@ def test_logged_models_without_files(scratch_server, dest_server, unique_prefix,
     client.set_terminated(run_id)
 
     archive = tmp_path / "nofiles.mlar"
-    proc = cli("export", "-o", archive, "--tracking-uri", src, "--quiet", "--experiments", name, check=False)
+    proc = archive_cli.run("export", "-o", archive, "--tracking-uri", src, "--quiet", "--experiments", name, check=False)
     assert proc.returncode == 0, describe(proc)
     assert export_counts(proc.stderr_text).get("logged_models") == 2, proc.stderr_text
     imported = import_(archive, dst)
@@ -434,7 +383,7 @@ def test_logged_models_without_files(scratch_server, dest_server, unique_prefix,
 def test_export_version_model_with_tracking_uri_option(models_data, models_source, tmp_path):
     """``--tracking-uri`` alone (no MLFLOW_TRACKING_URI) must be enough for ``--export-version-model``."""
     path = tmp_path / "aux.mlar"
-    proc = cli(
+    proc = archive_cli.run(
         "export", "-o", path, "--tracking-uri", models_source.url, "--quiet",
         "--models", models_data.aux_model, "--export-version-model", check=False, cwd=str(tmp_path),
     )

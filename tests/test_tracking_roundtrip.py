@@ -1,7 +1,7 @@
 """Round trips of experiments and runs between real ``mlflow server`` processes.
 
-Every test drives the real console script (``mlflow archive export|import``) in a
-subprocess against servers started by ``tests/servers.py``, and checks the
+Tests drive the CLI in-process (``tests/archive_cli.py``), except where the process itself
+is tested (a shell pipe, MLflow's default store), against servers started by ``tests/servers.py``, and check the
 destination field by field with ``tests/compare.py``. The shared data set
 (``tests/tracking_data.py``) is built once per session on ``source_server`` and
 exported once per module (``full_archive``); tests that only need a few runs make
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -32,6 +31,10 @@ from compare import (
     server_runs,
 )
 from mlflow import MlflowClient
+from archive_cli import MLFLOW, PROCESS_TIMEOUT, CliResult, export_counts, import_counts, run_process
+from archive_cli import export as export_cli
+from archive_cli import import_ as import_cli
+from archive_cli import run as run_cli
 from tracking_data import (
     EXPERIMENT_DELETED,
     EXPERIMENT_MAIN,
@@ -41,60 +44,8 @@ from tracking_data import (
     ms,
 )
 
-MLFLOW = str(Path(sys.executable).parent / "mlflow") if (Path(sys.executable).parent / "mlflow").exists() else "mlflow"
-CLI_TIMEOUT = 300
 SOURCE_CREATION_TAG = "mlflow_archive.source.creation_time"
 SOURCE_UPDATE_TAG = "mlflow_archive.source.last_update_time"
-
-IMPORT_LINE = re.compile(r"^(\w+): (\d+) created, (\d+) already present, (\d+) failed", re.MULTILINE)
-EXPORT_LINE = re.compile(r"^(\w+): (\d+) exported", re.MULTILINE)
-
-
-# -- running the CLI -----------------------------------------------------------------------
-
-
-def _env(tracking_uri: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    if tracking_uri is not None:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
-    return env
-
-
-def archive_cli(*args: str, tracking_uri: str | None = None, cwd=None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``mlflow archive ARGS`` (``tracking_uri`` goes into MLFLOW_TRACKING_URI)."""
-    cmd = [MLFLOW, "archive", *map(str, args)]
-    proc = subprocess.run(cmd, check=False, capture_output=True, env=_env(tracking_uri), cwd=cwd, timeout=CLI_TIMEOUT)
-    proc.stdout_text = proc.stdout.decode("utf-8", "replace")
-    proc.stderr_text = proc.stderr.decode("utf-8", "replace")
-    if check and proc.returncode != 0:
-        pytest.fail(_describe(cmd, proc))
-    return proc
-
-
-def _describe(cmd, proc) -> str:
-    return (
-        f"`{shlex.join(cmd) if isinstance(cmd, list) else cmd}` exited with {proc.returncode}\n"
-        f"--- stdout ---\n{proc.stdout.decode('utf-8', 'replace')[-3000:]}\n"
-        f"--- stderr ---\n{proc.stderr.decode('utf-8', 'replace')[-6000:]}"
-    )
-
-
-def export_archive_cli(output, source_uri: str, *options: str) -> subprocess.CompletedProcess:
-    return archive_cli("export", "-o", output, "--tracking-uri", source_uri, "--quiet", *options)
-
-
-def import_archive_cli(archive, dest_uri: str, *options: str, check: bool = True) -> subprocess.CompletedProcess:
-    return archive_cli("import", "-i", archive, "--tracking-uri", dest_uri, "--quiet", *options, check=check)
-
-
-def import_counts(stderr: str) -> dict[str, tuple[int, int, int]]:
-    """``{"runs": (created, already_present, failed), ...}`` from an import's summary."""
-    return {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in IMPORT_LINE.finditer(stderr)}
-
-
-def export_counts(stderr: str) -> dict[str, int]:
-    return {m[1]: int(m[2]) for m in EXPORT_LINE.finditer(stderr)}
 
 
 def assert_import_summary(proc, **expected: tuple[int, int, int]) -> dict:
@@ -159,7 +110,7 @@ def full_archive(tracking_dataset, source_server, tmp_path_factory):
     The source server is given through MLFLOW_TRACKING_URI, as a user would.
     """
     path = tmp_path_factory.mktemp("full-archive") / "full.mlar"
-    proc = archive_cli(
+    proc = run_cli(
         "export", "-o", path, "--export-deleted-runs", "--export-deleted-experiments", "--quiet",
         tracking_uri=source_server.url,
     )
@@ -170,7 +121,7 @@ def full_archive(tracking_dataset, source_server, tmp_path_factory):
 @pytest.fixture(scope="module")
 def roundtrip_import(full_archive, module_dest_server):
     """The full archive imported once into an empty destination (checked by the tests)."""
-    return import_archive_cli(full_archive[0], module_dest_server.url, check=False)
+    return import_cli(full_archive[0], module_dest_server.url, check=False)
 
 
 def assert_import_and_compare(proc, source_uri: str, dest_uri: str, **compare_options):
@@ -178,7 +129,7 @@ def assert_import_and_compare(proc, source_uri: str, dest_uri: str, **compare_op
     comparison = compare_servers(source_uri, dest_uri, raise_on_difference=False, **compare_options)
     problems = []
     if proc.returncode != 0:
-        problems.append(f"import exited with {proc.returncode}; stderr:\n{proc.stderr.decode('utf-8', 'replace')[-4000:]}")
+        problems.append(f"import exited with {proc.returncode}; stderr:\n{proc.stderr_text[-4000:]}")
     if not comparison.ok:
         problems.append(comparison.report())
     assert not problems, "\n\n".join(problems)
@@ -235,7 +186,7 @@ def test_full_roundtrip(tracking_dataset, source_server, module_dest_server, ful
 def test_import_twice_creates_nothing(tracking_dataset, source_server, module_dest_server, full_archive, roundtrip_import):
     assert roundtrip_import.returncode == 0, f"the first import failed (see test_full_roundtrip):\n{roundtrip_import.stderr_text}"
     before = sorted(r.info.run_id for r in server_runs(module_dest_server.url))
-    again = import_archive_cli(full_archive[0], module_dest_server.url)
+    again = import_cli(full_archive[0], module_dest_server.url)
     counts = import_counts(again.stderr_text)
     assert counts.get("experiments", (None,))[0] == 0, f"second import created experiments:\n{again.stderr_text}"
     assert counts.get("runs") == (0, len(tracking_dataset.all_run_ids), 0), f"second import:\n{again.stderr_text}"
@@ -255,12 +206,14 @@ def test_shell_pipe(tracking_dataset, source_server, fresh_dest_server):
         "--export-deleted-runs --export-deleted-experiments --quiet "
         f"| {shlex.quote(MLFLOW)} archive import -i - --tracking-uri {shlex.quote(fresh_dest_server.url)} --quiet"
     )
-    proc = subprocess.run(["bash", "-c", script], check=False, capture_output=True, env=_env(None), timeout=CLI_TIMEOUT)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    piped = subprocess.run(["bash", "-c", script], check=False, capture_output=True, env=env, timeout=PROCESS_TIMEOUT)
+    proc = CliResult(script, piped.returncode, piped.stdout.decode("utf-8", "replace"), piped.stderr.decode("utf-8", "replace"))
     assert_import_and_compare(proc, source_server.url, fresh_dest_server.url, exact=True)
-    stderr = proc.stderr.decode("utf-8", "replace")
+    stderr = proc.stderr_text
     assert export_counts(stderr).get("runs") == len(tracking_dataset.all_run_ids), stderr
     assert import_counts(stderr).get("runs") == (len(tracking_dataset.all_run_ids), 0, 0), stderr
-    assert proc.stdout == b"", "the import printed to stdout"
+    assert proc.stdout_text == "", "the import printed to stdout"
 
 
 # -- 4. an existing experiment of the same name ----------------------------------------------
@@ -339,7 +292,7 @@ def test_time_window(scratch_server, dest_server, unique_prefix, tmp_path, since
             options += ["--run-start-time", since]
         if until:
             options += ["--runs-until", until]
-        export = export_archive_cli(archive, scratch_server.url, *options)
+        export = export_cli(archive, scratch_server.url, *options)
         assert export_counts(export.stderr_text).get("runs") == len(wanted), export.stderr_text
     else:
         summary = api_export(archive, scratch_server.url, experiments=name, run_start_time=since, runs_until=until)
@@ -380,7 +333,7 @@ def test_experiment_selection(scratch_server, dest_server, unique_prefix, tmp_pa
 
     archive = tmp_path / "selected.mlar"
     if how in ("prefix", "txt-file"):  # through the CLI option; the others through the Python API
-        export = export_archive_cli(archive, scratch_server.url, "--experiments", selector)
+        export = export_cli(archive, scratch_server.url, "--experiments", selector)
         counts = export_counts(export.stderr_text)
         assert counts.get("experiments") == len(expected), export.stderr_text
         assert counts.get("runs") == len(expected), export.stderr_text
@@ -407,7 +360,7 @@ def test_import_source_tags(scratch_server, dest_server, unique_prefix, tmp_path
 
     archive = tmp_path / "times.mlar"
     api_export(archive, scratch_server.url, experiments=name)
-    import_archive_cli(archive, dest_server.url, "--import-source-tags")
+    import_cli(archive, dest_server.url, "--import-source-tags")
 
     imported = dest_experiment(dest_server.url, name)
     assert imported is not None
@@ -430,7 +383,7 @@ def test_experiment_rename_file(scratch_server, dest_server, unique_prefix, tmp_
     api_export(archive, scratch_server.url, experiments=f"{unique_prefix}*")
     rename_file = tmp_path / "rename.csv"
     rename_file.write_text(f"old,new\n{old},{new}\n", encoding="utf-8")
-    proc = import_archive_cli(archive, dest_server.url, "--experiment-rename-file", rename_file)
+    proc = import_cli(archive, dest_server.url, "--experiment-rename-file", rename_file)
     assert_import_summary(proc, experiments=(2, 0, 0), runs=(3, 0, 0))
 
     assert dest_experiment(dest_server.url, old) is None
@@ -453,18 +406,19 @@ with mlflow.start_run(run_name="default store run"):
 
 
 def test_default_tracking_uri(tmp_path):
-    env = _env(None)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     logged = subprocess.run(
-        [sys.executable, "-c", LOG_ONE_RUN], check=False, capture_output=True, env=env, cwd=tmp_path, timeout=CLI_TIMEOUT
+        [sys.executable, "-c", LOG_ONE_RUN], check=False, capture_output=True, env=env, cwd=tmp_path, timeout=PROCESS_TIMEOUT
     )
-    assert logged.returncode == 0, _describe("log one run", logged)
+    assert logged.returncode == 0, logged.stderr.decode("utf-8", "replace")
     uri = logged.stdout.decode().strip().splitlines()[-1]
     assert uri == f"sqlite:///{tmp_path / 'mlflow.db'}", uri  # MLflow 3's default store
     assert (tmp_path / "mlflow.db").is_file()
 
-    archive_cli("export", "-o", "out.mlar", "--quiet", cwd=tmp_path)
+    # A process of its own: in this one, earlier tests may have set MLflow's process-wide tracking URI.
+    run_process("export", "-o", "out.mlar", "--quiet", cwd=tmp_path)
     assert (tmp_path / "out.mlar").is_file()
-    info = json.loads(archive_cli("inspect", "out.mlar", "--json", cwd=tmp_path).stdout_text)
+    info = json.loads(run_cli("inspect", "out.mlar", "--json", cwd=tmp_path).stdout_text)
     assert info["counts"].get("runs") == 1, info["counts"]
     source_uri = info["header"]["source"]["tracking_uri"]
     assert source_uri.startswith("sqlite:///") and source_uri.endswith("mlflow.db"), info["header"]["source"]
@@ -490,14 +444,14 @@ def test_truncated_archive_then_full_import(tracking_dataset, source_server, fre
     for cut, member in _cut_points(path):
         truncated = tmp_path / f"truncated-{cut}.mlar"
         truncated.write_bytes(data[:cut])
-        proc = import_archive_cli(truncated, fresh_dest_server.url, check=False)
+        proc = import_cli(truncated, fresh_dest_server.url, check=False)
         where = f"archive cut at byte {cut} of {len(data)} (inside {member})"
         assert proc.returncode != 0, f"{where}: import succeeded\n{proc.stderr_text}"
         assert "Traceback" not in proc.stderr_text, f"{where}: traceback\n{proc.stderr_text}"
         errors = [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")]
         assert len(errors) == 1, f"{where}: expected one `Error:` line\n{proc.stderr_text}"
 
-    proc = import_archive_cli(path, fresh_dest_server.url, check=False)
+    proc = import_cli(path, fresh_dest_server.url, check=False)
     # abandoned leftovers of the interrupted imports must be deleted (compare checks) and
     # must not count as imported runs
     assert_import_and_compare(proc, source_server.url, fresh_dest_server.url, exact=True)
