@@ -19,18 +19,29 @@ from . import __version__
 def _reports_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from .errors import ArchiveError
+        from .errors import ArchiveError, OutputClosedError
 
         try:
             return command(*args, **kwargs)
         except ArchiveError as exc:
             click.echo(f"Error: {exc}", err=True)
+            if isinstance(exc, OutputClosedError):
+                _drop_stdout()
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Error: interrupted; run the same command again to finish.", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+def _drop_stdout() -> None:
+    """Point a closed stdout at /dev/null, so the interpreter's final flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. click's test runner)
+        return
+    os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
 
 
 @click.group(name="archive", help="Export an MLflow server into one archive file, and import it into another.")

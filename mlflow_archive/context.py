@@ -5,9 +5,10 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from mlflow.entities import Experiment
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 from .archive import ArchiveWriter
 from .endpoints import (
@@ -18,9 +19,6 @@ from .endpoints import (
 )
 from .idmap import IdMap
 from .summary import Progress, Summary
-
-if TYPE_CHECKING:
-    from .selection import Selection
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,6 +35,25 @@ def selector_tokens(selector: str) -> list[str]:
     else:
         raw = selector.split(",")
     return [t.strip() for t in raw if t.strip() and not t.strip().startswith("#")]
+
+
+@dataclass
+class Selection:
+    """What an export takes (built by ``selection.plan``)."""
+
+    experiments: list[Experiment] = field(default_factory=list)
+    full_experiment_ids: set[str] = field(default_factory=set)  # all their runs (in the time window)
+    extra_runs: dict[str, set[str]] = field(default_factory=dict)  # experiment ID -> further run IDs
+    logged_model_ids: set[str] | None = None  # None: every logged model of the full experiments
+    extra_logged_models: set[str] = field(default_factory=set)
+    registered_models: list[tuple[RegisteredModel, list[ModelVersion]]] = field(default_factory=list)
+
+    def wants_logged_model(self, experiment_id: str, model_id: str) -> bool:
+        if model_id in self.extra_logged_models:
+            return True
+        return experiment_id in self.full_experiment_ids and (
+            self.logged_model_ids is None or model_id in self.logged_model_ids
+        )
 
 
 @dataclass

@@ -8,6 +8,7 @@ able to keep IDs) would be one more class with the same methods.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from pathlib import Path
@@ -33,8 +34,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-from .errors import SourceError
+from .errors import SourceError, one_line
 from .streams import redact_uri
 
 PAGE_SIZE = 1000
@@ -60,7 +62,7 @@ def stopped_error(exc: BaseException, uri: str, doing: str, remedy: str) -> Sour
     """The one sentence for an error nothing else handled: an unreachable server, or what failed and what to do."""
     if is_unreachable(exc):
         return unreachable_error(uri, exc)
-    return SourceError(f"The {doing} {redact_uri(uri)} stopped on an error ({type(exc).__name__}: {_first_line(exc)}); {remedy}.")
+    return SourceError(f"The {doing} {redact_uri(uri)} stopped on an error ({one_line(exc, with_type=True)}); {remedy}.")
 
 
 def _paged(call, **kwargs) -> Iterator:
@@ -85,18 +87,25 @@ class _Endpoint:
         except MlflowException:
             return None
 
+    def as_process_default(self):
+        """While in effect, MLflow's process-wide tracking URI is this endpoint's, for a local store.
+
+        MLflow's SQL registry resolves ``models:/`` version sources through a client on the
+        process-wide URI, not the store's own: without this, ``--tracking-uri sqlite:///x.db``
+        would look up logged models in (and create) the default ``./mlflow.db``.
+        """
+        if self.uri.startswith(("http://", "https://")):
+            return contextlib.nullcontext()
+        return _use_tracking_uri(self.uri)
+
     def check_reachable(self) -> None:
         try:
             self.client.search_experiments(max_results=1)
         except Exception as exc:
             if is_unreachable(exc):
                 raise unreachable_error(self.uri, exc) from None
-            raise SourceError(f"Cannot use the tracking server at {redact_uri(self.uri)}: {_first_line(exc)}.") from None
+            raise SourceError(f"Cannot use the tracking server at {redact_uri(self.uri)}: {one_line(exc)}.") from None
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__).rstrip(".")[:300]
 
 
 class TrackingSource(_Endpoint):

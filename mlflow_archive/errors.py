@@ -13,5 +13,16 @@ class UnsupportedArchiveError(ArchiveError):
     """The archive is sound but needs a newer reader."""
 
 
+class OutputClosedError(ArchiveError):
+    """The program reading the archive went away (a closed pipe): not the source's fault."""
+
+
 class SourceError(ArchiveError):
     """The tracking server could not be read or written."""
+
+
+def one_line(exc: BaseException, with_type: bool = False, limit: int = 300) -> str:
+    """An error as one line for a message: its first line of text (or OS reason), without a final period."""
+    lines = str(getattr(exc, "strerror", None) or exc).strip().splitlines()
+    text = (lines[0] if lines else type(exc).__name__).rstrip(".")
+    return (f"{type(exc).__name__}: {text}" if with_type else text)[:limit]

@@ -78,8 +78,9 @@ def export_archive(
     summary = Summary("export")
     progress = Progress(quiet)
     try:
-        selection = _read(source, lambda: plan(source, options))
-        with tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
+        with source.as_process_default():
+            selection = _read(source, lambda: plan(source, options))
+        with source.as_process_default(), tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
             options.workers
         ) as pool, open_output(output) as stream:
             ctx = ExportContext(

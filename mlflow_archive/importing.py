@@ -73,7 +73,7 @@ def import_archive(
     progress = Progress(quiet)
     ids = IdMap()
     try:
-        with open_input(input) as stream, tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
+        with dest.as_process_default(), open_input(input) as stream, tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
             options.workers
         ) as pool:
             reader = ArchiveReader(stream)

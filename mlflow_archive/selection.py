@@ -11,33 +11,14 @@ Rules (README, "Selecting what to export"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from mlflow.entities import Experiment, LifecycleStage
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
-from .context import ExportOptions, selector_tokens
+from .context import ExportOptions, Selection, selector_tokens
 from .endpoints import TrackingSource
 from .errors import ArchiveError
 from .objects.registry import LOGGED_MODEL_URI
 from .streams import redact_uri
-
-
-@dataclass
-class Selection:
-    experiments: list[Experiment] = field(default_factory=list)
-    full_experiment_ids: set[str] = field(default_factory=set)  # all their runs (in the time window)
-    extra_runs: dict[str, set[str]] = field(default_factory=dict)  # experiment ID -> further run IDs
-    logged_model_ids: set[str] | None = None  # None: every logged model of the full experiments
-    extra_logged_models: set[str] = field(default_factory=set)
-    registered_models: list[tuple[RegisteredModel, list[ModelVersion]]] = field(default_factory=list)
-
-    def wants_logged_model(self, experiment_id: str, model_id: str) -> bool:
-        if model_id in self.extra_logged_models:
-            return True
-        return experiment_id in self.full_experiment_ids and (
-            self.logged_model_ids is None or model_id in self.logged_model_ids
-        )
 
 
 def _resolve(selector: str, list_all, find_one, name_of, key_of) -> list:

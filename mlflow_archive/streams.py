@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import urlsplit
 
-from .errors import ArchiveError
+from .errors import ArchiveError, OutputClosedError, one_line
 
 
 def _is_remote(location: str) -> bool:
@@ -84,7 +84,7 @@ def _s3_output(location: str) -> Iterator[BinaryIO]:
         raise
     thread.join()
     if failure:
-        raise ArchiveError(f"Cannot write {redact_uri(location)}: {_reason(failure[0])}; check the bucket and credentials.")
+        raise ArchiveError(f"Cannot write {redact_uri(location)}: {one_line(failure[0])}; check the bucket and credentials.")
 
 
 def _remote(location: str):
@@ -93,7 +93,7 @@ def _remote(location: str):
     try:
         return pyarrow.fs.FileSystem.from_uri(location)
     except Exception as exc:
-        raise ArchiveError(f"Cannot open {redact_uri(location)}: {str(exc).splitlines()[0]}.") from None
+        raise ArchiveError(f"Cannot open {redact_uri(location)}: {one_line(exc)}.") from None
 
 
 def _open_reader(location: str):
@@ -116,49 +116,87 @@ def open_input(location: str) -> Iterator[BinaryIO]:
     except ArchiveError:
         raise
     except Exception as exc:  # OSError, and the object stores' own errors
-        raise ArchiveError(f"Cannot read {redact_uri(location)}: {_reason(exc)}; check the path.") from None
+        raise ArchiveError(f"Cannot read {redact_uri(location)}: {one_line(exc)}; check the path.") from None
     with contextlib.closing(stream):
         yield stream
 
 
+class _GuardedOutput:
+    """An output whose write errors become one sentence: a full disk, or a reader that went away."""
+
+    def __init__(self, stream: BinaryIO, location: str) -> None:
+        self._stream = stream
+        self._location = location
+
+    def _failed(self, exc: OSError) -> ArchiveError:
+        if isinstance(exc, BrokenPipeError):
+            return OutputClosedError("The program reading the archive closed its end of the pipe; the archive is incomplete.")
+        where = "stdout" if self._location == "-" else redact_uri(self._location)
+        return ArchiveError(f"Cannot write {where}: {one_line(exc)}; the archive is incomplete, free space or choose another output.")
+
+    def write(self, data) -> int:
+        try:
+            return self._stream.write(data)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+
 @contextlib.contextmanager
 def open_output(location: str) -> Iterator[BinaryIO]:
-    """Local files appear only when complete: bytes go to ``NAME.partial``, renamed on success."""
+    """Regular local files appear only when complete: bytes go to ``NAME.partial``, renamed on success.
+
+    An existing output that is not a regular file (a FIFO, a device, ``/dev/stdout``) is written
+    in place: renaming over it would replace it with a file. A symlink's target is what is written.
+    """
     if location == "-":
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        guarded = _GuardedOutput(sys.stdout.buffer, location)
+        yield guarded
+        guarded.flush()
         return
     if location.startswith("s3://"):
         with _s3_output(location) as stream:
-            yield stream
+            yield _GuardedOutput(stream, location)
         return
     if _is_remote(location):
         fs, path = _remote(location)
         try:
             stream = fs.open_output_stream(path)
         except Exception as exc:
-            raise ArchiveError(f"Cannot write {redact_uri(location)}: {_reason(exc)}; check the path.") from None
-        with stream:
-            yield stream
+            raise ArchiveError(f"Cannot write {redact_uri(location)}: {one_line(exc)}; check the path.") from None
+        with contextlib.closing(_GuardedOutput(stream, location)) as guarded:
+            yield guarded
         return
-    target = _local_path(location)
-    partial = target.with_name(target.name + ".partial")
+    target = Path(os.path.realpath(_local_path(location)))
+    if target.is_dir():
+        raise ArchiveError(f"Cannot write {location}: it is a folder; give a file name, e.g. {Path(location) / 'backup.mlar'}.")
+    in_place = target.exists() and not target.is_file()
+    written = target if in_place else target.with_name(target.name + ".partial")
     try:
-        stream = open(partial, "wb")
+        stream = open(written, "wb")
     except OSError as exc:
-        raise ArchiveError(f"Cannot write {redact_uri(location)}: {_reason(exc)}; check the path.") from None
+        raise ArchiveError(f"Cannot write {location}: {one_line(exc)}; check the path.") from None
+    guarded = _GuardedOutput(stream, location)
     try:
-        with stream:
-            yield stream
-        os.replace(partial, target)
+        with contextlib.closing(guarded):
+            yield guarded
+        if not in_place:
+            os.replace(written, target)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        if not in_place:
+            written.unlink(missing_ok=True)
         raise
-
-
-def _reason(exc: Exception) -> str:
-    text = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
-    return text.rstrip(".")
 
 
 def redact_uri(uri: str | None) -> str | None:

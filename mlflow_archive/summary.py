@@ -7,6 +7,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .errors import one_line
+
 
 @dataclass
 class Counts:
@@ -37,7 +39,7 @@ class Summary:
             setattr(counts, outcome, getattr(counts, outcome) + n)
 
     def fail(self, object_type: str, error: BaseException | str, n: int = 1) -> None:
-        message = error if isinstance(error, str) else _one_line(error)
+        message = error if isinstance(error, str) else one_line(error, with_type=True)
         with self._lock:
             counts = self._counts(object_type)
             counts.failed += n
@@ -68,10 +70,6 @@ class Summary:
         out += [f"note: {n}" for n in self.notes]
         return out
 
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
 class Progress:
