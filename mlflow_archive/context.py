@@ -44,6 +44,8 @@ class ExportOptions:
     experiments: str | None = None  # None: see selection.py for what each combination means
     models: str | None = None
     logged_models: str | None = None
+    prompts: str | None = None
+    no_prompts: bool = False
     run_start_time: int | None = None  # ms, inclusive
     runs_until: int | None = None  # ms, exclusive
     export_deleted_runs: bool = False
@@ -64,6 +66,7 @@ class ImportOptions:
     experiment_rename: dict[str, str] = field(default_factory=dict)
     model_rename: dict[str, str] = field(default_factory=dict)
     delete_model: bool = False
+    delete_prompt: bool = False
     import_source_tags: bool = False
     use_src_user_id: bool = True
     workers: int = 4
