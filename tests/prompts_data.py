@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 
 import mlflow
-from mlflow.prompt.constants import PROMPT_ASSOCIATED_RUN_IDS_TAG_KEY, PROMPT_EXPERIMENT_IDS_TAG_KEY
+from mlflow.prompt.constants import IS_PROMPT_TAG_KEY, PROMPT_ASSOCIATED_RUN_IDS_TAG_KEY, PROMPT_EXPERIMENT_IDS_TAG_KEY
 
 from models_data import client_for, name_filter, strip_archive_tags, using_server
 
@@ -84,7 +84,9 @@ def _wait_for_experiment_links() -> None:
 
 
 def prompt_versions(uri: str, name: str) -> dict[int, object]:
-    return {int(v.version): v for v in client_for(uri).search_model_versions(name_filter(name), max_results=1000)}
+    """A prompt's versions as model versions, tags unabridged (a search finds them only by the prompt tag)."""
+    found = client_for(uri).search_model_versions(f"{name_filter(name)} AND tags.`{IS_PROMPT_TAG_KEY}` = 'true'", max_results=1000)
+    return {int(v.version): v for v in found}
 
 
 def compare_prompt(src_uri: str, dst_uri: str, name: str, experiments: dict[str, str], runs: dict[str, str]) -> list[str]:
@@ -108,6 +110,8 @@ def compare_prompt(src_uri: str, dst_uri: str, name: str, experiments: dict[str,
         diffs.append(f"{name}: aliases {s.aliases} -> {d.aliases}")
 
     s_versions, d_versions = prompt_versions(src_uri, name), prompt_versions(dst_uri, name)
+    if not s_versions:
+        diffs.append(f"{name}: no versions found on the source (test setup error?)")
     if sorted(s_versions) != sorted(d_versions):
         diffs.append(f"{name}: versions {sorted(s_versions)} -> {sorted(d_versions)}")
     for number in sorted(set(s_versions) & set(d_versions)):
@@ -125,9 +129,11 @@ def compare_prompt(src_uri: str, dst_uri: str, name: str, experiments: dict[str,
         if (sv.description or None) != (dv.description or None):
             diffs.append(f"{where}: commit message {sv.description!r} -> {dv.description!r}")
         sp, dp = src.get_prompt_version(name, number), dst.get_prompt_version(name, number)
-        for attr in ("template", "response_format", "model_config", "commit_message", "prompt_type", "user_id"):
+        for attr in ("template", "is_text_prompt", "variables", "response_format", "model_config", "commit_message", "user_id"):
             if getattr(sp, attr) != getattr(dp, attr):
                 diffs.append(f"{where}: {attr} {getattr(sp, attr)!r} -> {getattr(dp, attr)!r}")
+        if sorted(sp.aliases) != sorted(dp.aliases):
+            diffs.append(f"{where}: aliases {sorted(sp.aliases)} -> {sorted(dp.aliases)}")
     return diffs
 
 
