@@ -49,10 +49,10 @@ class VersionNumbers:
 
     A placeholder version takes each missing number. It links to nothing (no run, no logged model, so
     no logged model's ``mlflow.modelVersions`` tag names it): a prompt placeholder has MLflow's prompt
-    source, a model placeholder ``PLACEHOLDER_SOURCE``. Placeholders are deleted, their tags first (the
-    registry keeps a deleted version's tags, and a prompt tag would hide a model's versions from
-    searches), once a later real version exists; until then they hold the registry's number counter
-    (which counts deleted versions too), so an import interrupted in between goes on at the right number.
+    source and tag (a model placeholder must not have it: a search would then hide the model's versions),
+    a model placeholder ``PLACEHOLDER_SOURCE``. Placeholders are deleted once a later real version exists,
+    their tags first (the registry keeps a deleted version's tags); until then they hold the registry's
+    number counter (which counts deleted versions too), so an interrupted import goes on at the right number.
     """
 
     def __init__(self, dest: TrackingDestination, name: str, keep_numbers: bool, prompt: bool = False) -> None:
@@ -254,6 +254,7 @@ class Importer:
         source, run_id, model_id = self._rewrite_source(name, source_name, version)
         tags = tags_without_provenance(version["tags"])
         tags[SOURCE_VERSION_TAG] = str(version["version"])
+        tags.update(source_time_tags(ctx, version))
         created = ctx.dest.create_model_version(name, source, run_id, model_id, tags, version["description"], version["run_link"])
         listed = ctx.ids.dest(MODEL_VERSIONS_KIND, version["model_id"]) if model_id else None
         if listed:  # the registry has just rewritten the logged model's list: the source's list again
