@@ -221,7 +221,7 @@ class TrackingSource(_Endpoint):
     def registered_models(self) -> Iterator[RegisteredModel]:
         """Registered models, prompts excluded (they are registered models with a marker tag)."""
         for model in _paged(self.client.search_registered_models, max_results=PAGE_SIZE):
-            if model.tags.get(IS_PROMPT_TAG_KEY, "").lower() != "true":
+            if not model._is_prompt():  # ``tags`` hide the marker; the search leaves prompts out already
                 yield model
 
     def prompts(self) -> Iterator[RegisteredModel]:
