@@ -123,6 +123,8 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
 )
 @click.option("--models", help="Registered models: all, comma-separated names, prefix* patterns, or a .txt file.")
 @click.option("--logged-models", help="Logged models: all, or comma-separated model IDs (m-...), or a .txt file.")
+@click.option("--prompts", help="Prompts: all, comma-separated names, prefix* patterns, or a .txt file.")
+@click.option("--no-prompts", is_flag=True, help="Leave prompts out (an export without selectors includes them all).")
 @click.option("--run-start-time", help="Only runs started at or after this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--runs-until", help="Only runs started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--export-deleted-runs", is_flag=True, help="Also export deleted runs (they arrive deleted).")
@@ -140,7 +142,7 @@ def export_command(output, tracking_uri, workers, quiet, **selection):
 
     With no selector, everything is exported. --experiments alone exports those
     experiments; --models alone exports those models and the runs, logged models
-    and experiments their versions depend on.
+    and experiments their versions depend on; --prompts adds prompts to either.
     """
     from .exporting import export_archive
 
@@ -153,6 +155,7 @@ def export_command(output, tracking_uri, workers, quiet, **selection):
 @click.option("--experiment-rename-file", type=click.Path(dir_okay=False), help="CSV of old,new experiment names.")
 @click.option("--model-rename-file", type=click.Path(dir_okay=False), help="CSV of old,new registered model names.")
 @click.option("--delete-model", is_flag=True, help="Delete an existing registered model of the same name, and its versions, first.")
+@click.option("--delete-prompt", is_flag=True, help="Replace an existing prompt of the same name (default: leave it and skip the archive's).")
 @click.option("--import-source-tags", is_flag=True, help="Also keep source IDs, times and URI as mlflow_archive.source.* tags.")
 @click.option(
     "--use-src-user-id/--no-use-src-user-id",
@@ -163,8 +166,8 @@ def export_command(output, tracking_uri, workers, quiet, **selection):
 @_workers
 @_quiet
 @_reports_errors
-def import_command(input_, tracking_uri, experiment_rename_file, model_rename_file, delete_model, import_source_tags,
-                   use_src_user_id, workers, quiet):
+def import_command(input_, tracking_uri, experiment_rename_file, model_rename_file, delete_model, delete_prompt,
+                   import_source_tags, use_src_user_id, workers, quiet):
     """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
     from .importing import import_archive
 
@@ -175,6 +178,7 @@ def import_command(input_, tracking_uri, experiment_rename_file, model_rename_fi
             experiment_rename=experiment_rename_file,
             model_rename=model_rename_file,
             delete_model=delete_model,
+            delete_prompt=delete_prompt,
             import_source_tags=import_source_tags,
             use_src_user_id=use_src_user_id,
             workers=workers,

@@ -47,6 +47,7 @@ class Selection:
     logged_model_ids: set[str] | None = None  # None: every logged model of the full experiments
     extra_logged_models: set[str] = field(default_factory=set)
     registered_models: list[tuple[RegisteredModel, list[ModelVersion]]] = field(default_factory=list)
+    prompts: Iterable[RegisteredModel] = ()  # read lazily when all are exported
 
     def wants_logged_model(self, experiment_id: str, model_id: str) -> bool:
         if model_id in self.extra_logged_models:
@@ -61,6 +62,8 @@ class ExportOptions:
     experiments: str | None = None  # None: see selection.py for what each combination means
     models: str | None = None
     logged_models: str | None = None
+    prompts: str | None = None
+    no_prompts: bool = False
     run_start_time: int | None = None  # ms, inclusive
     runs_until: int | None = None  # ms, exclusive
     export_deleted_runs: bool = False
@@ -81,6 +84,7 @@ class ImportOptions:
     experiment_rename: dict[str, str] = field(default_factory=dict)
     model_rename: dict[str, str] = field(default_factory=dict)
     delete_model: bool = False
+    delete_prompt: bool = False
     import_source_tags: bool = False
     use_src_user_id: bool = True
     workers: int = 4

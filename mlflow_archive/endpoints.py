@@ -31,7 +31,7 @@ from mlflow.entities import (
 )
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
-from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
+from mlflow.prompt.constants import _CLIENT_PROMPT_SOURCE_PLACEHOLDER, IS_PROMPT_TAG_KEY
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
@@ -40,6 +40,7 @@ from .errors import SourceError, one_line
 from .streams import redact_uri
 
 PAGE_SIZE = 1000
+PROMPT_FILTER = f"tags.`{IS_PROMPT_TAG_KEY}` = 'true'"
 UNREACHABLE_MARKERS = ("Max retries exceeded", "Connection refused", "Failed to establish a new connection", "timed out")
 
 
@@ -81,9 +82,15 @@ class _Endpoint:
         self.uri = self.client._tracking_client.tracking_uri
         self.store = self.client._tracking_client.store
 
+    @property
+    def registry(self):
+        """MLflow's registry client: the one that also serves prompts, which ``MlflowClient``'s model calls refuse."""
+        return self.client._get_registry_client()
+
     def registered_model(self, name: str) -> RegisteredModel | None:
+        """A registered model or a prompt (``_is_prompt()`` tells which) of that name."""
         try:
-            return self.client.get_registered_model(name)
+            return self.registry.get_registered_model(name)
         except MlflowException:
             return None
 
@@ -97,6 +104,15 @@ class _Endpoint:
         if self.uri.startswith(("http://", "https://")):
             return contextlib.nullcontext()
         return _use_tracking_uri(self.uri)
+
+    def model_versions(self, name: str, prompt: bool = False) -> Iterator[ModelVersion]:
+        """The versions of a registered model, or of a prompt; deleted ones excluded.
+
+        A search finds a prompt's versions only when it asks for the prompt tag, and a model's only
+        when it does not (and none of the model's versions, deleted ones included, has that tag).
+        """
+        name_filter = f"{_name_filter(name)} AND {PROMPT_FILTER}" if prompt else _name_filter(name)
+        return _paged(self.client.search_model_versions, filter_string=name_filter, max_results=PAGE_SIZE)
 
     def check_reachable(self) -> None:
         try:
@@ -214,11 +230,16 @@ class TrackingSource(_Endpoint):
     def registered_models(self) -> Iterator[RegisteredModel]:
         """Registered models, prompts excluded (they are registered models with a marker tag)."""
         for model in _paged(self.client.search_registered_models, max_results=PAGE_SIZE):
-            if model.tags.get(IS_PROMPT_TAG_KEY, "").lower() != "true":
+            if not model._is_prompt():  # ``tags`` hide the marker; the search leaves prompts out already
                 yield model
 
-    def model_versions(self, name: str) -> Iterator[ModelVersion]:
-        return _paged(self.client.search_model_versions, filter_string=_name_filter(name), max_results=PAGE_SIZE)
+    def prompts(self) -> Iterator[RegisteredModel]:
+        """Prompts: the registered models that carry the prompt marker tag."""
+        return _paged(self.client.search_registered_models, filter_string=PROMPT_FILTER, max_results=PAGE_SIZE)
+
+    def prompt(self, name: str) -> RegisteredModel | None:
+        found = self.client.search_registered_models(filter_string=f"{_name_filter(name)} AND {PROMPT_FILTER}")
+        return found[0] if found else None
 
 
 def _name_filter(name: str) -> str:
@@ -326,24 +347,28 @@ class TrackingDestination(_Endpoint):
 
     # -- Registry
 
+    # Registered models and prompts alike go through the registry client (prompts are registered
+    # models with the marker tag ``IS_PROMPT_TAG_KEY`` among ``tags``).
+
     def create_registered_model(self, name: str, tags: dict[str, str], description: str | None) -> None:
-        self.client.create_registered_model(name, tags=tags, description=description)
+        self.registry.create_registered_model(name, tags=tags, description=description)
 
     def delete_registered_model(self, name: str) -> None:
-        self.client.delete_registered_model(name)
+        self.registry.delete_registered_model(name)
 
     def set_registered_model_tags(self, name: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
-            self.client.set_registered_model_tag(name, key, value)
+            self.registry.set_registered_model_tag(name, key, value)
 
-    def versions_by_source(self, name: str, tag_key: str) -> dict[str, str]:
-        """Source version number -> destination version, for versions an import created."""
-        versions = _paged(self.client.search_model_versions, filter_string=_name_filter(name), max_results=PAGE_SIZE)
-        return {v.tags[tag_key]: v.version for v in versions if tag_key in v.tags}
+    def create_prompt_version(self, name: str, tags: dict[str, str], description: str | None) -> str:
+        """A prompt version (``tags`` hold the prompt marker): MLflow's placeholder source, no run or logged model."""
+        return self.registry.create_model_version(
+            name, _CLIENT_PROMPT_SOURCE_PLACEHOLDER, tags=tags, description=description, await_creation_for=0
+        ).version
 
-    def latest_version(self, name: str) -> int:
-        versions = _paged(self.client.search_model_versions, filter_string=_name_filter(name), max_results=PAGE_SIZE)
-        return max((int(v.version) for v in versions), default=0)
+    def delete_model_version_tags(self, name: str, version: str, keys: list[str]) -> None:
+        for key in keys:
+            self.registry.delete_model_version_tag(name, version, key)
 
     def create_model_version(self, name, source, run_id, model_id, tags, description, run_link) -> str:
         return self.client.create_model_version(
@@ -352,7 +377,7 @@ class TrackingDestination(_Endpoint):
         ).version
 
     def delete_model_version(self, name: str, version: str) -> None:
-        self.client.delete_model_version(name, version)
+        self.registry.delete_model_version(name, version)
 
     def transition_stage(self, name: str, version: str, stage: str) -> None:
         with warnings.catch_warnings():  # stages are deprecated, but they are the source's data
@@ -360,4 +385,4 @@ class TrackingDestination(_Endpoint):
             self.client.transition_model_version_stage(name, version, stage, archive_existing_versions=False)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
-        self.client.set_registered_model_alias(name, alias, version)
+        self.registry.set_registered_model_alias(name, alias, version)

@@ -37,6 +37,8 @@ def export_archive(
     experiments: str | None = None,
     models: str | None = None,
     logged_models: str | None = None,
+    prompts: str | None = None,
+    no_prompts: bool = False,
     run_start_time: str | None = None,
     runs_until: str | None = None,
     export_deleted_runs: bool = False,
@@ -52,15 +54,19 @@ def export_archive(
     """Export a tracking server, or a selection of it, to ``output``: a path, ``-`` or a URI.
 
     With no selector everything is exported; see ``selection.py`` for how
-    ``experiments``, ``models`` and ``logged_models`` combine.
+    ``experiments``, ``models``, ``logged_models`` and ``prompts`` combine.
 
     >>> summary = export_archive("backup.mlar", tracking_uri="http://127.0.0.1:5000")  # doctest: +SKIP
     >>> summary.counts["runs"].exported  # doctest: +SKIP
     """
+    if prompts is not None and no_prompts:
+        raise ArchiveError("--prompts and --no-prompts exclude each other; give one of them.")
     options = ExportOptions(
         experiments=experiments,
         models=models,
         logged_models=logged_models,
+        prompts=prompts,
+        no_prompts=no_prompts,
         run_start_time=parse_time(run_start_time, "--run-start-time"),
         runs_until=parse_time(runs_until, "--runs-until"),
         export_deleted_runs=export_deleted_runs,

@@ -6,10 +6,14 @@ Rules (README, "Selecting what to export"):
   unless ``--models`` is given too;
 - ``--models``: those models' versions, plus the runs, logged models and experiments the versions
   depend on (only those runs, or every run of those experiments with ``--export-all-runs``);
-- ``--logged-models``: only those logged models (plus their source runs when no experiments are named).
+- ``--logged-models``: only those logged models (plus their source runs when no experiments are named);
+- prompts are global, like registered models: no selector at all exports every prompt, ``--prompts``
+  names them (alone: only those), any other selector alone exports none; ``--no-prompts`` leaves them out.
 """
 
 from __future__ import annotations
+
+from typing import Iterable
 
 from mlflow.entities import Experiment, LifecycleStage
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -52,12 +56,26 @@ def select_experiments(source: TrackingSource, selector: str, include_deleted: b
 def _select_models(source: TrackingSource, selector: str, options: ExportOptions) -> list[tuple[RegisteredModel, list[ModelVersion]]]:
     def find(token: str) -> RegisteredModel:
         model = source.registered_model(token)
-        if model is None:
+        if model is None or model._is_prompt():
             raise ArchiveError(f"No registered model named {token!r} on the source; check --models.")
         return model
 
     chosen = _resolve(selector, source.registered_models, find, lambda m: m.name, lambda m: m.name)
     return [(m, _filter_versions(list(source.model_versions(m.name)), options)) for m in sorted(chosen, key=lambda m: m.name)]
+
+
+def select_prompts(source: TrackingSource, selector: str) -> Iterable[RegisteredModel]:
+    """The prompts a selector names (checked now); ``all`` is read page by page during the export."""
+    if selector.strip() == "all":
+        return source.prompts()
+
+    def find(token: str) -> RegisteredModel:
+        prompt = source.prompt(token)
+        if prompt is None:
+            raise ArchiveError(f"No prompt named {token!r} on the source; check --prompts.")
+        return prompt
+
+    return sorted(_resolve(selector, source.prompts, find, lambda p: p.name, lambda p: p.name), key=lambda p: p.name)
 
 
 def _filter_versions(versions: list[ModelVersion], options: ExportOptions) -> list[ModelVersion]:
@@ -81,8 +99,11 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
     named_experiments = options.experiments is not None
     named_models = options.models is not None
     named_logged = options.logged_models is not None
-    everything = not (named_experiments or named_models or named_logged)
+    named_prompts = options.prompts is not None
+    everything = not (named_experiments or named_models or named_logged or named_prompts)
     selection = Selection()
+    if not options.no_prompts and (named_prompts or everything):
+        selection.prompts = select_prompts(source, options.prompts or "all")
     chosen: dict[str, Experiment] = {}
     if named_experiments or everything:
         for experiment in select_experiments(source, options.experiments or "all", options.export_deleted_experiments):

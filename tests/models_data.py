@@ -32,7 +32,6 @@ SOURCE_RUN_TAG = "mlflow_archive.source_run_id"
 SOURCE_MODEL_ID_TAG = "mlflow_archive.source_model_id"
 SOURCE_MODEL_NAME_TAG = "mlflow_archive.source_model_name"
 SOURCE_VERSION_TAG = "mlflow_archive.source_version"
-MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 SOURCES_EXPERIMENT = "mlflow-archive-model-sources"
 PIP_REQUIREMENTS = ["scikit-learn"]
 
@@ -507,8 +506,9 @@ def compare_logged_models(
             diffs.append(f"{where}: source_run_id {d.source_run_id!r}, expected {expected_run!r}")
         if dict(s.params or {}) != dict(d.params or {}):
             diffs.append(f"{where}: params source {s.params}, destination {d.params}")
-        s_tags = strip_archive_tags(s.tags, MODEL_VERSIONS_TAG)
-        d_tags = strip_archive_tags(d.tags, MODEL_VERSIONS_TAG)
+        # mlflow.modelVersions included: the same versions, the deleted one too, and no gap placeholder
+        s_tags = strip_archive_tags(s.tags)
+        d_tags = strip_archive_tags(d.tags)
         if s_tags != d_tags:
             diffs.append(f"{where}: tags source {s_tags}, destination {d_tags}")
         expected_metrics, got_metrics = _metric_rows(s, maps.runs), _metric_rows(d, None)

@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from mlflow_archive.archive import ArchiveReader
 from mlflow_archive.members import ARTIFACTS_EXT
+from mlflow_archive.objects.registry import PLACEHOLDER_TAG
 from mlflow_archive.streams import open_input
 
 import archive_cli
@@ -164,6 +165,9 @@ def test_full_roundtrip(models_data, models_source, module_dest_server, full_exp
     main_versions = sorted(model_versions(client_for(dst), data.main_model))
     if main_versions != data.main_versions:
         problems.append(f"{data.main_model}: destination versions {main_versions}, expected {data.main_versions}")
+    placeholders = client_for(dst).search_model_versions(f"tags.`{PLACEHOLDER_TAG}` = 'true'")
+    if placeholders:
+        problems.append(f"gap placeholders left on the destination: {[(v.name, v.version) for v in placeholders]}")
 
     # logged models, their metrics and files, and the runs' links to them
     if set(maps.models) != set(source_logged_model_ids(data)):
@@ -262,11 +266,14 @@ def test_prompt_is_not_a_registered_model(models_data, models_source, module_des
         assert data.prompt not in {r["name"] for r in tables.get("model_versions", [])}
     assert inspect_json(full_export[0])["counts"].get("registered_models") == 3
 
-    # and the destination has no registered model named like it
+    # the full export carries it as a prompt, and the destination has it as one, not as a registered model
+    assert [r["name"] for r in archive_contents(full_export[0])[0]["prompts"]] == [data.prompt]
+    with using_server(module_dest_server.url):
+        assert mlflow.genai.load_prompt(f"prompts:/{data.prompt}/1").template == "Hello {{name}}!"
     dest = client_for(module_dest_server.url)
     assert data.prompt not in registered_model_names(dest)
     assert list(dest.search_registered_models(filter_string=f"name LIKE '%{data.prompt}%'")) == []
-    with pytest.raises(MlflowException, match="not found"):
+    with pytest.raises(MlflowException, match="prompt"):
         dest.get_registered_model(data.prompt)
 
 

@@ -6,6 +6,7 @@ so ``models:/`` URIs on the destination load the model as on the source.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -24,12 +25,13 @@ from ..archive import Member
 from ..context import PROVENANCE_PREFIX, ExportContext
 from ..errors import ArchiveError
 from ..members import ARTIFACTS_EXT
-from ._common import COMPLETE, PARTIAL, ChunkReplay, pack_artifacts
+from ._common import COMPLETE, PARTIAL, ChunkReplay, kv, pack_artifacts
 from .experiments import MODEL_SOURCE_ID_TAG
 
 SECTION = "logged_models"
 PER_CHUNK = 100
 STATE_TAG = PROVENANCE_PREFIX + "import_state"
+MODEL_VERSIONS_KIND = "model_versions_tag"  # IdMap kind: source model ID -> its mlflow.modelVersions, renamed
 MODEL_IO_COLUMNS = ("run_id", "direction", "model_id", "step")
 
 
@@ -49,10 +51,6 @@ def export(ctx: ExportContext) -> None:
         _export_chunk(ctx, batch, ctx.model_io)
 
 
-def _kv(mapping: dict) -> list[dict]:
-    return [{"key": k, "value": v} for k, v in (mapping or {}).items()]
-
-
 def _export_chunk(ctx: ExportContext, models: list[LoggedModel], model_io: list[tuple]) -> None:
     chunk = ctx.writer.chunk(SECTION)
     chunk.write_table(
@@ -68,8 +66,8 @@ def _export_chunk(ctx: ExportContext, models: list[LoggedModel], model_io: list[
             "source_run_id": [m.source_run_id or None for m in models],
             "status": [str(LoggedModelStatus(m.status)) for m in models],
             "status_message": [m.status_message or None for m in models],
-            "tags": [_kv(m.tags) for m in models],
-            "params": [_kv(m.params) for m in models],
+            "tags": [kv(m.tags) for m in models],
+            "params": [kv(m.params) for m in models],
         },
     )
     metrics = [(m.model_id, x) for m in models for x in (m.metrics or [])]
@@ -105,9 +103,19 @@ def rewrite_mlmodel(text: str, replacements: dict[str, str]) -> str:
     return re.sub(r"^((?:run_id|model_id|model_uuid|artifact_path): )(.*)$", swap, text, flags=re.MULTILINE)
 
 
-def _derived_tag(key: str) -> bool:
-    """Tags the destination writes itself: ours, and the registry's list of versions made from the model."""
-    return key.startswith(PROVENANCE_PREFIX) or key == MLFLOW_MODEL_VERSIONS
+def model_versions_tag(value: str, model_rename: dict[str, str]) -> str:
+    """The registry's list of versions made from the model, with renamed registered models' new names.
+
+    Copied rather than left to the destination's registry, so that it keeps the source's entries of
+    deleted versions too. (The registry rewrites the tag when it creates a version from the model, and
+    a version already listed makes it keep that entry only: the registry import sets it once more.)
+    """
+    if not model_rename:
+        return value
+    entries = json.loads(value)
+    for entry in entries:
+        entry["name"] = model_rename.get(entry["name"], entry["name"])
+    return json.dumps(entries)
 
 
 class Importer(ChunkReplay):
@@ -119,6 +127,10 @@ class Importer(ChunkReplay):
             return
         table = member.read_table()
         if member.stem == "logged_models":
+            for row in table.to_pylist():
+                listed = next((t["value"] for t in row["tags"] if t["key"] == MLFLOW_MODEL_VERSIONS), None)
+                if listed:
+                    self.ctx.ids.put(MODEL_VERSIONS_KIND, row["model_id"], model_versions_tag(listed, self.ctx.options.model_rename))
             self.begin(table, "model_id")
             self.for_each(self._create_one, list(self.rows.items()))
         elif member.stem == "logged_model_metrics":
@@ -136,7 +148,9 @@ class Importer(ChunkReplay):
         experiment_id = ctx.ids.dest("experiment", row["experiment_id"])
         if experiment_id is None:
             raise ArchiveError(f"logged model {source_id} belongs to experiment {row['experiment_id']}, which was not imported")
-        tags = {t["key"]: t["value"] for t in row["tags"] if not _derived_tag(t["key"])}
+        tags = {t["key"]: t["value"] for t in row["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
+        if MLFLOW_MODEL_VERSIONS in tags:
+            tags[MLFLOW_MODEL_VERSIONS] = ctx.ids.dest(MODEL_VERSIONS_KIND, source_id)
         tags.update({MODEL_SOURCE_ID_TAG: source_id, STATE_TAG: PARTIAL})
         source_run = ctx.ids.dest("run", row["source_run_id"]) if row["source_run_id"] else None
         model = ctx.dest.create_logged_model(

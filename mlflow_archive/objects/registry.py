@@ -13,31 +13,109 @@ import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from ..archive import Member
 from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
+from ..endpoints import TrackingDestination
 from ..members import ARTIFACTS_EXT, extract_file
-from ._common import pack_artifacts
+from ._common import kv, pack_artifacts
+from .logged_models import MODEL_VERSIONS_KIND
 
 SECTION = "registry"
 PER_CHUNK = 100
 SOURCE_NAME_TAG = PROVENANCE_PREFIX + "source_model_name"
 SOURCE_VERSION_TAG = PROVENANCE_PREFIX + "source_version"
+PLACEHOLDER_TAG = PROVENANCE_PREFIX + "placeholder"
+# A source of no artifact store: the server accepts it with neither run nor logged model to check it against.
+PLACEHOLDER_SOURCE = "mlflow-archive:/version-number-placeholder"
 SOURCES_EXPERIMENT = "mlflow-archive-model-sources"
 LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)(/.*)?$")
 RUNS_URI = re.compile(r"^runs:/([0-9a-f]+)(/.*)?$")
 
 
-def _kv(mapping: dict) -> list[dict]:
-    return [{"key": k, "value": v} for k, v in (mapping or {}).items()]
-
-
 def version_owner(name: str, version: int | str) -> str:
     """Owner path of a version's model files inside an artifact tarball."""
     return f"{quote(name, safe='').replace('.', '%2E')}/{version}"
+
+
+class VersionNumbers:
+    """Replays the version numbers of one registered model or prompt, gaps from deleted versions included.
+
+    A placeholder version takes each missing number. It links to nothing (no run, no logged model, so
+    no logged model's ``mlflow.modelVersions`` tag names it): a prompt placeholder has MLflow's prompt
+    source and tag (a model placeholder must not have it: a search would then hide the model's versions),
+    a model placeholder ``PLACEHOLDER_SOURCE``. Placeholders are deleted once a later real version exists,
+    their tags first (the registry keeps a deleted version's tags); until then they hold the registry's
+    number counter (which counts deleted versions too), so an interrupted import goes on at the right number.
+    """
+
+    def __init__(self, dest: TrackingDestination, name: str, keep_numbers: bool, prompt: bool = False) -> None:
+        self.dest, self.name, self.keep_numbers, self.prompt = dest, name, keep_numbers, prompt
+        versions = list(dest.model_versions(name, prompt))
+        self.present = {v.tags[SOURCE_VERSION_TAG]: v.version for v in versions if SOURCE_VERSION_TAG in v.tags}
+        self.placeholders = [int(v.version) for v in versions if PLACEHOLDER_TAG in v.tags]
+        self.latest = max((int(v.version) for v in versions), default=0)
+        self.latest_real = max((int(v.version) for v in versions if PLACEHOLDER_TAG not in v.tags), default=0)
+
+    def create(self, number: int, create: Callable[[], str]) -> str:
+        """Create the source's version ``number`` with ``create()``; returns the destination version."""
+        if self.keep_numbers:
+            while self.latest + 1 < number:
+                self.latest = int(self._create_placeholder())
+                self.placeholders.append(self.latest)
+        created = create()
+        self.latest = max(self.latest, int(created))
+        self.latest_real = max(self.latest_real, int(created))
+        self.present[str(number)] = created
+        return created
+
+    def _create_placeholder(self) -> str:
+        if self.prompt:
+            return self.dest.create_prompt_version(self.name, {IS_PROMPT_TAG_KEY: "true", PLACEHOLDER_TAG: "true"}, None)
+        return self.dest.create_model_version(self.name, PLACEHOLDER_SOURCE, None, None, {PLACEHOLDER_TAG: "true"}, None, None)
+
+    def release(self) -> None:
+        """Delete the placeholders below the last real version (those above remain only after a failure)."""
+        tags = [PLACEHOLDER_TAG, IS_PROMPT_TAG_KEY] if self.prompt else [PLACEHOLDER_TAG]
+        for number in [p for p in self.placeholders if p < self.latest_real]:
+            self.dest.delete_model_version_tags(self.name, str(number), tags)
+            self.dest.delete_model_version(self.name, str(number))
+            self.placeholders.remove(number)
+
+
+def tags_without_provenance(rows: list[dict]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in rows if not t["key"].startswith(PROVENANCE_PREFIX)}
+
+
+def source_time_tags(ctx: ImportContext, row: dict) -> dict[str, str]:
+    """With ``--import-source-tags``: the times the API cannot set, as ``mlflow_archive.source.*`` tags."""
+    if not ctx.options.import_source_tags:
+        return {}
+    return {SOURCE_TAG_PREFIX + k: str(row[k]) for k in ("creation_timestamp", "last_updated_timestamp") if row[k] is not None}
+
+
+def replay_by_name(ctx: ImportContext, parents: dict[str, dict], versions: list[dict], import_one: Callable) -> None:
+    """``import_one(name, row, its versions in number order)`` for each registered model or prompt, concurrently."""
+    by_name: dict[str, list[dict]] = defaultdict(list)
+    for row in versions:
+        by_name[row["name"]].append(row)
+    work = [(name, row, sorted(by_name.get(name, []), key=lambda r: r["version"])) for name, row in parents.items()]
+    for _ in ctx.ordered_map(lambda item: import_one(*item), work):
+        pass
+
+
+def set_aliases(ctx: ImportContext, name: str, aliases: list[dict], numbers: VersionNumbers, existing: dict[str, str]) -> None:
+    """Point each alias at the destination's copy of its version, unless it already does."""
+    for alias in aliases:
+        dest_version = numbers.present.get(str(alias["version"]))
+        if dest_version and str(existing.get(alias["alias"])) != str(dest_version):
+            ctx.dest.set_alias(name, alias["alias"], dest_version)
 
 
 # -- Export -------------------------------------------------------------------------------
@@ -57,7 +135,7 @@ def _export_chunk(ctx: ExportContext, models: list[tuple[RegisteredModel, list[M
             "description": [m.description or None for m, _ in models],
             "creation_timestamp": [m.creation_timestamp for m, _ in models],
             "last_updated_timestamp": [m.last_updated_timestamp for m, _ in models],
-            "tags": [_kv(m.tags) for m, _ in models],
+            "tags": [kv(m.tags) for m, _ in models],
             "aliases": [[{"alias": a, "version": int(v)} for a, v in (m.aliases or {}).items()] for m, _ in models],
         },
     )
@@ -78,7 +156,7 @@ def _export_chunk(ctx: ExportContext, models: list[tuple[RegisteredModel, list[M
             "status": [v.status for v in versions],
             "status_message": [v.status_message or None for v in versions],
             "model_id": [_model_id(v) for v in versions],
-            "tags": [_kv(v.tags) for v in versions],
+            "tags": [kv(v.tags) for v in versions],
         },
     )
     if ctx.options.export_version_model:
@@ -125,12 +203,7 @@ class Importer:
 
     def end_chunk(self) -> None:
         # Versions need their files (the chunk's last member), so a chunk is replayed at its end.
-        by_model: dict[str, list[dict]] = defaultdict(list)
-        for row in self.versions:
-            by_model[row["name"]].append(row)
-        work = [(name, row, sorted(by_model.get(name, []), key=lambda r: r["version"])) for name, row in self.models.items()]
-        for _ in self.ctx.ordered_map(lambda item: self._import_model(*item), work):
-            pass
+        replay_by_name(self.ctx, self.models, self.versions, self._import_model)
         shutil.rmtree(self.version_files, ignore_errors=True)
         self.models, self.versions = {}, []
 
@@ -139,15 +212,14 @@ class Importer:
         name = ctx.options.model_rename.get(source_name, source_name)
         try:
             existing = ctx.dest.registered_model(name)
+            if existing is not None and existing._is_prompt():
+                raise ValueError(f"a prompt named {name!r} exists on the destination")
             if existing is not None and ctx.options.delete_model:
                 ctx.dest.delete_registered_model(name)
                 existing = None
-            tags = {t["key"]: t["value"] for t in row["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
+            tags = tags_without_provenance(row["tags"])
             tags[SOURCE_NAME_TAG] = source_name
-            if ctx.options.import_source_tags:
-                for key in ("creation_timestamp", "last_updated_timestamp"):
-                    if row[key] is not None:
-                        tags[SOURCE_TAG_PREFIX + key] = str(row[key])
+            tags.update(source_time_tags(ctx, row))
             if existing is None:
                 ctx.dest.create_registered_model(name, tags, row["description"])
                 ctx.summary.add("registered_models", "created")
@@ -158,43 +230,38 @@ class Importer:
             self._fail(exc, "registered_models")
             ctx.summary.fail("model_versions", "its registered model failed", len(versions))
             return
-        present = ctx.dest.versions_by_source(name, SOURCE_VERSION_TAG)
-        latest = max((int(v) for v in present.values()), default=ctx.dest.latest_version(name))
         ours = existing is None or existing.tags.get(SOURCE_NAME_TAG) == source_name
+        numbers = VersionNumbers(ctx.dest, name, keep_numbers=ours)
         for version in versions:
-            if str(version["version"]) in present:
+            if str(version["version"]) in numbers.present:
                 ctx.summary.add("model_versions", "skipped")
                 continue
             try:
-                latest = self._import_version(name, source_name, version, latest, keep_numbers=ours)
+                numbers.create(version["version"], lambda: self._import_version(name, source_name, version))
                 ctx.summary.add("model_versions", "created")
             except Exception as exc:
                 self._fail(exc)
         if not ours:
             ctx.summary.note(f"registered model {name!r} existed already: imported versions got the next free numbers")
-        for alias in row["aliases"]:
-            try:
-                dest_version = ctx.dest.versions_by_source(name, SOURCE_VERSION_TAG).get(str(alias["version"]))
-                if dest_version:
-                    ctx.dest.set_alias(name, alias["alias"], dest_version)
-            except Exception as exc:
-                self._fail(exc, "registered_models")
+        try:
+            numbers.release()
+            set_aliases(ctx, name, row["aliases"], numbers, existing.aliases if existing else {})
+        except Exception as exc:
+            self._fail(exc, "registered_models")
 
-    def _import_version(self, name: str, source_name: str, version: dict, latest: int, keep_numbers: bool) -> int:
+    def _import_version(self, name: str, source_name: str, version: dict) -> str:
         ctx = self.ctx
         source, run_id, model_id = self._rewrite_source(name, source_name, version)
-        tags = {t["key"]: t["value"] for t in version["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
+        tags = tags_without_provenance(version["tags"])
         tags[SOURCE_VERSION_TAG] = str(version["version"])
-        if keep_numbers:
-            # Deleted versions leave gaps; a placeholder created and deleted takes each missing number.
-            while latest + 1 < version["version"]:
-                placeholder = ctx.dest.create_model_version(name, source, run_id, model_id, {}, None, None)
-                ctx.dest.delete_model_version(name, placeholder)
-                latest = int(placeholder)
+        tags.update(source_time_tags(ctx, version))
         created = ctx.dest.create_model_version(name, source, run_id, model_id, tags, version["description"], version["run_link"])
+        listed = ctx.ids.dest(MODEL_VERSIONS_KIND, version["model_id"]) if model_id else None
+        if listed:  # the registry has just rewritten the logged model's list: the source's list again
+            ctx.dest.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: listed})
         if version["current_stage"] and version["current_stage"] != "None":
             ctx.dest.transition_stage(name, created, version["current_stage"])
-        return int(created)
+        return created
 
     def _rewrite_source(self, name: str, source_name: str, version: dict) -> tuple[str, str | None, str | None]:
         ctx = self.ctx
