@@ -53,6 +53,8 @@ class ExportOptions:
     stages: str | None = None
     versions: str | None = None
     export_version_model: bool = False
+    evaluation_datasets: str | None = None  # None: the datasets of the exported experiments (selection.py)
+    no_evaluation_datasets: bool = False
     workers: int = 4
 
     def to_json(self) -> dict:
@@ -64,6 +66,7 @@ class ImportOptions:
     experiment_rename: dict[str, str] = field(default_factory=dict)
     model_rename: dict[str, str] = field(default_factory=dict)
     delete_model: bool = False
+    delete_evaluation_dataset: bool = False
     import_source_tags: bool = False
     use_src_user_id: bool = True
     workers: int = 4

@@ -6,7 +6,10 @@ Rules (README, "Selecting what to export"):
   unless ``--models`` is given too;
 - ``--models``: those models' versions, plus the runs, logged models and experiments the versions
   depend on (only those runs, or every run of those experiments with ``--export-all-runs``);
-- ``--logged-models``: only those logged models (plus their source runs when no experiments are named).
+- ``--logged-models``: only those logged models (plus their source runs when no experiments are named);
+- ``--evaluation-datasets``: those datasets (``all``: every one, or with ``--experiments`` those linked to the
+  exported experiments), plus the experiments they are linked to; with no selector, every dataset; otherwise
+  the datasets linked to the exported experiments (objects/evaluation_datasets.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from .context import ExportOptions, selector_tokens
 from .endpoints import TrackingSource
 from .errors import ArchiveError
+from .objects import evaluation_datasets
 from .objects.registry import LOGGED_MODEL_URI
 from .streams import redact_uri
 
@@ -31,6 +35,7 @@ class Selection:
     logged_model_ids: set[str] | None = None  # None: every logged model of the full experiments
     extra_logged_models: set[str] = field(default_factory=set)
     registered_models: list[tuple[RegisteredModel, list[ModelVersion]]] = field(default_factory=list)
+    everything: bool = False  # no selector was given
 
     def wants_logged_model(self, experiment_id: str, model_id: str) -> bool:
         if model_id in self.extra_logged_models:
@@ -100,8 +105,11 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
     named_experiments = options.experiments is not None
     named_models = options.models is not None
     named_logged = options.logged_models is not None
-    everything = not (named_experiments or named_models or named_logged)
-    selection = Selection()
+    named_datasets = options.evaluation_datasets is not None
+    if named_datasets and options.no_evaluation_datasets:
+        raise ArchiveError("--evaluation-datasets and --no-evaluation-datasets contradict each other; give one.")
+    everything = not (named_experiments or named_models or named_logged or named_datasets)
+    selection = Selection(everything=everything)
     chosen: dict[str, Experiment] = {}
     if named_experiments or everything:
         for experiment in select_experiments(source, options.experiments or "all", options.export_deleted_experiments):
@@ -130,6 +138,8 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
             selection.extra_logged_models.add(model_id)
         if model.source_run_id:
             dependency_runs.add(model.source_run_id)
+    for experiment_id in set(evaluation_datasets.dependency_experiments(source, options)):
+        _add_dependency(source, selection, chosen, experiment_id, options)
     for run_id in dependency_runs:
         run = source.run(run_id)
         if run is None or (run.info.lifecycle_stage == "deleted" and not options.export_deleted_runs):
