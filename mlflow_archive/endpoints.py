@@ -102,7 +102,7 @@ class _Endpoint:
         except Exception as exc:
             if is_unreachable(exc):
                 raise
-            return _first_line(exc)
+            return _first_line(exc).split(". ")[0]  # MLflow's first sentence says it; the rest is setup advice
         return None
 
     def check_reachable(self) -> None:

@@ -218,3 +218,8 @@ def test_store_without_datasets_says_so_in_one_line(nested_archive, tmp_path, mo
     lines = [line for line in result.stderr_text.splitlines() if "evaluation" in line]
     assert len(lines) == 1 and "only SQL-backed stores" in lines[0], result.describe()
     assert result.returncode == 1
+
+    exported = archive_cli.export(tmp_path / "from-files.mlar", (tmp_path / "mlruns").as_uri())
+    notes = [line for line in exported.stderr_text.splitlines() if "evaluation datasets" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: the source store has no evaluation datasets"), exported.describe()
+    assert export_counts(exported.stderr_text)["experiments"] == 3

@@ -46,7 +46,9 @@ def takes_all(options: ExportOptions, everything: bool) -> bool:
     """Whether every dataset of the source is wanted, rather than those of the exported experiments."""
     if options.experiments is not None:
         return False
-    return options.evaluation_datasets is not None and options.evaluation_datasets.strip() == "all" or everything
+    if options.evaluation_datasets is None:
+        return everything
+    return options.evaluation_datasets.strip() == "all"
 
 
 def named(source: TrackingSource, selector: str) -> Iterator[EvaluationDataset]:
@@ -274,7 +276,7 @@ class Importer(ChunkReplay):
         self.ctx.summary.add(RECORDS, "created", len(records))
 
     def _record(self, row: dict) -> dict:
-        tags = {t["key"]: t["value"] for t in row["tags"]}
+        tags = {t["key"]: t["value"] for t in row["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
         if self.ctx.options.import_source_tags:
             tags.update(_source_tags(row, "record_id"))
         source = None
