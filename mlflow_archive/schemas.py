@@ -257,7 +257,7 @@ TABLES: dict[str, Table] = {
             ("outputs_json", S, OPT, "Outputs, any JSON value; null when the record has none."),
             ("expectations_json", S, OPT, "Expectations, a JSON object; null when the record has none."),
             ("source_type", S, OPT, "`HUMAN`, `DOCUMENT`, `TRACE`, `CODE` or `UNSPECIFIED`; null when the record has no source."),
-            ("source_id", S, OPT, "Source identifier, e.g. a trace ID."),
+            ("source_id", S, OPT, "Source identifier, which MLflow derives from the source data (`trace_id` for `TRACE`, else `source_id`)."),
             ("created_time", I64, OPT, "Creation time (ms)."),
             ("last_update_time", I64, OPT, "Last update time (ms)."),
             ("created_by", S, OPT, "Creator."),

@@ -173,7 +173,7 @@ def _record_rows(dataset_id: str, records: list[DatasetRecord]) -> dict[str, lis
         "inputs_json": [_json(r.inputs or {}) for r in records],
         "outputs_json": [_json(r.outputs) for r in records],
         "expectations_json": [_json(r.expectations) for r in records],
-        "source_type": [r.source_type if r.source else None for r in records],
+        "source_type": [r.source.source_type.value if r.source else None for r in records],
         "source_id": [r.source_id for r in records],
         "created_time": [r.created_time for r in records],
         "last_update_time": [r.last_update_time for r in records],
@@ -274,6 +274,7 @@ class Importer(ChunkReplay):
     def _upsert(self, source_id: str, records: list[dict]) -> None:
         self.ctx.dest.upsert_dataset_records(self.dest(source_id), records)
         self.ctx.summary.add(RECORDS, "created", len(records))
+        self.ctx.progress.update("evaluation dataset records imported", self.ctx.summary.counts[RECORDS].created)
 
     def _record(self, row: dict) -> dict:
         tags = {t["key"]: t["value"] for t in row["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
