@@ -247,16 +247,16 @@ class TrackingSource(_Endpoint):
                 return
 
 
+def _name_filter(name: str) -> str:
+    return f'name="{name}"' if "'" in name else f"name='{name}'"
+
+
 def _dataset_name_filter(name: str | None) -> str | None:
     if name is None:
         return None
     if '"' not in name:
         return f'name = "{name}"'
     return "name = '{}'".format(name.replace("'", "''"))
-
-
-def _name_filter(name: str) -> str:
-    return f'name="{name}"' if "'" in name else f"name='{name}'"
 
 
 class TrackingDestination(_Endpoint):
