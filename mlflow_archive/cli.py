@@ -134,6 +134,12 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
 @click.option("--stages", help="Only versions in these stages (comma-separated, e.g. Production,Staging).")
 @click.option("--versions", help="Only these version numbers (comma-separated).")
 @click.option("--export-version-model", is_flag=True, help="Also carry each version's model files, for versions whose source is not exported.")
+@click.option(
+    "--evaluation-datasets",
+    help="GenAI evaluation datasets: all (with --experiments: those linked to them), comma-separated names, or a .txt file. "
+    "Default: those of the exported experiments.",
+)
+@click.option("--no-evaluation-datasets", is_flag=True, help="Leave evaluation datasets out.")
 @_workers
 @_quiet
 @_reports_errors
@@ -156,6 +162,10 @@ def export_command(output, tracking_uri, workers, quiet, **selection):
 @click.option("--model-rename-file", type=click.Path(dir_okay=False), help="CSV of old,new registered model names.")
 @click.option("--delete-model", is_flag=True, help="Delete an existing registered model of the same name, and its versions, first.")
 @click.option("--delete-prompt", is_flag=True, help="Replace an existing prompt of the same name (default: leave it and skip the archive's).")
+@click.option(
+    "--delete-evaluation-dataset", is_flag=True,
+    help="Replace an existing evaluation dataset of the same name (default: leave it, and skip the archive's).",
+)
 @click.option("--import-source-tags", is_flag=True, help="Also keep source IDs, times and URI as mlflow_archive.source.* tags.")
 @click.option(
     "--use-src-user-id/--no-use-src-user-id",
@@ -167,7 +177,7 @@ def export_command(output, tracking_uri, workers, quiet, **selection):
 @_quiet
 @_reports_errors
 def import_command(input_, tracking_uri, experiment_rename_file, model_rename_file, delete_model, delete_prompt,
-                   import_source_tags, use_src_user_id, workers, quiet):
+                   delete_evaluation_dataset, import_source_tags, use_src_user_id, workers, quiet):
     """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
     from .importing import import_archive
 
@@ -179,6 +189,7 @@ def import_command(input_, tracking_uri, experiment_rename_file, model_rename_fi
             model_rename=model_rename_file,
             delete_model=delete_model,
             delete_prompt=delete_prompt,
+            delete_evaluation_dataset=delete_evaluation_dataset,
             import_source_tags=import_source_tags,
             use_src_user_id=use_src_user_id,
             workers=workers,

@@ -48,6 +48,7 @@ class Selection:
     extra_logged_models: set[str] = field(default_factory=set)
     registered_models: list[tuple[RegisteredModel, list[ModelVersion]]] = field(default_factory=list)
     prompts: Iterable[RegisteredModel] = ()  # read lazily when all are exported
+    everything: bool = False  # no selector was given
 
     def wants_logged_model(self, experiment_id: str, model_id: str) -> bool:
         if model_id in self.extra_logged_models:
@@ -73,6 +74,8 @@ class ExportOptions:
     stages: str | None = None
     versions: str | None = None
     export_version_model: bool = False
+    evaluation_datasets: str | None = None  # None: the datasets of the exported experiments (selection.py)
+    no_evaluation_datasets: bool = False
     workers: int = 4
 
     def to_json(self) -> dict:
@@ -85,6 +88,7 @@ class ImportOptions:
     model_rename: dict[str, str] = field(default_factory=dict)
     delete_model: bool = False
     delete_prompt: bool = False
+    delete_evaluation_dataset: bool = False
     import_source_tags: bool = False
     use_src_user_id: bool = True
     workers: int = 4

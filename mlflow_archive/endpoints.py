@@ -17,6 +17,8 @@ from typing import Iterator
 from mlflow import MlflowClient
 from mlflow.entities import (
     DatasetInput,
+    DatasetRecord,
+    EvaluationDataset,
     Experiment,
     LoggedModel,
     LoggedModelInput,
@@ -41,6 +43,7 @@ from .streams import redact_uri
 
 PAGE_SIZE = 1000
 PROMPT_FILTER = f"tags.`{IS_PROMPT_TAG_KEY}` = 'true'"
+RECORDS_PAGE_SIZE = 1000  # the server's own default page of dataset records
 UNREACHABLE_MARKERS = ("Max retries exceeded", "Connection refused", "Failed to establish a new connection", "timed out")
 
 
@@ -113,6 +116,23 @@ class _Endpoint:
         """
         name_filter = f"{_name_filter(name)} AND {PROMPT_FILTER}" if prompt else _name_filter(name)
         return _paged(self.client.search_model_versions, filter_string=name_filter, max_results=PAGE_SIZE)
+
+    def evaluation_datasets(self, experiment_ids: list[str] | None = None, name: str | None = None) -> Iterator[EvaluationDataset]:
+        """Datasets (without records), oldest first; the store call, as the client adds nothing here."""
+        return _paged(
+            self.store.search_datasets, experiment_ids=experiment_ids, filter_string=_dataset_name_filter(name),
+            max_results=PAGE_SIZE, order_by=["created_time ASC"],
+        )
+
+    def evaluation_datasets_unsupported(self) -> str | None:
+        """Why this store cannot hold evaluation datasets (only SQL-backed stores can), or None when it can."""
+        try:
+            self.store.search_datasets(max_results=1)
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise
+            return one_line(exc).split(". ")[0]  # MLflow's first sentence says it; the rest is setup advice
+        return None
 
     def check_reachable(self) -> None:
         try:
@@ -241,9 +261,32 @@ class TrackingSource(_Endpoint):
         found = self.client.search_registered_models(filter_string=f"{_name_filter(name)} AND {PROMPT_FILTER}")
         return found[0] if found else None
 
+    def dataset_experiment_ids(self, dataset_id: str) -> list[str]:
+        return self.store.get_dataset_experiment_ids(dataset_id)
+
+    def dataset_records(self, dataset_id: str) -> Iterator[list[DatasetRecord]]:
+        """Pages of a dataset's records in the store's order (creation time, then record ID).
+
+        ``_load_dataset_records`` is the store method behind the REST records endpoint, the only paged read.
+        """
+        token = None
+        while True:
+            records, token = self.store._load_dataset_records(dataset_id, max_results=RECORDS_PAGE_SIZE, page_token=token)
+            yield records
+            if not token:
+                return
+
 
 def _name_filter(name: str) -> str:
     return f'name="{name}"' if "'" in name else f"name='{name}'"
+
+
+def _dataset_name_filter(name: str | None) -> str | None:
+    if name is None:
+        return None
+    if '"' not in name:
+        return f'name = "{name}"'
+    return "name = '{}'".format(name.replace("'", "''"))
 
 
 class TrackingDestination(_Endpoint):
@@ -386,3 +429,17 @@ class TrackingDestination(_Endpoint):
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.registry.set_registered_model_alias(name, alias, version)
+
+    # -- Evaluation datasets: store calls, since the client would add the importing user as a tag
+
+    def create_evaluation_dataset(self, name: str, tags: dict[str, str], experiment_ids: list[str]) -> EvaluationDataset:
+        return self.store.create_dataset(name=name, tags=tags, experiment_ids=experiment_ids)
+
+    def delete_evaluation_dataset(self, dataset_id: str) -> None:
+        self.store.delete_dataset(dataset_id)
+
+    def set_evaluation_dataset_tags(self, dataset_id: str, tags: dict[str, str]) -> None:
+        self.store.set_dataset_tags(dataset_id, tags)
+
+    def upsert_dataset_records(self, dataset_id: str, records: list[dict]) -> None:
+        self.store.upsert_dataset_records(dataset_id, records)

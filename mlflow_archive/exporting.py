@@ -48,13 +48,15 @@ def export_archive(
     stages: str | None = None,
     versions: str | None = None,
     export_version_model: bool = False,
+    evaluation_datasets: str | None = None,
+    no_evaluation_datasets: bool = False,
     workers: int = 4,
     quiet: bool = True,
 ) -> Summary:
     """Export a tracking server, or a selection of it, to ``output``: a path, ``-`` or a URI.
 
     With no selector everything is exported; see ``selection.py`` for how
-    ``experiments``, ``models``, ``logged_models`` and ``prompts`` combine.
+    ``experiments``, ``models``, ``logged_models``, ``prompts`` and ``evaluation_datasets`` combine.
 
     >>> summary = export_archive("backup.mlar", tracking_uri="http://127.0.0.1:5000")  # doctest: +SKIP
     >>> summary.counts["runs"].exported  # doctest: +SKIP
@@ -76,6 +78,8 @@ def export_archive(
         stages=stages,
         versions=versions,
         export_version_model=export_version_model,
+        evaluation_datasets=evaluation_datasets,
+        no_evaluation_datasets=no_evaluation_datasets,
         workers=max(1, workers),
     )
     started = time.time()

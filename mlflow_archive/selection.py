@@ -9,6 +9,9 @@ Rules (README, "Selecting what to export"):
 - ``--logged-models``: only those logged models (plus their source runs when no experiments are named);
 - prompts are global, like registered models: no selector at all exports every prompt, ``--prompts``
   names them (alone: only those), any other selector alone exports none; ``--no-prompts`` leaves them out.
+- ``--evaluation-datasets``: those datasets (``all``: every one, or with ``--experiments`` those linked to the
+  exported experiments), plus the experiments they are linked to; with no selector, every dataset; otherwise
+  the datasets linked to the exported experiments (objects/evaluation_datasets.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from .context import ExportOptions, Selection, selector_tokens
 from .endpoints import TrackingSource
 from .errors import ArchiveError
+from .objects import evaluation_datasets
 from .objects.registry import LOGGED_MODEL_URI
 from .streams import redact_uri
 
@@ -100,8 +104,11 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
     named_models = options.models is not None
     named_logged = options.logged_models is not None
     named_prompts = options.prompts is not None
-    everything = not (named_experiments or named_models or named_logged or named_prompts)
-    selection = Selection()
+    named_datasets = options.evaluation_datasets is not None
+    if named_datasets and options.no_evaluation_datasets:
+        raise ArchiveError("--evaluation-datasets and --no-evaluation-datasets contradict each other; give one.")
+    everything = not (named_experiments or named_models or named_logged or named_prompts or named_datasets)
+    selection = Selection(everything=everything)
     if not options.no_prompts and (named_prompts or everything):
         selection.prompts = select_prompts(source, options.prompts or "all")
     chosen: dict[str, Experiment] = {}
@@ -132,6 +139,8 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
             selection.extra_logged_models.add(model_id)
         if model.source_run_id:
             dependency_runs.add(model.source_run_id)
+    for experiment_id in set(evaluation_datasets.dependency_experiments(source, options)):
+        _add_dependency(source, selection, chosen, experiment_id, options)
     for run_id in dependency_runs:
         run = source.run(run_id)
         if run is None or (run.info.lifecycle_stage == "deleted" and not options.export_deleted_runs):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..archive import Chunk, Member
 from ..context import ExportContext, ImportContext
@@ -44,6 +46,31 @@ def pack_artifacts(
                     continue
                 sink.add(archive_path, path)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), so only one batch is in memory."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def group_rows(table: pa.Table, column: str) -> dict[str, pa.Table]:
+    """Split a table into per-object slices by ``column`` (writers write an object's rows contiguously)."""
+    if table.num_rows == 0:
+        return {}
+    ids = table[column].combine_chunks()
+    boundaries = pc.not_equal(ids[1:], ids[:-1]) if len(ids) > 1 else pa.array([], pa.bool_())
+    starts = [0] + [i + 1 for i, b in enumerate(boundaries.to_pylist()) if b]
+    out: dict[str, list[pa.Table]] = defaultdict(list)
+    for start, end in zip(starts, starts[1:] + [table.num_rows]):
+        out[ids[start].as_py()].append(table.slice(start, end - start))
+    return {object_id: pa.concat_tables(parts) for object_id, parts in out.items()}
 
 
 class ChunkReplay:

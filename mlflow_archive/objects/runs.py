@@ -34,7 +34,7 @@ from ..archive import Member
 from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
 from ..errors import ArchiveError
 from ..members import ARTIFACTS_EXT
-from ._common import ABANDONED, COMPLETE, PARTIAL, ChunkReplay, pack_artifacts
+from ._common import ABANDONED, COMPLETE, PARTIAL, ChunkReplay, batches, group_rows, pack_artifacts
 from .experiments import RUN_SOURCE_ID_TAG
 
 SECTION = "runs"
@@ -80,13 +80,7 @@ def _selected_runs(ctx: ExportContext):
 
 
 def export(ctx: ExportContext) -> None:
-    batch: list[Run] = []
-    for run in _selected_runs(ctx):
-        batch.append(run)
-        if len(batch) == PER_CHUNK:
-            _export_chunk(ctx, batch)
-            batch = []
-    if batch:
+    for batch in batches(_selected_runs(ctx), PER_CHUNK):
         _export_chunk(ctx, batch)
 
 
@@ -178,19 +172,6 @@ def _input_rows(runs: list[Run]) -> dict[str, list]:
 
 # -- Import -------------------------------------------------------------------------------
 
-def _group(table: pa.Table) -> dict[str, pa.Table]:
-    """Split a table into contiguous per-run slices (writers group rows by run)."""
-    if table.num_rows == 0:
-        return {}
-    run_ids = table["run_id"].combine_chunks()
-    boundaries = pc.not_equal(run_ids[1:], run_ids[:-1]) if len(run_ids) > 1 else pa.array([], pa.bool_())
-    starts = [0] + [i + 1 for i, b in enumerate(boundaries.to_pylist()) if b]
-    out: dict[str, list[pa.Table]] = defaultdict(list)
-    for start, end in zip(starts, starts[1:] + [table.num_rows]):
-        out[run_ids[start].as_py()].append(table.slice(start, end - start))
-    return {run_id: pa.concat_tables(parts) for run_id, parts in out.items()}
-
-
 class Importer(ChunkReplay):
     kind, object_type = "run", "runs"
 
@@ -219,13 +200,13 @@ class Importer(ChunkReplay):
         elif member.stem == "run_inputs":
             self._log_all_inputs(table)
         elif member.stem == "run_params":
-            for source_id, part in _group(table).items():
+            for source_id, part in group_rows(table, "run_id").items():
                 if not self.live(source_id):
                     continue
                 params = [Param(k, v) for k, v in zip(part["key"].to_pylist(), part["value"].to_pylist())]
                 self.pending.setdefault(source_id, ([], []))[0].extend(params)
         else:
-            for source_id, part in _group(table).items():
+            for source_id, part in group_rows(table, "run_id").items():
                 if self.live(source_id):
                     self.pending.setdefault(source_id, ([], []))[1].extend(self._tags(source_id, part))
 
@@ -272,7 +253,7 @@ class Importer(ChunkReplay):
         # Slices of one log_batch each, so even a single long history is written in parallel;
         # a run's first slice also carries its waiting params and tags, in the room they leave.
         def slices():
-            for source_id, part in _group(table).items():
+            for source_id, part in group_rows(table, "run_id").items():
                 params, tags = self.pending.pop(source_id, ([], []))
                 first = max(METRICS_PER_CALL - min(len(params), PARAMS_TAGS_PER_CALL) - min(len(tags), PARAMS_TAGS_PER_CALL), 0)
                 yield source_id, part.slice(0, first), params, tags
@@ -293,7 +274,7 @@ class Importer(ChunkReplay):
         # The server adds a dataset to the experiment on its first use, and two runs adding the
         # same one at once collide: runs that bring a dataset first go one by one, the rest in parallel.
         first, rest, seen = [], [], set()
-        for source_id, part in _group(table).items():
+        for source_id, part in group_rows(table, "run_id").items():
             experiment = self.rows.get(source_id, {}).get("experiment_id")
             datasets = {(experiment, n, d) for n, d in zip(part["name"].to_pylist(), part["digest"].to_pylist())}
             (first if datasets - seen else rest).append((source_id, part))
