@@ -53,8 +53,29 @@ def cli():
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
+def _archive_location(*flags: str, help: str):
+    """The archive as ``ARCHIVE`` or as the option ``flags`` (e.g. ``-i``): every command takes both forms."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def merged(*args, archive_argument=None, archive_option=None, **kwargs):
+            if archive_argument and archive_option and archive_argument != archive_option:
+                raise click.UsageError(f"Two archives given ({archive_argument!r} and {archive_option!r}); give one.")
+            if not (archive_argument or archive_option):
+                raise click.UsageError(f"Missing the archive: give it as ARCHIVE or with {flags[0]}.")
+            return command(*args, archive=archive_argument or archive_option, **kwargs)
+
+        merged = click.argument("archive_argument", metavar="ARCHIVE", required=False)(merged)
+        return click.option(*flags, "archive_option", metavar="ARCHIVE", help=help)(merged)
+
+    return decorate
+
+
+_archive_in = _archive_location("-i", "--input", help="Archive to read: a path, an object-store URI, or - for stdin.")
+
+
 @cli.command()
-@click.argument("archive")
+@_archive_in
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @_reports_errors
 def inspect(archive, as_json):
@@ -78,7 +99,7 @@ def inspect(archive, as_json):
     click.echo("counts:")
     for key, value in sorted(info["counts"].items()):
         click.echo(f"  {key:<28}{value:>12}")
-    click.echo("members:")
+    click.echo(f"members:\n  {'bytes':>12}  {'rows':>10}  name")
     for member in info["members"]:
         rows = member.get("rows")
         click.echo(f"  {member['size']:>12}  {'' if rows is None else rows:>10}  {member['name']}")
@@ -87,7 +108,7 @@ def inspect(archive, as_json):
 
 
 @cli.command()
-@click.argument("archive")
+@_archive_in
 @_reports_errors
 def verify(archive):
     """Check every member of ARCHIVE (a path, a URI, or - for stdin) without importing it."""
@@ -114,7 +135,7 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
 
 
 @cli.command("export")
-@click.option("-o", "--output", required=True, help="Archive to write: a path, an object-store URI, or - for stdout.")
+@_archive_location("-o", "--output", help="Archive to write: a path, an object-store URI, or - for stdout.")
 @_tracking_uri
 @click.option(
     "--experiments",
@@ -143,7 +164,7 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
 @_workers
 @_quiet
 @_reports_errors
-def export_command(output, tracking_uri, workers, quiet, **selection):
+def export_command(archive, tracking_uri, workers, quiet, **selection):
     """Export a tracking server, or a selection of it, into one archive.
 
     With no selector, everything is exported. --experiments alone exports those
@@ -152,11 +173,11 @@ def export_command(output, tracking_uri, workers, quiet, **selection):
     """
     from .exporting import export_archive
 
-    _report(export_archive(output, tracking_uri=tracking_uri, workers=workers, quiet=quiet, **selection))
+    _report(export_archive(archive, tracking_uri=tracking_uri, workers=workers, quiet=quiet, **selection))
 
 
 @cli.command("import")
-@click.option("-i", "--input", "input_", required=True, help="Archive to read: a path, an object-store URI, or - for stdin.")
+@_archive_in
 @_tracking_uri
 @click.option("--experiment-rename-file", type=click.Path(dir_okay=False), help="CSV of old,new experiment names.")
 @click.option("--model-rename-file", type=click.Path(dir_okay=False), help="CSV of old,new registered model names.")
@@ -173,17 +194,23 @@ def export_command(output, tracking_uri, workers, quiet, **selection):
     show_default=True,
     help="Keep each run's source user (the server may override it when it enforces authentication).",
 )
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Check a file or object-store archive whole before writing anything (a stream, -, is checked as it is read).",
+)
 @_workers
 @_quiet
 @_reports_errors
-def import_command(input_, tracking_uri, experiment_rename_file, model_rename_file, delete_model, delete_prompt,
-                   delete_evaluation_dataset, import_source_tags, use_src_user_id, workers, quiet):
+def import_command(archive, tracking_uri, experiment_rename_file, model_rename_file, delete_model, delete_prompt,
+                   delete_evaluation_dataset, import_source_tags, use_src_user_id, verify, workers, quiet):
     """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
     from .importing import import_archive
 
     _report(
         import_archive(
-            input_,
+            archive,
             tracking_uri=tracking_uri,
             experiment_rename=experiment_rename_file,
             model_rename=model_rename_file,
@@ -192,6 +219,7 @@ def import_command(input_, tracking_uri, experiment_rename_file, model_rename_fi
             delete_evaluation_dataset=delete_evaluation_dataset,
             import_source_tags=import_source_tags,
             use_src_user_id=use_src_user_id,
+            verify=verify,
             workers=workers,
             quiet=quiet,
         )

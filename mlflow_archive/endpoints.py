@@ -42,6 +42,8 @@ from .errors import SourceError, one_line
 from .streams import redact_uri
 
 PAGE_SIZE = 1000
+EXPERIMENTS_SEARCH = "/api/2.0/mlflow/experiments/search"
+REACHABLE_TIMEOUT = 10  # seconds for the first request; later requests use MLflow's own retries
 PROMPT_FILTER = f"tags.`{IS_PROMPT_TAG_KEY}` = 'true'"
 RECORDS_PAGE_SIZE = 1000  # the server's own default page of dataset records
 UNREACHABLE_MARKERS = ("Max retries exceeded", "Connection refused", "Failed to establish a new connection", "timed out")
@@ -81,9 +83,18 @@ def _paged(call, **kwargs) -> Iterator:
 
 class _Endpoint:
     def __init__(self, tracking_uri: str | None) -> None:
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        try:
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.store = self.client._tracking_client.store
+        except MlflowException as exc:
+            where = redact_uri(tracking_uri or "the default tracking URI")
+            if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
+                raise SourceError(
+                    f"{where} is an MLflow file store, which MLflow 3 opens only when "
+                    "MLFLOW_ALLOW_FILE_STORE=true is set; set it and run the same command again."
+                ) from None
+            raise SourceError(f"Cannot use the tracking URI {where}: {one_line(exc)}.") from None
         self.uri = self.client._tracking_client.tracking_uri
-        self.store = self.client._tracking_client.store
 
     @property
     def registry(self):
@@ -135,6 +146,9 @@ class _Endpoint:
         return None
 
     def check_reachable(self) -> None:
+        """One cheap request, answered in seconds: no retry ladder before telling a dead port."""
+        if self.uri.startswith(("http://", "https://")):
+            self._check_http()
         try:
             self.client.search_experiments(max_results=1)
         except Exception as exc:
@@ -142,6 +156,33 @@ class _Endpoint:
                 raise unreachable_error(self.uri, exc) from None
             raise SourceError(f"Cannot use the tracking server at {redact_uri(self.uri)}: {one_line(exc)}.") from None
 
+
+
+    def _check_http(self) -> None:
+        from mlflow.utils.rest_utils import http_request
+
+        try:
+            response = http_request(
+                self.store.get_host_creds(), EXPERIMENTS_SEARCH, "GET", params={"max_results": 1},
+                max_retries=0, timeout=REACHABLE_TIMEOUT,
+            )
+        except Exception as exc:
+            raise unreachable_error(self.uri, exc) from None
+        where = redact_uri(self.uri)
+        if response.status_code in (401, 403):
+            raise SourceError(
+                f"The tracking server at {where} refused the request (HTTP {response.status_code}); "
+                "set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD."
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise SourceError(
+                f"{where} is not an MLflow tracking server (HTTP {response.status_code} on the experiments API); "
+                "check the URI and port."
+            )
 
 
 class TrackingSource(_Endpoint):

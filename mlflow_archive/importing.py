@@ -13,6 +13,7 @@ from .context import ImportContext, ImportOptions
 from .endpoints import TrackingDestination, stopped_error
 from .errors import ArchiveError
 from .idmap import IdMap
+from .inspection import verify_archive
 from .objects import OBJECT_MODULES
 from .streams import open_input
 from .summary import Progress, Summary
@@ -45,6 +46,7 @@ def import_archive(
     delete_evaluation_dataset: bool = False,
     import_source_tags: bool = False,
     use_src_user_id: bool = True,
+    verify: bool = True,
     workers: int = 4,
     quiet: bool = True,
 ) -> Summary:
@@ -52,6 +54,8 @@ def import_archive(
 
     Objects already imported from the same source are recognised by their
     provenance tags and skipped, so running the same import twice creates nothing new.
+    A file or object-store archive is checked whole before anything is written (``verify``);
+    a stream (``-``) can only be checked as it is read.
 
     >>> summary = import_archive("backup.mlar", tracking_uri="http://127.0.0.1:5001")  # doctest: +SKIP
     >>> summary.ok  # doctest: +SKIP
@@ -71,31 +75,34 @@ def import_archive(
         workers=max(1, workers),
     )
     started = time.time()
-    dest = TrackingDestination(tracking_uri)
-    dest.check_reachable()
+    if verify and input != "-":
+        verify_archive(input)  # a damaged file is refused before the destination is touched
     summary = Summary("import")
-    progress = Progress(quiet)
-    ids = IdMap()
-    try:
-        with dest.as_process_default(), open_input(input) as stream, tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
-            options.workers
-        ) as pool:
-            reader = ArchiveReader(stream)
-            ctx = ImportContext(
-                dest=dest, ids=ids, options=options, summary=summary, progress=progress,
-                pool=pool, workdir=Path(workdir), header=reader.header,
-            )
-            _replay(ctx, reader)
-            summary.archive_bytes = sum(m.size for m in reader.seen)
-            if reader.ignored:
-                summary.note(f"{len(reader.ignored)} member(s) of a newer format were ignored")
-    except ArchiveError:
-        raise
-    except Exception as exc:
-        raise stopped_error(exc, dest.uri, "import into", "run the same command again to finish") from exc
-    finally:
-        progress.close()
-        ids.close()
+    with open_input(input) as stream:
+        reader = ArchiveReader(stream)  # reads and checks the header: a foreign file never reaches the destination
+        dest = TrackingDestination(tracking_uri)
+        dest.check_reachable()
+        progress = Progress(quiet)
+        ids = IdMap()
+        try:
+            with dest.as_process_default(), tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
+                options.workers
+            ) as pool:
+                ctx = ImportContext(
+                    dest=dest, ids=ids, options=options, summary=summary, progress=progress,
+                    pool=pool, workdir=Path(workdir), header=reader.header,
+                )
+                _replay(ctx, reader)
+                summary.archive_bytes = sum(m.size for m in reader.seen)
+                if reader.ignored:
+                    summary.note(f"{len(reader.ignored)} member(s) of a newer format were ignored")
+        except ArchiveError:
+            raise
+        except Exception as exc:
+            raise stopped_error(exc, dest.uri, "import into", "run the same command again to finish") from exc
+        finally:
+            progress.close()
+            ids.close()
     summary.seconds = time.time() - started
     return summary
 

@@ -57,7 +57,7 @@ class Summary:
 
     def lines(self) -> list[str]:
         out = []
-        for object_type, c in self.counts.items():
+        for object_type, c in sorted(self.counts.items()):  # a fixed order, whatever order the threads finished in
             if self.action == "export":
                 line = f"{object_type}: {c.exported} exported"
                 if c.failed:

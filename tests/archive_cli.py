@@ -61,8 +61,13 @@ def _working_dir(path):
         os.chdir(before)
 
 
-def run(*args, tracking_uri: str | None = None, cwd=None, check: bool = True, input: bytes | None = None) -> CliResult:
-    """``mlflow archive ARGS`` in this process (click's runner); ``check`` fails the test on a non-zero exit."""
+def run(
+    *args, tracking_uri: str | None = None, cwd=None, check: bool = True, input: bytes | None = None, env: dict | None = None
+) -> CliResult:
+    """``mlflow archive ARGS`` in this process (click's runner); ``check`` fails the test on a non-zero exit.
+
+    ``env`` sets (or, with None, removes) further environment variables for the call.
+    """
     from click.testing import CliRunner
 
     from mlflow_archive.cli import cli
@@ -70,7 +75,7 @@ def run(*args, tracking_uri: str | None = None, cwd=None, check: bool = True, in
     argv = [str(a) for a in args]
     runner = CliRunner()
     with _working_dir(cwd or SCRATCH_CWD):
-        outcome = runner.invoke(cli, argv, env=_env_changes(tracking_uri), input=input, catch_exceptions=True)
+        outcome = runner.invoke(cli, argv, env={**_env_changes(tracking_uri), **(env or {})}, input=input, catch_exceptions=True)
     stderr = outcome.stderr
     if outcome.exception is not None and not isinstance(outcome.exception, SystemExit):
         import traceback

@@ -438,20 +438,35 @@ def _cut_points(path: Path) -> list[tuple[int, str]]:
     return sorted({(m.offset_data + max(m.size // 2, 1), m.name) for m in chosen})
 
 
+def _run_states(url: str) -> dict[str, str | None]:
+    return {r.info.run_id: r.data.tags.get("mlflow_archive.import_state") for r in server_runs(url)}
+
+
+def _assert_one_error(proc, where: str) -> None:
+    assert proc.returncode != 0, f"{where}: import succeeded\n{proc.stderr_text}"
+    assert "Traceback" not in proc.stderr_text, f"{where}: traceback\n{proc.stderr_text}"
+    errors = [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, f"{where}: expected one `Error:` line\n{proc.stderr_text}"
+
+
 def test_truncated_archive_then_full_import(tracking_dataset, source_server, fresh_dest_server, full_archive, tmp_path):
     path, _ = full_archive
     data = path.read_bytes()
     for cut, member in _cut_points(path):
         truncated = tmp_path / f"truncated-{cut}.mlar"
         truncated.write_bytes(data[:cut])
-        proc = import_cli(truncated, fresh_dest_server.url, check=False)
         where = f"archive cut at byte {cut} of {len(data)} (inside {member})"
-        assert proc.returncode != 0, f"{where}: import succeeded\n{proc.stderr_text}"
-        assert "Traceback" not in proc.stderr_text, f"{where}: traceback\n{proc.stderr_text}"
-        errors = [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")]
-        assert len(errors) == 1, f"{where}: expected one `Error:` line\n{proc.stderr_text}"
+        # Checked first by default: nothing reaches the destination. With --no-verify the damage is
+        # found only as it is read, as for a stream, and leaves partial runs for the next import.
+        before = _run_states(fresh_dest_server.url)
+        _assert_one_error(import_cli(truncated, fresh_dest_server.url, check=False), where)
+        assert _run_states(fresh_dest_server.url) == before, f"{where}: a damaged file reached the destination"
+        _assert_one_error(import_cli(truncated, fresh_dest_server.url, "--no-verify", check=False), where)
+        states = set(_run_states(fresh_dest_server.url).values())
+        assert "partial" in states, f"{where}: --no-verify left no partial run to finish ({states})"
 
     proc = import_cli(path, fresh_dest_server.url, check=False)
+    assert "left partial by an interrupted import were deleted" in proc.stderr_text, proc.stderr_text
     # abandoned leftovers of the interrupted imports must be deleted (compare checks) and
     # must not count as imported runs
     assert_import_and_compare(proc, source_server.url, fresh_dest_server.url, exact=True)

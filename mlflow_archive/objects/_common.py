@@ -121,19 +121,25 @@ class ChunkReplay:
         for _ in self.ctx.ordered_map(guarded, items):
             pass
 
-    def upload_artifacts(self, member: Member, upload: Callable[[str, Path], None]) -> int:
-        """Extract the files of live objects, then ``upload(source_id, folder)`` each; returns the file count."""
+    def upload_artifacts(self, member: Member, upload: Callable[[str, Path], None]) -> None:
+        """Extract the files of live objects, then ``upload(source_id, folder)`` each; counts them as ``artifact_files``.
+
+        Files of objects an earlier import completed count as already present.
+        """
         root = self.ctx.workdir / member.section
-        files = 0
+        files = present = 0
         for path, data in member.iter_artifacts():
             source_id, _, relative = path.partition("/")
             if self.live(source_id):
                 extract_file(data, root / source_id, relative)
                 files += 1
+            elif source_id not in self.rows:
+                present += 1
         if root.exists():
             self.for_each(upload, [(p.name, p) for p in sorted(root.iterdir())])
             shutil.rmtree(root, ignore_errors=True)
-        return files
+        self.ctx.summary.add("artifact_files", "created", files)
+        self.ctx.summary.add("artifact_files", "skipped", present)
 
     def reset(self) -> None:
         self.rows, self.failed = {}, set()

@@ -178,6 +178,7 @@ class Importer(ChunkReplay):
     def __init__(self, ctx: ImportContext) -> None:
         super().__init__(ctx)
         self.deferred_parents: list[tuple[str, str]] = []  # (destination run, source parent)
+        self.abandoned: list[str] = []  # destination runs an interrupted import left partial, now deleted
         # Params and tags wait for the run's first metrics, to share one log_batch call with them.
         self.pending: dict[str, tuple[list[Param], list[RunTag]]] = {}
 
@@ -185,10 +186,9 @@ class Importer(ChunkReplay):
         if member.stem not in ("runs", "run_params", "run_tags", "run_metrics"):
             self._flush_pending()
         if member.kind == ARTIFACTS_EXT:
-            files = self.upload_artifacts(
+            self.upload_artifacts(
                 member, lambda source_id, local: self.ctx.dest.log_artifacts(self.rows[source_id]["dest_artifact_uri"], local)
             )
-            self.ctx.summary.add("artifact_files", "created", files)
             return
         table = member.read_table()
         if member.stem == "runs":
@@ -216,6 +216,7 @@ class Importer(ChunkReplay):
             # Left partial by an interrupted import: its data cannot be trusted, so start over.
             ctx.dest.set_run_tag(row["replaces"], STATE_TAG, ABANDONED)
             ctx.dest.delete_run(row["replaces"])
+            self.abandoned.append(row["replaces"])
         experiment_id = ctx.ids.dest("experiment", row["experiment_id"])
         if experiment_id is None:
             raise ArchiveError(f"run {source_id} belongs to experiment {row['experiment_id']}, which was not imported")
@@ -267,8 +268,9 @@ class Importer(ChunkReplay):
                 self.ctx.dest.log_batch(self.dest(source_id), metrics=metrics, params=params, tags=tags)
 
         self.for_each(work, slices())
-        created = pc.sum(pc.is_in(table["run_id"], pa.array(list(self.rows), pa.string()))).as_py()
-        self.ctx.summary.add("metric_points", "created", created or 0)
+        created = pc.sum(pc.is_in(table["run_id"], pa.array(list(self.rows), pa.string()))).as_py() or 0
+        self.ctx.summary.add("metric_points", "created", created)
+        self.ctx.summary.add("metric_points", "skipped", table.num_rows - created)  # runs an earlier import completed
 
     def _log_all_inputs(self, table: pa.Table) -> None:
         # The server adds a dataset to the experiment on its first use, and two runs adding the
@@ -311,6 +313,11 @@ class Importer(ChunkReplay):
         self.reset()
 
     def finish(self) -> None:
+        if self.abandoned:
+            self.ctx.summary.note(
+                f"{len(self.abandoned)} run(s) left partial by an interrupted import were deleted and imported again; "
+                "their rows stay in the destination's database until `mlflow gc --backend-store-uri <its store URI>` purges them"
+            )
         unresolved = 0
         for dest_id, source_parent in self.deferred_parents:
             parent = self.ctx.ids.dest("run", source_parent)

@@ -1,0 +1,96 @@
+"""What a new user meets first: a missing or damaged archive, a dead port, a server that is not
+MLflow, a file store. Each ends in one sentence, and nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+
+import archive_cli
+from servers import free_port
+
+
+@pytest.fixture(scope="module")
+def demo_archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    archive_cli.run("demo", tracking_uri=uri, cwd=root)
+    archive = root / "demo.mlar"
+    archive_cli.export(archive, uri)
+    return archive
+
+
+def one_error(result) -> str:
+    assert result.returncode != 0, result.describe()
+    assert "Traceback" not in result.stderr_text, result.describe()
+    errors = [line for line in result.stderr_text.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.describe()
+    return errors[0]
+
+
+def test_missing_archive_creates_no_destination(tmp_path):
+    dest = tmp_path / "dst.db"
+    error = one_error(archive_cli.import_(tmp_path / "missing.mlar", f"sqlite:///{dest}", check=False))
+    assert "missing.mlar" in error and "No such file" in error
+    assert not dest.exists(), "the destination store was created for an archive that does not exist"
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.98])
+def test_damaged_file_leaves_destination_untouched(demo_archive, tmp_path, keep):
+    data = demo_archive.read_bytes()
+    damaged = tmp_path / "damaged.mlar"
+    damaged.write_bytes(data[: int(len(data) * keep)])
+    dest = tmp_path / "dst.db"
+    one_error(archive_cli.import_(damaged, f"sqlite:///{dest}", check=False))
+    assert not dest.exists(), "a damaged archive reached the destination"
+
+
+@pytest.mark.timeout(90)  # MLflow's own retry ladder takes minutes on a dead port
+def test_dead_port_is_reported_at_once(demo_archive):
+    url = f"http://127.0.0.1:{free_port()}"
+    # MLflow's default retries, not the suite's MLFLOW_HTTP_REQUEST_MAX_RETRIES=0
+    result = archive_cli.run(
+        "import", "-i", demo_archive, "--tracking-uri", url, "--quiet", check=False,
+        env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": None, "MLFLOW_HTTP_REQUEST_TIMEOUT": None},
+    )
+    assert "is not answering" in one_error(result)
+
+
+class _NotMlflow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"<!DOCTYPE HTML><html><body>hello</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_web_server_that_is_not_mlflow(demo_archive):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotMlflow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        error = one_error(archive_cli.import_(demo_archive, url, check=False))
+        assert "is not an MLflow tracking server (HTTP 200 on the experiments API)" in error, error
+        error = one_error(archive_cli.export(demo_archive.parent / "x.mlar", url, check=False))
+        assert "is not an MLflow tracking server" in error, error
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_file_store_destination_names_the_setting(demo_archive, tmp_path):
+    result = archive_cli.run(
+        "import", "-i", demo_archive, "--tracking-uri", str(tmp_path / "mlruns"), "--quiet", check=False,
+        env={"MLFLOW_ALLOW_FILE_STORE": None},
+    )
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in one_error(result)
+    assert not (tmp_path / "mlruns").exists()
