@@ -53,6 +53,10 @@ class ExportOptions:
     stages: str | None = None
     versions: str | None = None
     export_version_model: bool = False
+    traces: str | None = None  # None or "all": every trace of the exported experiments
+    no_traces: bool = False
+    traces_since: int | None = None  # ms, inclusive
+    traces_until: int | None = None  # ms, exclusive
     workers: int = 4
 
     def to_json(self) -> dict:

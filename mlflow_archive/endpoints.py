@@ -8,6 +8,7 @@ able to keep IDs) would be one more class with the same methods.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +27,11 @@ from mlflow.entities import (
     Run,
     RunStatus,
     RunTag,
+    Assessment,
+    Span,
+    Trace,
+    TraceData,
+    TraceInfo,
     ViewType,
 )
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -33,11 +39,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
+from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
+from mlflow.tracing.utils import TraceJSONEncoder
 
 from .errors import SourceError
 from .streams import redact_uri
 
 PAGE_SIZE = 1000
+TRACE_PAGE_SIZE = 500
 UNREACHABLE_MARKERS = ("Max retries exceeded", "Connection refused", "Failed to establish a new connection", "timed out")
 
 
@@ -211,6 +220,37 @@ class TrackingSource(_Endpoint):
     def model_versions(self, name: str) -> Iterator[ModelVersion]:
         return _paged(self.client.search_model_versions, filter_string=_name_filter(name), max_results=PAGE_SIZE)
 
+    # -- Traces
+
+    def traces(self, experiment_id: str, filter_string: str) -> Iterator[TraceInfo]:
+        """Trace infos of one experiment, oldest first, page by page."""
+        token = None
+        while True:
+            infos, token = self.store.search_traces(
+                experiment_ids=[experiment_id], filter_string=filter_string, max_results=TRACE_PAGE_SIZE,
+                order_by=["timestamp_ms ASC", "request_id ASC"], page_token=token,
+            )
+            yield from infos
+            if not token:
+                return
+
+    def traces_with_spans(self, trace_ids: list[str]) -> list[Trace]:
+        """Traces whose spans the server reads (tracking store or trace archive), at most 10 per call."""
+        return self.store.batch_get_traces(trace_ids)
+
+    def trace_with_spans(self, trace_id: str) -> Trace:
+        """One trace as it is, even with no span or some spans missing (batch reads leave those out)."""
+        return self.store.get_trace(trace_id, allow_partial=True)
+
+    def trace_artifact_data(self, trace_info: TraceInfo) -> TraceData:
+        """Spans kept as the trace's ``traces.json`` artifact."""
+        return TraceData.from_dict(_trace_repository(trace_info, self.uri).download_trace_data())
+
+
+def _trace_repository(trace_info: TraceInfo, tracking_uri: str):
+    # Resolved against this endpoint's server: MLflow's own helper would ask the process-wide one.
+    return get_artifact_repository(get_artifact_uri_for_trace(trace_info), tracking_uri=tracking_uri)
+
 
 def _name_filter(name: str) -> str:
     return f'name="{name}"' if "'" in name else f"name='{name}'"
@@ -352,3 +392,27 @@ class TrackingDestination(_Endpoint):
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(name, alias, version)
+
+    # -- Traces
+
+    def trace_infos(self, trace_ids: list[str]) -> list[TraceInfo]:
+        return self.store.batch_get_trace_infos(trace_ids)
+
+    def start_trace(self, trace_info: TraceInfo) -> TraceInfo:
+        return self.store.start_trace(trace_info)
+
+    def log_spans(self, experiment_id: str, spans: list[Span]) -> None:
+        self.store.log_spans(experiment_id, spans)
+
+    def upload_trace_data(self, trace_info: TraceInfo, data: TraceData) -> None:
+        text = json.dumps(data.to_dict(), cls=TraceJSONEncoder, ensure_ascii=False)
+        _trace_repository(trace_info, self.uri).upload_trace_data(text)
+
+    def create_assessment(self, assessment: Assessment) -> None:
+        self.store.create_assessment(assessment)
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        self.store.set_trace_tag(trace_id, key, value)
+
+    def delete_traces(self, experiment_id: str, trace_ids: list[str]) -> None:
+        self.client.delete_traces(experiment_id, trace_ids=trace_ids)

@@ -46,6 +46,10 @@ def export_archive(
     stages: str | None = None,
     versions: str | None = None,
     export_version_model: bool = False,
+    traces: str | None = None,
+    no_traces: bool = False,
+    traces_since: str | None = None,
+    traces_until: str | None = None,
     workers: int = 4,
     quiet: bool = True,
 ) -> Summary:
@@ -70,6 +74,10 @@ def export_archive(
         stages=stages,
         versions=versions,
         export_version_model=export_version_model,
+        traces=traces,
+        no_traces=no_traces,
+        traces_since=parse_time(traces_since, "--traces-since"),
+        traces_until=parse_time(traces_until, "--traces-until"),
         workers=max(1, workers),
     )
     started = time.time()

@@ -212,8 +212,11 @@ TABLES: dict[str, Table] = {
             ("end_time_ns", I64, OPT, "End time (ns)."),
             ("status_code", S, REQ, "`OK`, `ERROR` or `UNSET`."),
             ("status_message", S, OPT, "Status message."),
-            ("attributes_json", S, REQ, "Span attributes, a JSON object."),
+            ("attributes_json", S, REQ,
+             "Span attributes, a JSON object; each value is the attribute as MLflow stores it: a string "
+             "holding the value's JSON text (so inputs, outputs and the span type are kept exactly)."),
             ("events_json", S, REQ, "Span events, a JSON list of {name, timestamp_ns, attributes}."),
+            ("links_json", S, OPT, "Span links, a JSON list of {trace_id, span_id, attributes}; null when none."),
         ),
         _table(
             "assessments", ARROW_STREAM, "Assessments (feedback and expectations) of traces.",

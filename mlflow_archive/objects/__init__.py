@@ -5,6 +5,6 @@ Each module names its ``SECTION`` and provides ``export(ctx)`` and an
 Adding an object type means adding a module and one line here.
 """
 
-from . import experiments, logged_models, registry, runs
+from . import experiments, logged_models, registry, runs, traces
 
-OBJECT_MODULES = (experiments, runs, logged_models, registry)
+OBJECT_MODULES = (experiments, runs, logged_models, registry, traces)

@@ -17,6 +17,11 @@ T = TypeVar("T")
 COMPLETE, PARTIAL, ABANDONED = "complete", "partial", "abandoned"
 
 
+def key_values(mapping: dict | None) -> list[dict]:
+    """A string map as the tables' key-value list, in the source's order."""
+    return [{"key": k, "value": v} for k, v in (mapping or {}).items()]
+
+
 def pack_artifacts(
     ctx: ExportContext, chunk: Chunk, objects: list[T], owner: Callable[[T], str], download: Callable[[T, Path], Path]
 ) -> None:

@@ -24,7 +24,7 @@ from ..archive import Member
 from ..context import PROVENANCE_PREFIX, ExportContext
 from ..errors import ArchiveError
 from ..members import ARTIFACTS_EXT
-from ._common import COMPLETE, PARTIAL, ChunkReplay, pack_artifacts
+from ._common import COMPLETE, PARTIAL, ChunkReplay, key_values, pack_artifacts
 from .experiments import MODEL_SOURCE_ID_TAG
 
 SECTION = "logged_models"
@@ -49,10 +49,6 @@ def export(ctx: ExportContext) -> None:
         _export_chunk(ctx, batch, ctx.model_io)
 
 
-def _kv(mapping: dict) -> list[dict]:
-    return [{"key": k, "value": v} for k, v in (mapping or {}).items()]
-
-
 def _export_chunk(ctx: ExportContext, models: list[LoggedModel], model_io: list[tuple]) -> None:
     chunk = ctx.writer.chunk(SECTION)
     chunk.write_table(
@@ -68,8 +64,8 @@ def _export_chunk(ctx: ExportContext, models: list[LoggedModel], model_io: list[
             "source_run_id": [m.source_run_id or None for m in models],
             "status": [str(LoggedModelStatus(m.status)) for m in models],
             "status_message": [m.status_message or None for m in models],
-            "tags": [_kv(m.tags) for m in models],
-            "params": [_kv(m.params) for m in models],
+            "tags": [key_values(m.tags) for m in models],
+            "params": [key_values(m.params) for m in models],
         },
     )
     metrics = [(m.model_id, x) for m in models for x in (m.metrics or [])]

@@ -20,7 +20,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from ..archive import Member
 from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
 from ..members import ARTIFACTS_EXT, extract_file
-from ._common import pack_artifacts
+from ._common import key_values, pack_artifacts
 
 SECTION = "registry"
 PER_CHUNK = 100
@@ -29,10 +29,6 @@ SOURCE_VERSION_TAG = PROVENANCE_PREFIX + "source_version"
 SOURCES_EXPERIMENT = "mlflow-archive-model-sources"
 LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]+)(/.*)?$")
 RUNS_URI = re.compile(r"^runs:/([0-9a-f]+)(/.*)?$")
-
-
-def _kv(mapping: dict) -> list[dict]:
-    return [{"key": k, "value": v} for k, v in (mapping or {}).items()]
 
 
 def version_owner(name: str, version: int | str) -> str:
@@ -57,7 +53,7 @@ def _export_chunk(ctx: ExportContext, models: list[tuple[RegisteredModel, list[M
             "description": [m.description or None for m, _ in models],
             "creation_timestamp": [m.creation_timestamp for m, _ in models],
             "last_updated_timestamp": [m.last_updated_timestamp for m, _ in models],
-            "tags": [_kv(m.tags) for m, _ in models],
+            "tags": [key_values(m.tags) for m, _ in models],
             "aliases": [[{"alias": a, "version": int(v)} for a, v in (m.aliases or {}).items()] for m, _ in models],
         },
     )
@@ -78,7 +74,7 @@ def _export_chunk(ctx: ExportContext, models: list[tuple[RegisteredModel, list[M
             "status": [v.status for v in versions],
             "status_message": [v.status_message or None for v in versions],
             "model_id": [_model_id(v) for v in versions],
-            "tags": [_kv(v.tags) for v in versions],
+            "tags": [key_values(v.tags) for v in versions],
         },
     )
     if ctx.options.export_version_model:
