@@ -242,6 +242,10 @@ class TrackingSource(_Endpoint):
         """One trace as it is, even with no span or some spans missing (batch reads leave those out)."""
         return self.store.get_trace(trace_id, allow_partial=True)
 
+    def trace_info(self, trace_id: str) -> TraceInfo:
+        """One trace's info with its assessments (search results may leave them out)."""
+        return self.store.get_trace_info(trace_id)
+
     def trace_artifact_data(self, trace_info: TraceInfo) -> TraceData:
         """Spans kept as the trace's ``traces.json`` artifact."""
         return TraceData.from_dict(_trace_repository(trace_info, self.uri).download_trace_data())

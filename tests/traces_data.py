@@ -144,6 +144,7 @@ def build_traces(uri: str, experiment_name: str) -> dict[str, str]:
         mlflow.override_feedback(trace_id=pipeline, assessment_id=first.assessment_id, value=0.9, rationale="re-read")
         mlflow.log_feedback(trace_id=ids["run"], name="run-feedback", value="fine", source=human)
         ids["artifact"] = artifact_trace(uri, experiment_id, OLD_TRACE_TIME_MS)
+        mlflow.log_expectation(trace_id=ids["artifact"], name="expected", value=[UNICODE], source=human)
     return ids
 
 

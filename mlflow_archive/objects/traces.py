@@ -50,6 +50,7 @@ from ._common import COMPLETE, PARTIAL, ChunkReplay, key_values
 
 SECTION = "traces"
 PER_CHUNK = 100
+CHUNK_SPAN_BYTES = 64 << 20  # a chunk also ends here, so a few huge traces do not fill memory
 SERVER_READ_BATCH = 10  # batch_get_traces' limit per call
 SPANS_PER_CALL = 1000
 SPAN_BYTES_PER_CALL = 8 << 20  # one log_spans request stays well below server body limits
@@ -83,44 +84,59 @@ def _selected(ctx: ExportContext):
 def export(ctx: ExportContext) -> None:
     if ctx.options.no_traces:
         return
-    batch: list[TraceInfo] = []
-    for info in _selected(ctx):
-        batch.append(info)
-        if len(batch) == PER_CHUNK:
-            _export_chunk(ctx, batch)
-            batch = []
-    if batch:
-        _export_chunk(ctx, batch)
+    pending: list[tuple[TraceInfo, list[dict]]] = []
+    size = 0
+    for group in ctx.ordered_map(lambda infos: _read_group(ctx, infos), _groups(_selected(ctx), SERVER_READ_BATCH)):
+        for info, spans in group:
+            pending.append((info, spans))
+            size += sum(len(r["attributes_json"]) + len(r["events_json"]) for r in spans)
+            if len(pending) == PER_CHUNK or size >= CHUNK_SPAN_BYTES:
+                _export_chunk(ctx, pending)
+                pending, size = [], 0
+    if pending:
+        _export_chunk(ctx, pending)
+
+
+def _groups(infos, size: int):
+    group = []
+    for info in infos:
+        group.append(info)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _spans_location(info: TraceInfo) -> str | None:
     return info.tags.get(TraceTagKey.SPANS_LOCATION)
 
 
-def _read_traces(ctx: ExportContext, infos: list[TraceInfo]) -> dict[str, Trace]:
-    """Each trace with its spans, by ID; a trace whose spans cannot be read counts as one failure."""
+def _read_group(ctx: ExportContext, infos: list[TraceInfo]) -> list[tuple[TraceInfo, list[dict]]]:
+    """The traces with their span rows; a trace whose spans cannot be read counts as one failure."""
     server_read = [i.trace_id for i in infos if _spans_location(i) in SERVER_READ]
-    batches = [server_read[s : s + SERVER_READ_BATCH] for s in range(0, len(server_read), SERVER_READ_BATCH)]
-    found: dict[str, Trace] = {}
-    for traces in ctx.ordered_map(ctx.source.traces_with_spans, batches):
-        found.update((t.info.trace_id, t) for t in traces)
-
-    def one(info: TraceInfo) -> Trace | None:
+    try:
+        found = {t.info.trace_id: t for t in ctx.source.traces_with_spans(server_read)} if server_read else {}
+    except Exception as exc:
+        if is_unreachable(exc):
+            raise
+        found = {}  # read one by one below, so that only the unreadable trace fails
+    read = []
+    for info in infos:
         try:
-            if _spans_location(info) in SERVER_READ:
-                return ctx.source.trace_with_spans(info.trace_id)
-            return Trace(info, ctx.source.trace_artifact_data(info))
+            trace = found.get(info.trace_id)
+            if trace is None and _spans_location(info) in SERVER_READ:
+                # Batch reads leave out traces without spans or with spans still missing.
+                trace = ctx.source.trace_with_spans(info.trace_id)
+            elif trace is None:
+                trace = Trace(ctx.source.trace_info(info.trace_id), ctx.source.trace_artifact_data(info))
+            # The info read with the spans, not the search result: it is the newer one.
+            read.append((trace.info, [_span_row(info.trace_id, s) for s in trace.data.spans]))
         except Exception as exc:
             if is_unreachable(exc):
                 raise
             ctx.summary.fail("traces", f"spans of trace {info.trace_id} could not be read: {_first_line(exc)}")
-            return None
-
-    missing = [i for i in infos if i.trace_id not in found]
-    for info, trace in zip(missing, ctx.ordered_map(one, missing)):
-        if trace is not None:
-            found[info.trace_id] = trace
-    return found
+    return read
 
 
 def _first_line(exc: BaseException) -> str:
@@ -128,21 +144,18 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def _export_chunk(ctx: ExportContext, infos: list[TraceInfo]) -> None:
-    traces = _read_traces(ctx, infos)
-    # Search results may trail the stored trace; the info read with the spans is the newer one.
-    kept = [traces[i.trace_id].info for i in infos if i.trace_id in traces]
-    if not kept:
-        return
+def _export_chunk(ctx: ExportContext, traces: list[tuple[TraceInfo, list[dict]]]) -> None:
     chunk = ctx.writer.chunk(SECTION)
-    chunk.write_table("traces", _columns("traces", [_trace_row(i) for i in kept]))
-    spans = [_span_row(i.trace_id, s) for i in kept for s in traces[i.trace_id].data.spans]
+    chunk.write_table("traces", _columns("traces", [_trace_row(info) for info, _ in traces]))
+    spans = [row for _, rows in traces for row in rows]
     chunk.write_table("spans", _columns("spans", spans))
     assessments = [
-        _assessment_row(i.trace_id, a) for i in kept for a in sorted(i.assessments, key=lambda a: (a.create_time_ms or 0, a.assessment_id))
+        _assessment_row(info.trace_id, a)
+        for info, _ in traces
+        for a in sorted(info.assessments, key=lambda a: (a.create_time_ms or 0, a.assessment_id))
     ]
     chunk.write_table("assessments", _columns("assessments", assessments))
-    ctx.summary.add("traces", "exported", len(kept))
+    ctx.summary.add("traces", "exported", len(traces))
     ctx.summary.add("spans", "exported", len(spans))
     ctx.summary.add("assessments", "exported", len(assessments))
     ctx.progress.update("traces exported", ctx.summary.counts["traces"].exported, nbytes=ctx.writer.bytes_written)
