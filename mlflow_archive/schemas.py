@@ -196,7 +196,7 @@ TABLES: dict[str, Table] = {
             ("client_request_id", S, OPT, "Client request ID."),
             ("request_time", I64, REQ, "Start time (ms)."),
             ("execution_duration", I64, OPT, "Duration (ms)."),
-            ("state", S, REQ, "`OK`, `ERROR` or `IN_PROGRESS`."),
+            ("state", S, REQ, "`OK`, `ERROR`, `IN_PROGRESS` or `STATE_UNSPECIFIED`."),
             ("request_preview", S, OPT, "Request preview."),
             ("response_preview", S, OPT, "Response preview."),
             ("trace_metadata", KEY_VALUE, REQ, "Trace metadata."),
