@@ -271,7 +271,7 @@ class Importer(ChunkReplay):
     def __init__(self, ctx: ImportContext) -> None:
         super().__init__(ctx)
         self.artifact_spans: dict[str, list[Span]] = defaultdict(list)  # traces whose spans go to traces.json
-        self.unmapped_runs = 0
+        self.unmapped_runs: set[str] = set()
 
     def member(self, member: Member) -> None:
         table = member.read_table()
@@ -336,8 +336,8 @@ class Importer(ChunkReplay):
 
     def _dest_id(self, kind: str, source_id: str) -> str:
         found = self.ctx.ids.dest(kind, source_id)
-        if found is None:
-            self.unmapped_runs += kind == "run"
+        if found is None and kind == "run":
+            self.unmapped_runs.add(source_id)
         return found or source_id
 
     def _spans(self, table: pa.Table) -> None:
@@ -346,7 +346,12 @@ class Importer(ChunkReplay):
             source_id = row["trace_id"]
             if not self.live(source_id):
                 continue
-            span = _span(row)
+            try:
+                span = _span(row)
+            except Exception as exc:  # a span MLflow cannot rebuild fails its trace only
+                self.failed.add(source_id)
+                self.ctx.summary.fail("traces", f"span {row['span_id']} of trace {source_id}: {exc}")
+                continue
             if self.rows[source_id]["to_artifact"]:
                 self.artifact_spans[source_id].append(span)
             else:
@@ -367,6 +372,7 @@ class Importer(ChunkReplay):
             experiment_id, items = batch
             try:
                 self.ctx.dest.log_spans(experiment_id, [span for _, span, _ in items])
+                self.ctx.summary.add("spans", "created", len(items))
             except Exception as exc:
                 self.ctx.check_fatal(exc)
                 for source_id in dict.fromkeys(source_id for source_id, _, _ in items):
@@ -376,7 +382,6 @@ class Importer(ChunkReplay):
 
         for _ in self.ctx.ordered_map(log, batches):
             pass
-        self.ctx.summary.add("spans", "created", sum(len(items) for _, items in batches))
 
     def _assessments(self, table: pa.Table) -> None:
         by_trace: dict[str, list[dict]] = defaultdict(list)
@@ -438,7 +443,8 @@ class Importer(ChunkReplay):
     def finish(self) -> None:
         if self.unmapped_runs:
             self.ctx.summary.note(
-                f"{self.unmapped_runs} trace or assessment link(s) name a run that is not in the archive; they keep the source run ID"
+                f"traces or assessments name {len(self.unmapped_runs)} run(s) that are not in the archive; "
+                "those links keep the source run ID"
             )
 
 
