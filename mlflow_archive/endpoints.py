@@ -234,6 +234,10 @@ class TrackingSource(_Endpoint):
             if not token:
                 return
 
+    def traces_of_run(self, experiment_id: str, run_id: str) -> Iterator[TraceInfo]:
+        """Traces of an experiment that name the run in their metadata or are linked to it."""
+        return self.traces(experiment_id, f"attributes.run_id = '{run_id}'")
+
     def traces_with_spans(self, trace_ids: list[str]) -> list[Trace]:
         """Traces whose spans the server reads (tracking store or trace archive), at most 10 per call."""
         return self.store.batch_get_traces(trace_ids)
@@ -401,6 +405,9 @@ class TrackingDestination(_Endpoint):
 
     def trace_infos(self, trace_ids: list[str]) -> list[TraceInfo]:
         return self.store.batch_get_trace_infos(trace_ids)
+
+    def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
+        self.store.link_traces_to_run(trace_ids, run_id)
 
     def start_trace(self, trace_info: TraceInfo) -> TraceInfo:
         return self.store.start_trace(trace_info)

@@ -201,6 +201,9 @@ TABLES: dict[str, Table] = {
             ("response_preview", S, OPT, "Response preview."),
             ("trace_metadata", KEY_VALUE, REQ, "Trace metadata."),
             ("tags", KEY_VALUE, REQ, "Trace tags."),
+            ("linked_run_ids", pa.list_(S), OPT,
+             "Source runs of the exported runs that the trace is linked to through MLflow's entity associations "
+             "(`link_traces_to_run`), other than the `mlflow.sourceRun` metadata; null when none."),
         ),
         _table(
             "spans", ARROW_STREAM, "Spans of the traces in the same chunk.",

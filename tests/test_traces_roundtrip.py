@@ -91,6 +91,10 @@ def test_every_trace_span_and_assessment_arrives_unchanged(traced, imported):
     dest_run = MlflowClient(imported["dest"]).search_runs([run_trace.experiment_id], f"attributes.run_name = '{RUN_NAME}'")[0]
     assert run_trace.trace_metadata[TraceMetadataKey.SOURCE_RUN] == dest_run.info.run_id
     assert source[traced["ids"]["run"]].info.trace_metadata[TraceMetadataKey.SOURCE_RUN] != dest_run.info.run_id
+    of_run = TracingClient(imported["dest"]).search_traces(
+        locations=[run_trace.experiment_id], run_id=dest_run.info.run_id, include_spans=False
+    )
+    assert {t.info.trace_id for t in of_run} == {traced["ids"]["run"], traced["ids"]["pipeline"]}  # metadata and link
     model_trace = dest[traced["ids"]["model"]].info
     dest_model = MlflowClient(imported["dest"]).search_logged_models([model_trace.experiment_id])[0]
     assert dest_model.name == MODEL_NAME and model_trace.trace_metadata[TraceMetadataKey.MODEL_ID] == dest_model.model_id

@@ -123,9 +123,10 @@ def build_traces(uri: str, experiment_name: str) -> dict[str, str]:
                 inner.set_outputs({"ok": True})
             root.set_outputs("done")
         ids["manual"] = mlflow.get_last_active_trace_id()
-        with mlflow.start_run(run_name=RUN_NAME):
+        with mlflow.start_run(run_name=RUN_NAME) as run:
             _answer("inside a run")
             ids["run"] = mlflow.get_last_active_trace_id()
+        client.link_traces_to_run([ids["pipeline"]], run.info.run_id)  # an entity association, not metadata
         mlflow.set_active_model(name=MODEL_NAME)
         _answer("with a model")
         ids["model"] = mlflow.get_last_active_trace_id()

@@ -47,6 +47,7 @@ from ..endpoints import is_unreachable
 from ..errors import ArchiveError
 from ..schemas import TABLES
 from ._common import COMPLETE, PARTIAL, ChunkReplay, key_values
+from .runs import window_filter
 
 SECTION = "traces"
 PER_CHUNK = 100
@@ -70,25 +71,43 @@ def _filter(ctx: ExportContext) -> str:
 
 
 def _selected(ctx: ExportContext):
+    """(trace info, linked source runs) of the selected traces, experiment by experiment."""
     wanted = None
     if ctx.options.traces and ctx.options.traces.strip() != "all":
         wanted = set(selector_tokens(ctx.options.traces))
     for experiment in ctx.experiments:
-        if experiment.experiment_id not in ctx.selection.full_experiment_ids:
+        experiment_id = experiment.experiment_id
+        if experiment_id not in ctx.selection.full_experiment_ids:
             continue
-        for info in ctx.source.traces(experiment.experiment_id, _filter(ctx)):
+        links = None
+        for info in ctx.source.traces(experiment_id, _filter(ctx)):
             if wanted is None or info.trace_id in wanted:
-                yield info
+                links = _run_links(ctx, experiment_id) if links is None else links
+                yield info, links.get(info.trace_id)
+
+
+def _run_links(ctx: ExportContext, experiment_id: str) -> dict[str, list[str]]:
+    """Trace ID -> exported runs it is linked to by entity association (no API lists those but this search).
+
+    One search per exported run of the experiment, done only for experiments that hold traces.
+    """
+    links: dict[str, list[str]] = defaultdict(list)
+    for run in ctx.source.runs([experiment_id], window_filter(ctx), ctx.options.export_deleted_runs):
+        run_id = run.info.run_id
+        for info in ctx.source.traces_of_run(experiment_id, run_id):
+            if info.trace_metadata.get(TraceMetadataKey.SOURCE_RUN) != run_id:
+                links[info.trace_id].append(run_id)
+    return links
 
 
 def export(ctx: ExportContext) -> None:
     if ctx.options.no_traces:
         return
-    pending: list[tuple[TraceInfo, list[dict]]] = []
+    pending: list[tuple[TraceInfo, list[str] | None, list[dict]]] = []
     size = 0
-    for group in ctx.ordered_map(lambda infos: _read_group(ctx, infos), _groups(_selected(ctx), SERVER_READ_BATCH)):
-        for info, spans in group:
-            pending.append((info, spans))
+    for group in ctx.ordered_map(lambda selected: _read_group(ctx, selected), _groups(_selected(ctx), SERVER_READ_BATCH)):
+        for info, links, spans in group:
+            pending.append((info, links, spans))
             size += sum(len(r["attributes_json"]) + len(r["events_json"]) for r in spans)
             if len(pending) == PER_CHUNK or size >= CHUNK_SPAN_BYTES:
                 _export_chunk(ctx, pending)
@@ -112,9 +131,9 @@ def _spans_location(info: TraceInfo) -> str | None:
     return info.tags.get(TraceTagKey.SPANS_LOCATION)
 
 
-def _read_group(ctx: ExportContext, infos: list[TraceInfo]) -> list[tuple[TraceInfo, list[dict]]]:
-    """The traces with their span rows; a trace whose spans cannot be read counts as one failure."""
-    server_read = [i.trace_id for i in infos if _spans_location(i) in SERVER_READ]
+def _read_group(ctx: ExportContext, selected: list[tuple]) -> list[tuple[TraceInfo, list[str] | None, list[dict]]]:
+    """The traces with their links and span rows; a trace whose spans cannot be read counts as one failure."""
+    server_read = [i.trace_id for i, _ in selected if _spans_location(i) in SERVER_READ]
     try:
         found = {t.info.trace_id: t for t in ctx.source.traces_with_spans(server_read)} if server_read else {}
     except Exception as exc:
@@ -122,7 +141,7 @@ def _read_group(ctx: ExportContext, infos: list[TraceInfo]) -> list[tuple[TraceI
             raise
         found = {}  # read one by one below, so that only the unreadable trace fails
     read = []
-    for info in infos:
+    for info, links in selected:
         try:
             trace = found.get(info.trace_id)
             if trace is None and _spans_location(info) in SERVER_READ:
@@ -131,7 +150,7 @@ def _read_group(ctx: ExportContext, infos: list[TraceInfo]) -> list[tuple[TraceI
             elif trace is None:
                 trace = Trace(ctx.source.trace_info(info.trace_id), ctx.source.trace_artifact_data(info))
             # The info read with the spans, not the search result: it is the newer one.
-            read.append((trace.info, [_span_row(info.trace_id, s) for s in trace.data.spans]))
+            read.append((trace.info, links, [_span_row(info.trace_id, s) for s in trace.data.spans]))
         except Exception as exc:
             if is_unreachable(exc):
                 raise
@@ -144,14 +163,14 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-def _export_chunk(ctx: ExportContext, traces: list[tuple[TraceInfo, list[dict]]]) -> None:
+def _export_chunk(ctx: ExportContext, traces: list[tuple[TraceInfo, list[str] | None, list[dict]]]) -> None:
     chunk = ctx.writer.chunk(SECTION)
-    chunk.write_table("traces", _columns("traces", [_trace_row(info) for info, _ in traces]))
-    spans = [row for _, rows in traces for row in rows]
+    chunk.write_table("traces", _columns("traces", [_trace_row(info, links) for info, links, _ in traces]))
+    spans = [row for _, _, rows in traces for row in rows]
     chunk.write_table("spans", _columns("spans", spans))
     assessments = [
         _assessment_row(info.trace_id, a)
-        for info, _ in traces
+        for info, _, _ in traces
         for a in sorted(info.assessments, key=lambda a: (a.create_time_ms or 0, a.assessment_id))
     ]
     chunk.write_table("assessments", _columns("assessments", assessments))
@@ -161,7 +180,7 @@ def _export_chunk(ctx: ExportContext, traces: list[tuple[TraceInfo, list[dict]]]
     ctx.progress.update("traces exported", ctx.summary.counts["traces"].exported, nbytes=ctx.writer.bytes_written)
 
 
-def _trace_row(info: TraceInfo) -> dict:
+def _trace_row(info: TraceInfo, linked_run_ids: list[str] | None) -> dict:
     return {
         "trace_id": info.trace_id,
         "experiment_id": info.experiment_id,
@@ -173,6 +192,7 @@ def _trace_row(info: TraceInfo) -> dict:
         "response_preview": info.response_preview,
         "trace_metadata": key_values(info.trace_metadata),
         "tags": key_values(info.tags),
+        "linked_run_ids": linked_run_ids,
     }
 
 
@@ -332,6 +352,12 @@ class Importer(ChunkReplay):
         )
         row["info"] = ctx.dest.start_trace(row["sent"])
         row["dest_id"] = source_id
+        for run_id in row["linked_run_ids"] or ():
+            dest_run = ctx.ids.dest("run", run_id)
+            if dest_run is None:
+                self.unmapped_runs.add(run_id)
+            else:
+                ctx.dest.link_traces_to_run([source_id], dest_run)
         ctx.ids.put("trace", source_id, source_id, PARTIAL)
 
     def _dest_id(self, kind: str, source_id: str) -> str:
