@@ -53,8 +53,8 @@ SECTION = "traces"
 PER_CHUNK = 100
 CHUNK_SPAN_BYTES = 64 << 20  # a chunk also ends here, so a few huge traces do not fill memory
 SERVER_READ_BATCH = 10  # batch_get_traces' limit per call
-SPANS_PER_CALL = 1000
-SPAN_BYTES_PER_CALL = 8 << 20  # one log_spans request stays well below server body limits
+SPANS_PER_CALL = 100
+SPAN_BYTES_PER_CALL = 4 << 20  # large spans go a few per request
 STATE_TAG = PROVENANCE_PREFIX + "import_state"
 SERVER_READ = (SpansLocation.TRACKING_STORE.value, SpansLocation.ARCHIVE_REPO.value)
 
