@@ -103,7 +103,9 @@ def test_every_trace_span_and_assessment_arrives_unchanged(traced, imported):
     overridden = {a.overrides for a in pipeline.info.assessments if a.overrides}
     assert overridden and all(a.valid is False for a in pipeline.info.assessments if a.assessment_id in overridden)
     assert any(a.span_id for a in pipeline.info.assessments)
-    assert dest[traced["ids"]["error"]].info.state.value == "ERROR"
+    error_trace = dest[traced["ids"]["error"]]
+    assert error_trace.info.state.value == "ERROR" and any(e.name == "exception" for s in error_trace.data.spans for e in s.events)
+    assert [a.feedback.error.error_code for a in error_trace.info.assessments] == ["TIMEOUT"]
     assert "mlflow.trace.spansLocation" not in dest[traced["ids"]["artifact"]].info.tags  # still a traces.json
 
 

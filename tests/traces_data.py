@@ -14,7 +14,7 @@ import uuid
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import AssessmentSource, Span, TraceData, TraceInfo, TraceLocation, TraceState
+from mlflow.entities import AssessmentError, AssessmentSource, Span, TraceData, TraceInfo, TraceLocation, TraceState
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracing.client import TracingClient
 from mlflow.tracing.constant import TraceMetadataKey, TraceTagKey
@@ -144,6 +144,10 @@ def build_traces(uri: str, experiment_name: str) -> dict[str, str]:
         )
         mlflow.override_feedback(trace_id=pipeline, assessment_id=first.assessment_id, value=0.9, rationale="re-read")
         mlflow.log_feedback(trace_id=ids["run"], name="run-feedback", value="fine", source=human)
+        mlflow.log_feedback(
+            trace_id=ids["error"], name="judge", source=AssessmentSource(source_type="LLM_JUDGE", source_id="judge-1"),
+            error=AssessmentError(error_code="TIMEOUT", error_message="judge timed out"),
+        )
         ids["artifact"] = artifact_trace(uri, experiment_id, OLD_TRACE_TIME_MS)
         mlflow.log_expectation(trace_id=ids["artifact"], name="expected", value=[UNICODE], source=human)
     return ids

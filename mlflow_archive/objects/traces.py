@@ -422,12 +422,6 @@ class Importer(ChunkReplay):
         self.for_each(create, list(by_trace.items()))
 
     def _assessment(self, row: dict) -> Assessment:
-        value = json.loads(row["value_json"]) if row["value_json"] is not None else None
-        kinds = {
-            "feedback": lambda: {"feedback": FeedbackValue(value, AssessmentError.from_dictionary(json.loads(row["error_json"])) if row["error_json"] else None)},
-            "expectation": lambda: {"expectation": ExpectationValue(value)},
-            "issue": lambda: {"issue": IssueReferenceValue.from_dictionary(value)},
-        }
         metadata = {m["key"]: m["value"] for m in row["metadata"]} or None
         if metadata and metadata.get(AssessmentMetadataKey.SOURCE_RUN_ID):
             metadata[AssessmentMetadataKey.SOURCE_RUN_ID] = self._dest_id("run", metadata[AssessmentMetadataKey.SOURCE_RUN_ID])
@@ -444,7 +438,7 @@ class Importer(ChunkReplay):
             assessment_id=row["assessment_id"],
             overrides=row["overrides"],
             valid=row["valid"],
-            **kinds[row["kind"]](),
+            **_assessment_value(row),
         )
 
     def end_chunk(self) -> None:
@@ -469,9 +463,20 @@ class Importer(ChunkReplay):
     def finish(self) -> None:
         if self.unmapped_runs:
             self.ctx.summary.note(
-                f"traces or assessments name {len(self.unmapped_runs)} run(s) that are not in the archive; "
-                "those links keep the source run ID"
+                f"traces or assessments name {len(self.unmapped_runs)} run(s) that are not in the archive: their "
+                "metadata and run IDs keep the source run ID, and no link_traces_to_run link is made"
             )
+
+
+def _assessment_value(row: dict) -> dict:
+    """The feedback, expectation or issue-reference field of an assessment row."""
+    value = json.loads(row["value_json"]) if row["value_json"] is not None else None
+    if row["kind"] == "feedback":
+        error = AssessmentError.from_dictionary(json.loads(row["error_json"])) if row["error_json"] else None
+        return {"feedback": FeedbackValue(value, error)}
+    if row["kind"] == "expectation":
+        return {"expectation": ExpectationValue(value)}
+    return {"issue": IssueReferenceValue.from_dictionary(value)}
 
 
 def _derived_tag(key: str) -> bool:
