@@ -94,6 +94,10 @@ class _Endpoint:
         except MlflowException:
             return None
 
+    def trace_infos(self, trace_ids: list[str]) -> list[TraceInfo]:
+        """The infos of those traces that exist, with their assessments."""
+        return self.store.batch_get_trace_infos(trace_ids)
+
     def check_reachable(self) -> None:
         try:
             self.client.search_experiments(max_results=1)
@@ -402,9 +406,6 @@ class TrackingDestination(_Endpoint):
         self.client.set_registered_model_alias(name, alias, version)
 
     # -- Traces
-
-    def trace_infos(self, trace_ids: list[str]) -> list[TraceInfo]:
-        return self.store.batch_get_trace_infos(trace_ids)
 
     def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
         self.store.link_traces_to_run(trace_ids, run_id)

@@ -6,7 +6,9 @@ Rules (README, "Selecting what to export"):
   unless ``--models`` is given too;
 - ``--models``: those models' versions, plus the runs, logged models and experiments the versions
   depend on (only those runs, or every run of those experiments with ``--export-all-runs``);
-- ``--logged-models``: only those logged models (plus their source runs when no experiments are named).
+- ``--logged-models``: only those logged models (plus their source runs when no experiments are named);
+- ``--traces`` with trace IDs: only those traces (plus their experiments when no experiments are named);
+  otherwise every trace of the experiments whose runs are all exported.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Selection:
     logged_model_ids: set[str] | None = None  # None: every logged model of the full experiments
     extra_logged_models: set[str] = field(default_factory=set)
     registered_models: list[tuple[RegisteredModel, list[ModelVersion]]] = field(default_factory=list)
+    trace_ids: list[str] | None = None  # None: every trace of the full experiments
 
     def wants_logged_model(self, experiment_id: str, model_id: str) -> bool:
         if model_id in self.extra_logged_models:
@@ -100,7 +103,8 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
     named_experiments = options.experiments is not None
     named_models = options.models is not None
     named_logged = options.logged_models is not None
-    everything = not (named_experiments or named_models or named_logged)
+    named_traces = options.traces is not None and options.traces.strip() != "all" and not options.no_traces
+    everything = not (named_experiments or named_models or named_logged or named_traces)
     selection = Selection()
     chosen: dict[str, Experiment] = {}
     if named_experiments or everything:
@@ -137,6 +141,16 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
         _add_dependency(source, selection, chosen, run.info.experiment_id, options)
         if run.info.experiment_id not in selection.full_experiment_ids or not _in_window(run.info.start_time, options):
             selection.extra_runs.setdefault(run.info.experiment_id, set()).add(run_id)
+    if named_traces:
+        selection.trace_ids = selector_tokens(options.traces)
+        for start in range(0, len(selection.trace_ids), 100):
+            batch = selection.trace_ids[start : start + 100]
+            infos = source.trace_infos(batch)
+            missing = set(batch) - {i.trace_id for i in infos}
+            if missing:
+                raise ArchiveError(f"No trace {sorted(missing)[0]!r} on {redact_uri(source.uri)}; check --traces.")
+            for info in infos:
+                _add_dependency(source, selection, chosen, info.experiment_id, options)
     selection.experiments = sorted(chosen.values(), key=lambda e: (len(e.experiment_id), e.experiment_id))
     return selection
 

@@ -114,24 +114,24 @@ def test_second_import_creates_nothing(traced, imported):
     assert import_counts(again.stderr_text)["traces"] == (0, len(traced["ids"]), 0)
 
 
-def _archive_trace_ids(path) -> set[str]:
-    tables, _ = archive_contents(path)
-    return {r["trace_id"] for r in tables.get("traces", [])}
-
-
 def test_selectors_and_time_window(traced, tmp_path):
-    ids = traced["ids"]
+    ids, name = traced["ids"], traced["name"]
     chosen = [ids["pipeline"], ids["artifact"]]
     cases = {
-        "by-id": (["--traces", ",".join(chosen)], set(chosen)),
-        "until": (["--traces-until", "2021-01-01"], {ids["artifact"]}),
-        "since": (["--traces-since", "2021-01-01"], set(ids.values()) - {ids["artifact"]}),
-        "none": (["--no-traces"], set()),
+        "by-id": (["--experiments", name, "--traces", ",".join(chosen)], set(chosen)),
+        "until": (["--experiments", name, "--traces-until", "2021-01-01"], {ids["artifact"]}),
+        "since": (["--experiments", name, "--traces-since", "2021-01-01"], set(ids.values()) - {ids["artifact"]}),
+        "none": (["--experiments", name, "--no-traces"], set()),
+        "ids-alone": (["--traces", ids["run"]], {ids["run"]}),
     }
     for label, (options, expected) in cases.items():
         path = tmp_path / f"{label}.mlar"
-        archive_cli.export(path, traced["source"], "--experiments", traced["name"], *options, check=False)
-        assert _archive_trace_ids(path) == expected, label
+        archive_cli.export(path, traced["source"], *options)
+        tables, _ = archive_contents(path)
+        assert {r["trace_id"] for r in tables.get("traces", [])} == expected, label
+        runs = {r["run_name"] for r in tables.get("runs", [])}
+        assert (runs == set()) if label == "ids-alone" else (RUN_NAME in runs), label
+        assert [r["name"] for r in tables["experiments"]] == [name], label
 
 
 def test_interrupted_import_finishes_with_every_trace_once(traced, dest_server, tmp_path):

@@ -42,7 +42,7 @@ from mlflow.tracing.constant import (
 from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 
 from ..archive import Member
-from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext, selector_tokens
+from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
 from ..endpoints import is_unreachable
 from ..errors import ArchiveError
 from ..schemas import TABLES
@@ -53,6 +53,7 @@ SECTION = "traces"
 PER_CHUNK = 100
 CHUNK_SPAN_BYTES = 64 << 20  # a chunk also ends here, so a few huge traces do not fill memory
 SERVER_READ_BATCH = 10  # batch_get_traces' limit per call
+SEARCH_BATCH = 100  # trace infos by ID per call
 SPANS_PER_CALL = 100
 SPAN_BYTES_PER_CALL = 4 << 20  # large spans go a few per request
 STATE_TAG = PROVENANCE_PREFIX + "import_state"
@@ -61,29 +62,37 @@ SERVER_READ = (SpansLocation.TRACKING_STORE.value, SpansLocation.ARCHIVE_REPO.va
 
 # -- Export -------------------------------------------------------------------------------
 
-def _filter(ctx: ExportContext) -> str:
+def _window(ctx: ExportContext) -> tuple[int | None, int]:
+    """[since, until) of the exported traces' request times; never past the cut-off."""
     options = ctx.options
     until = ctx.cutoff_ms if options.traces_until is None else min(options.traces_until, ctx.cutoff_ms)
-    clauses = [f"timestamp_ms < {until}"]
-    if options.traces_since is not None:
-        clauses.append(f"timestamp_ms >= {options.traces_since}")
-    return " AND ".join(clauses)
+    return options.traces_since, until
 
 
 def _selected(ctx: ExportContext):
     """(trace info, linked source runs) of the selected traces, experiment by experiment."""
-    wanted = None
-    if ctx.options.traces and ctx.options.traces.strip() != "all":
-        wanted = set(selector_tokens(ctx.options.traces))
+    since, until = _window(ctx)
+    links: dict[str, dict[str, list[str]]] = {}  # per experiment, found on its first selected trace
+
+    def with_links(info: TraceInfo):
+        if info.experiment_id not in links:
+            exported_runs = info.experiment_id in ctx.selection.full_experiment_ids
+            links[info.experiment_id] = _run_links(ctx, info.experiment_id) if exported_runs else {}
+        return info, links[info.experiment_id].get(info.trace_id)
+
+    if ctx.selection.trace_ids is not None:
+        ids = ctx.selection.trace_ids
+        for start in range(0, len(ids), SEARCH_BATCH):
+            for info in ctx.source.trace_infos(ids[start : start + SEARCH_BATCH]):
+                if (since is None or info.request_time >= since) and info.request_time < until:
+                    yield with_links(info)
+        return
+    clauses = [f"timestamp_ms < {until}"] + ([f"timestamp_ms >= {since}"] if since is not None else [])
     for experiment in ctx.experiments:
-        experiment_id = experiment.experiment_id
-        if experiment_id not in ctx.selection.full_experiment_ids:
-            continue
-        links = None
-        for info in ctx.source.traces(experiment_id, _filter(ctx)):
-            if wanted is None or info.trace_id in wanted:
-                links = _run_links(ctx, experiment_id) if links is None else links
-                yield info, links.get(info.trace_id)
+        if experiment.experiment_id in ctx.selection.full_experiment_ids:
+            for info in ctx.source.traces(experiment.experiment_id, " AND ".join(clauses)):
+                yield with_links(info)
+        links.pop(experiment.experiment_id, None)
 
 
 def _run_links(ctx: ExportContext, experiment_id: str) -> dict[str, list[str]]:
@@ -308,8 +317,8 @@ class Importer(ChunkReplay):
         ctx = self.ctx
         ids = table["trace_id"].to_pylist()
         existing = {}
-        for start in range(0, len(ids), 100):
-            existing.update((i.trace_id, i) for i in ctx.dest.trace_infos(ids[start : start + 100]))
+        for start in range(0, len(ids), SEARCH_BATCH):
+            existing.update((i.trace_id, i) for i in ctx.dest.trace_infos(ids[start : start + SEARCH_BATCH]))
         for row in table.to_pylist():
             found = existing.get(row["trace_id"])
             if found is not None and found.tags.get(STATE_TAG) != PARTIAL:
