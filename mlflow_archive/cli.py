@@ -121,7 +121,7 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
 @click.option("--stages", help="Only versions in these stages (comma-separated, e.g. Production,Staging).")
 @click.option("--versions", help="Only these version numbers (comma-separated).")
 @click.option("--export-version-model", is_flag=True, help="Also carry each version's model files, for versions whose source is not exported.")
-@click.option("--traces", help="Traces of the exported experiments: all (default), comma-separated trace IDs, or a .txt file.")
+@click.option("--traces", help="Traces: all (default: those of the exported experiments), comma-separated trace IDs, or a .txt file.")
 @click.option("--no-traces", is_flag=True, help="Leave traces out.")
 @click.option("--traces-since", help="Only traces that started at or after this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--traces-until", help="Only traces that started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")

@@ -132,6 +132,8 @@ def test_selectors_and_time_window(traced, tmp_path):
         runs = {r["run_name"] for r in tables.get("runs", [])}
         assert (runs == set()) if label == "ids-alone" else (RUN_NAME in runs), label
         assert [r["name"] for r in tables["experiments"]] == [name], label
+    missing = archive_cli.export(tmp_path / "missing.mlar", traced["source"], "--traces", "tr-" + "0" * 32, check=False)
+    assert missing.returncode == 1 and "No trace 'tr-00000000000000000000000000000000'" in missing.stderr_text, missing.describe()
 
 
 def test_interrupted_import_finishes_with_every_trace_once(traced, dest_server, tmp_path):
