@@ -100,12 +100,15 @@ def _run_links(ctx: ExportContext, experiment_id: str) -> dict[str, list[str]]:
 
     One search per exported run of the experiment, done only for experiments that hold traces.
     """
+    def linked(run_id: str) -> tuple[str, list[str]]:
+        infos = ctx.source.traces_of_run(experiment_id, run_id)
+        return run_id, [i.trace_id for i in infos if i.trace_metadata.get(TraceMetadataKey.SOURCE_RUN) != run_id]
+
     links: dict[str, list[str]] = defaultdict(list)
-    for run in ctx.source.runs([experiment_id], window_filter(ctx), ctx.options.export_deleted_runs):
-        run_id = run.info.run_id
-        for info in ctx.source.traces_of_run(experiment_id, run_id):
-            if info.trace_metadata.get(TraceMetadataKey.SOURCE_RUN) != run_id:
-                links[info.trace_id].append(run_id)
+    runs = ctx.source.runs([experiment_id], window_filter(ctx), ctx.options.export_deleted_runs)
+    for run_id, trace_ids in ctx.ordered_map(linked, (run.info.run_id for run in runs)):
+        for trace_id in trace_ids:
+            links[trace_id].append(run_id)
     return links
 
 
