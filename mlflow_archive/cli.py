@@ -161,6 +161,10 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
     "Default: those of the exported experiments.",
 )
 @click.option("--no-evaluation-datasets", is_flag=True, help="Leave evaluation datasets out.")
+@click.option("--traces", help="Traces: all (default: those of the exported experiments), comma-separated trace IDs, or a .txt file.")
+@click.option("--no-traces", is_flag=True, help="Leave traces out.")
+@click.option("--traces-since", help="Only traces that started at or after this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
+@click.option("--traces-until", help="Only traces that started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @_workers
 @_quiet
 @_reports_errors

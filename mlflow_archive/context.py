@@ -49,6 +49,7 @@ class Selection:
     registered_models: list[tuple[RegisteredModel, list[ModelVersion]]] = field(default_factory=list)
     prompts: Iterable[RegisteredModel] = ()  # read lazily when all are exported
     everything: bool = False  # no selector was given
+    trace_ids: list[str] | None = None  # None: every trace of the full experiments
 
     def wants_logged_model(self, experiment_id: str, model_id: str) -> bool:
         if model_id in self.extra_logged_models:
@@ -76,6 +77,10 @@ class ExportOptions:
     export_version_model: bool = False
     evaluation_datasets: str | None = None  # None: the datasets of the exported experiments (selection.py)
     no_evaluation_datasets: bool = False
+    traces: str | None = None  # None or "all": every trace of the exported experiments
+    no_traces: bool = False
+    traces_since: int | None = None  # ms, inclusive
+    traces_until: int | None = None  # ms, exclusive
     workers: int = 4
 
     def to_json(self) -> dict:

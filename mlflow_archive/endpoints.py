@@ -9,6 +9,7 @@ able to keep IDs) would be one more class with the same methods.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +30,11 @@ from mlflow.entities import (
     Run,
     RunStatus,
     RunTag,
+    Assessment,
+    Span,
+    Trace,
+    TraceData,
+    TraceInfo,
     ViewType,
 )
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -37,6 +43,8 @@ from mlflow.prompt.constants import _CLIENT_PROMPT_SOURCE_PLACEHOLDER, IS_PROMPT
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
+from mlflow.tracing.utils import TraceJSONEncoder
 
 from .errors import SourceError, one_line
 from .streams import redact_uri
@@ -46,6 +54,7 @@ EXPERIMENTS_SEARCH = "/api/2.0/mlflow/experiments/search"
 REACHABLE_TIMEOUT = 10  # seconds for the first request; later requests use MLflow's own retries
 PROMPT_FILTER = f"tags.`{IS_PROMPT_TAG_KEY}` = 'true'"
 RECORDS_PAGE_SIZE = 1000  # the server's own default page of dataset records
+TRACE_PAGE_SIZE = 500
 UNREACHABLE_MARKERS = ("Max retries exceeded", "Connection refused", "Failed to establish a new connection", "timed out")
 
 
@@ -144,6 +153,10 @@ class _Endpoint:
                 raise
             return one_line(exc).split(". ")[0]  # MLflow's first sentence says it; the rest is setup advice
         return None
+
+    def trace_infos(self, trace_ids: list[str]) -> list[TraceInfo]:
+        """The infos of those traces that exist, with their assessments."""
+        return self.store.batch_get_trace_infos(trace_ids)
 
     def check_reachable(self) -> None:
         """One cheap request, answered in seconds: no retry ladder before telling a dead port."""
@@ -317,6 +330,45 @@ class TrackingSource(_Endpoint):
             if not token:
                 return
 
+    # -- Traces
+
+    def traces(self, experiment_id: str, filter_string: str) -> Iterator[TraceInfo]:
+        """Trace infos of one experiment, oldest first, page by page."""
+        token = None
+        while True:
+            infos, token = self.store.search_traces(
+                experiment_ids=[experiment_id], filter_string=filter_string, max_results=TRACE_PAGE_SIZE,
+                order_by=["timestamp_ms ASC", "request_id ASC"], page_token=token,
+            )
+            yield from infos
+            if not token:
+                return
+
+    def traces_of_run(self, experiment_id: str, run_id: str) -> Iterator[TraceInfo]:
+        """Traces of an experiment that name the run in their metadata or are linked to it."""
+        return self.traces(experiment_id, f"attributes.run_id = '{run_id}'")
+
+    def traces_with_spans(self, trace_ids: list[str]) -> list[Trace]:
+        """Traces whose spans the server reads (tracking store or trace archive), at most 10 per call."""
+        return self.store.batch_get_traces(trace_ids)
+
+    def trace_with_spans(self, trace_id: str) -> Trace:
+        """One trace as it is, even with no span or some spans missing (batch reads leave those out)."""
+        return self.store.get_trace(trace_id, allow_partial=True)
+
+    def trace_info(self, trace_id: str) -> TraceInfo:
+        """One trace's info with its assessments (search results may leave them out)."""
+        return self.store.get_trace_info(trace_id)
+
+    def trace_artifact_data(self, trace_info: TraceInfo) -> TraceData:
+        """Spans kept as the trace's ``traces.json`` artifact."""
+        return TraceData.from_dict(_trace_repository(trace_info, self.uri).download_trace_data())
+
+
+def _trace_repository(trace_info: TraceInfo, tracking_uri: str):
+    # Resolved against this endpoint's server: MLflow's own helper would ask the process-wide one.
+    return get_artifact_repository(get_artifact_uri_for_trace(trace_info), tracking_uri=tracking_uri)
+
 
 def _name_filter(name: str) -> str:
     return f'name="{name}"' if "'" in name else f"name='{name}'"
@@ -484,3 +536,27 @@ class TrackingDestination(_Endpoint):
 
     def upsert_dataset_records(self, dataset_id: str, records: list[dict]) -> None:
         self.store.upsert_dataset_records(dataset_id, records)
+
+    # -- Traces
+
+    def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
+        self.store.link_traces_to_run(trace_ids, run_id)
+
+    def start_trace(self, trace_info: TraceInfo) -> TraceInfo:
+        return self.store.start_trace(trace_info)
+
+    def log_spans(self, experiment_id: str, spans: list[Span]) -> None:
+        self.store.log_spans(experiment_id, spans)
+
+    def upload_trace_data(self, trace_info: TraceInfo, data: TraceData) -> None:
+        text = json.dumps(data.to_dict(), cls=TraceJSONEncoder, ensure_ascii=False)
+        _trace_repository(trace_info, self.uri).upload_trace_data(text)
+
+    def create_assessment(self, assessment: Assessment) -> None:
+        self.store.create_assessment(assessment)
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        self.store.set_trace_tag(trace_id, key, value)
+
+    def delete_traces(self, experiment_id: str, trace_ids: list[str]) -> None:
+        self.client.delete_traces(experiment_id, trace_ids=trace_ids)

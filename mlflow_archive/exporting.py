@@ -50,6 +50,10 @@ def export_archive(
     export_version_model: bool = False,
     evaluation_datasets: str | None = None,
     no_evaluation_datasets: bool = False,
+    traces: str | None = None,
+    no_traces: bool = False,
+    traces_since: str | None = None,
+    traces_until: str | None = None,
     workers: int = 4,
     quiet: bool = True,
 ) -> Summary:
@@ -80,6 +84,10 @@ def export_archive(
         export_version_model=export_version_model,
         evaluation_datasets=evaluation_datasets,
         no_evaluation_datasets=no_evaluation_datasets,
+        traces=traces,
+        no_traces=no_traces,
+        traces_since=parse_time(traces_since, "--traces-since"),
+        traces_until=parse_time(traces_until, "--traces-until"),
         workers=max(1, workers),
     )
     started = time.time()

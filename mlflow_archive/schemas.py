@@ -203,11 +203,14 @@ TABLES: dict[str, Table] = {
             ("client_request_id", S, OPT, "Client request ID."),
             ("request_time", I64, REQ, "Start time (ms)."),
             ("execution_duration", I64, OPT, "Duration (ms)."),
-            ("state", S, REQ, "`OK`, `ERROR` or `IN_PROGRESS`."),
+            ("state", S, REQ, "`OK`, `ERROR`, `IN_PROGRESS` or `STATE_UNSPECIFIED`."),
             ("request_preview", S, OPT, "Request preview."),
             ("response_preview", S, OPT, "Response preview."),
             ("trace_metadata", KEY_VALUE, REQ, "Trace metadata."),
             ("tags", KEY_VALUE, REQ, "Trace tags."),
+            ("linked_run_ids", pa.list_(S), OPT,
+             "Source runs of the exported runs that the trace is linked to through MLflow's entity associations "
+             "(`link_traces_to_run`), other than the `mlflow.sourceRun` metadata; null when none."),
         ),
         _table(
             "spans", ARROW_STREAM, "Spans of the traces in the same chunk.",
@@ -219,8 +222,11 @@ TABLES: dict[str, Table] = {
             ("end_time_ns", I64, OPT, "End time (ns)."),
             ("status_code", S, REQ, "`OK`, `ERROR` or `UNSET`."),
             ("status_message", S, OPT, "Status message."),
-            ("attributes_json", S, REQ, "Span attributes, a JSON object."),
+            ("attributes_json", S, REQ,
+             "Span attributes, a JSON object; each value is the attribute as MLflow stores it: a string "
+             "holding the value's JSON text (so inputs, outputs and the span type are kept exactly)."),
             ("events_json", S, REQ, "Span events, a JSON list of {name, timestamp_ns, attributes}."),
+            ("links_json", S, OPT, "Span links, a JSON list of {trace_id, span_id, attributes}; null when none."),
         ),
         _table(
             "assessments", ARROW_STREAM, "Assessments (feedback and expectations) of traces.",

@@ -12,6 +12,8 @@ Rules (README, "Selecting what to export"):
 - ``--evaluation-datasets``: those datasets (``all``: every one, or with ``--experiments`` those linked to the
   exported experiments), plus the experiments they are linked to; with no selector, every dataset; otherwise
   the datasets linked to the exported experiments (objects/evaluation_datasets.py).
+- ``--traces`` with trace IDs: only those traces (plus their experiments when no experiments are named);
+  otherwise every trace of the experiments whose runs are all exported.
 """
 
 from __future__ import annotations
@@ -105,9 +107,10 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
     named_logged = options.logged_models is not None
     named_prompts = options.prompts is not None
     named_datasets = options.evaluation_datasets is not None
+    named_traces = options.traces is not None and options.traces.strip() != "all" and not options.no_traces
     if named_datasets and options.no_evaluation_datasets:
         raise ArchiveError("--evaluation-datasets and --no-evaluation-datasets contradict each other; give one.")
-    everything = not (named_experiments or named_models or named_logged or named_prompts or named_datasets)
+    everything = not (named_experiments or named_models or named_logged or named_prompts or named_datasets or named_traces)
     selection = Selection(everything=everything)
     if not options.no_prompts and (named_prompts or everything):
         selection.prompts = select_prompts(source, options.prompts or "all")
@@ -148,6 +151,16 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
         _add_dependency(source, selection, chosen, run.info.experiment_id, options)
         if run.info.experiment_id not in selection.full_experiment_ids or not _in_window(run.info.start_time, options):
             selection.extra_runs.setdefault(run.info.experiment_id, set()).add(run_id)
+    if named_traces:
+        selection.trace_ids = selector_tokens(options.traces)
+        for start in range(0, len(selection.trace_ids), 100):
+            batch = selection.trace_ids[start : start + 100]
+            infos = source.trace_infos(batch)
+            missing = set(batch) - {i.trace_id for i in infos}
+            if missing:
+                raise ArchiveError(f"No trace {sorted(missing)[0]!r} on {redact_uri(source.uri)}; check --traces.")
+            for info in infos:
+                _add_dependency(source, selection, chosen, info.experiment_id, options)
     selection.experiments = sorted(chosen.values(), key=lambda e: (len(e.experiment_id), e.experiment_id))
     return selection
 

@@ -19,7 +19,7 @@ T = TypeVar("T")
 COMPLETE, PARTIAL, ABANDONED = "complete", "partial", "abandoned"
 
 
-def kv(mapping: dict | None) -> list[dict]:
+def key_values(mapping: dict | None) -> list[dict]:
     """A string map as the archive's ``key_value`` list, in the source's order."""
     return [{"key": k, "value": v} for k, v in (mapping or {}).items()]
 

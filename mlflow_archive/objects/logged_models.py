@@ -25,7 +25,7 @@ from ..archive import Member
 from ..context import PROVENANCE_PREFIX, ExportContext
 from ..errors import ArchiveError
 from ..members import ARTIFACTS_EXT
-from ._common import COMPLETE, PARTIAL, ChunkReplay, kv, pack_artifacts
+from ._common import COMPLETE, PARTIAL, ChunkReplay, key_values, pack_artifacts
 from .experiments import MODEL_SOURCE_ID_TAG
 
 SECTION = "logged_models"
@@ -66,8 +66,8 @@ def _export_chunk(ctx: ExportContext, models: list[LoggedModel], model_io: list[
             "source_run_id": [m.source_run_id or None for m in models],
             "status": [str(LoggedModelStatus(m.status)) for m in models],
             "status_message": [m.status_message or None for m in models],
-            "tags": [kv(m.tags) for m in models],
-            "params": [kv(m.params) for m in models],
+            "tags": [key_values(m.tags) for m in models],
+            "params": [key_values(m.params) for m in models],
         },
     )
     metrics = [(m.model_id, x) for m in models for x in (m.metrics or [])]

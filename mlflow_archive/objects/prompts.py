@@ -30,7 +30,7 @@ from mlflow.prompt.constants import (
 
 from ..archive import Member
 from ..context import ExportContext, ImportContext
-from ._common import kv
+from ._common import key_values
 from .registry import (
     SOURCE_NAME_TAG,
     SOURCE_VERSION_TAG,
@@ -69,7 +69,7 @@ def _export_chunk(ctx: ExportContext, prompts: list[RegisteredModel]) -> None:
             "description": [p.description or None for p in prompts],
             "creation_timestamp": [p.creation_timestamp for p in prompts],
             "last_updated_timestamp": [p.last_updated_timestamp for p in prompts],
-            "tags": [kv(p.tags) for p in prompts],
+            "tags": [key_values(p.tags) for p in prompts],
             "aliases": [[{"alias": a, "version": int(v)} for a, v in (p.aliases or {}).items()] for p in prompts],
         },
     )
@@ -85,7 +85,7 @@ def _export_chunk(ctx: ExportContext, prompts: list[RegisteredModel]) -> None:
             "creation_timestamp": [v.creation_timestamp for v in versions],
             "last_updated_timestamp": [v.last_updated_timestamp for v in versions],
             "user_id": [v.user_id or None for v in versions],
-            "tags": [kv({k: val for k, val in v.tags.items() if k not in COLUMN_TAGS}) for v in versions],
+            "tags": [key_values({k: val for k, val in v.tags.items() if k not in COLUMN_TAGS}) for v in versions],
         },
     )
     ctx.summary.add("prompts", "exported", len(prompts))

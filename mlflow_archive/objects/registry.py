@@ -24,7 +24,7 @@ from ..archive import Member
 from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
 from ..endpoints import TrackingDestination
 from ..members import ARTIFACTS_EXT, extract_file
-from ._common import kv, pack_artifacts
+from ._common import key_values, pack_artifacts
 from .logged_models import MODEL_VERSIONS_KIND
 
 SECTION = "registry"
@@ -135,7 +135,7 @@ def _export_chunk(ctx: ExportContext, models: list[tuple[RegisteredModel, list[M
             "description": [m.description or None for m, _ in models],
             "creation_timestamp": [m.creation_timestamp for m, _ in models],
             "last_updated_timestamp": [m.last_updated_timestamp for m, _ in models],
-            "tags": [kv(m.tags) for m, _ in models],
+            "tags": [key_values(m.tags) for m, _ in models],
             "aliases": [[{"alias": a, "version": int(v)} for a, v in (m.aliases or {}).items()] for m, _ in models],
         },
     )
@@ -156,7 +156,7 @@ def _export_chunk(ctx: ExportContext, models: list[tuple[RegisteredModel, list[M
             "status": [v.status for v in versions],
             "status_message": [v.status_message or None for v in versions],
             "model_id": [_model_id(v) for v in versions],
-            "tags": [kv(v.tags) for v in versions],
+            "tags": [key_values(v.tags) for v in versions],
         },
     )
     if ctx.options.export_version_model:

@@ -46,7 +46,8 @@ STATE_TAG = PROVENANCE_PREFIX + "import_state"
 
 # -- Export -------------------------------------------------------------------------------
 
-def _filter(ctx: ExportContext) -> str:
+def window_filter(ctx: ExportContext) -> str:
+    """The search filter of the exported runs: the time window, and nothing at or after the cut-off."""
     clauses = []
     if ctx.options.run_start_time is not None:
         clauses.append(f"attributes.start_time >= {ctx.options.run_start_time}")
@@ -62,7 +63,7 @@ def _runs_by_id(ctx: ExportContext, experiment_id: str, run_ids: list[str]):
 
 def running_at_cutoff(ctx: ExportContext) -> list[str]:
     full = sorted(ctx.selection.full_experiment_ids)
-    running = _filter(ctx) + " AND attributes.status = 'RUNNING'"
+    running = window_filter(ctx) + " AND attributes.status = 'RUNNING'"
     found = []
     for start in range(0, len(full), 100):
         found += [r.info.run_id for r in ctx.source.runs(full[start : start + 100], running, ctx.options.export_deleted_runs)]
@@ -75,7 +76,7 @@ def _selected_runs(ctx: ExportContext):
     for experiment in ctx.experiments:
         experiment_id = experiment.experiment_id
         if experiment_id in ctx.selection.full_experiment_ids:
-            yield from ctx.source.runs([experiment_id], _filter(ctx), ctx.options.export_deleted_runs)
+            yield from ctx.source.runs([experiment_id], window_filter(ctx), ctx.options.export_deleted_runs)
         yield from _runs_by_id(ctx, experiment_id, sorted(ctx.selection.extra_runs.get(experiment_id, ())))
 
 
