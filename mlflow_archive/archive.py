@@ -32,8 +32,11 @@ from .members import (
 from .schemas import PARQUET, TABLES, Table
 
 FORMAT_NAME = "mlflow-archive"
-READER_VERSION = 1  # the highest reader version this code implements
-WRITER_VERSION = 1
+READER_VERSION = 2  # the highest reader version this code implements
+WRITER_VERSION = 2
+# What the archives this code writes declare as reader_version: every version 2 change is
+# one that version 1 readers read correctly (new nullable columns, sections now filled).
+WRITTEN_READER_VERSION = 1
 KNOWN_FEATURES: frozenset[str] = frozenset()
 HEADER_NAME = "header" + JSON_EXT
 TRAILER_NAME = "trailer" + JSON_EXT
@@ -77,7 +80,7 @@ class ArchiveWriter:
         self._section_order = 0
         full_header = {
             "format": FORMAT_NAME,
-            "reader_version": READER_VERSION,
+            "reader_version": WRITTEN_READER_VERSION,
             "writer_version": WRITER_VERSION,
             "required_features": [],
             "optional_features": [],

@@ -116,11 +116,12 @@ SAMPLE_TABLES: dict[str, list[list[dict]]] = {
     "traces": [[
         {"trace_id": T1, "experiment_id": "0", "request_time": 1700000003000, "execution_duration": 12,
          "state": "OK", "request_preview": UNICODE, "response_preview": LONG,
-         "trace_metadata": KV(("mlflow.sourceRun", R1)), "tags": []},
+         "trace_metadata": KV(("mlflow.sourceRun", R1)), "tags": [], "linked_run_ids": [R3]},
     ]],
     "spans": [[
         {"trace_id": T1, "span_id": "00f067aa0ba902b7", "name": "root", "start_time_ns": 1700000003000000000,
-         "end_time_ns": 1700000003012000000, "status_code": "OK", "attributes_json": "{}", "events_json": "[]"},
+         "end_time_ns": 1700000003012000000, "status_code": "OK", "attributes_json": "{}", "events_json": "[]",
+         "links_json": '[{"trace_id": "tr-0", "span_id": "00f067aa0ba902b0", "attributes": {}}]'},
         {"trace_id": T1, "span_id": "00f067aa0ba902b8", "parent_span_id": "00f067aa0ba902b7", "name": "child ü",
          "start_time_ns": 1700000003001000000, "status_code": "ERROR", "status_message": "boom",
          "attributes_json": '{"a": 1}', "events_json": '[{"name": "exception", "timestamp_ns": 1, "attributes": {}}]'},
@@ -138,7 +139,8 @@ SAMPLE_TABLES: dict[str, list[list[dict]]] = {
     ]],
     "evaluation_dataset_records": [[
         {"dataset_id": "d-1", "record_id": "r-1", "inputs_json": '{"q": "2+2"}', "outputs_json": '"4"',
-         "expectations_json": '{"answer": "4"}', "source_type": "HUMAN", "tags": []},
+         "expectations_json": '{"answer": "4"}', "source_type": "TRACE", "source_id": T1, "tags": [],
+         "source_data_json": '{"trace_id": "%s"}' % T1},
     ]],
 }
 # A second chunk of a section: table -> parts -> rows.

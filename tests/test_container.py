@@ -21,6 +21,8 @@ import pytest
 import zstandard
 
 from mlflow_archive.archive import (
+    READER_VERSION,
+    WRITER_VERSION,
     SECTIONS,
     TRAILER_NAME,
     ArchiveReader,
@@ -59,7 +61,7 @@ def summary_line(members, files: int) -> str:
     """verify's summary for an archive whose writer recorded ``members`` (trailer last)."""
     rows = sum(m.rows for m in members if m.name.endswith((".parquet", ".arrows")))
     checked = sum(m.size for m in members[:-1])
-    return (f"OK: format version 1, {len(members)} members, {rows} table rows, "
+    return (f"OK: format version {WRITER_VERSION}, {len(members)} members, {rows} table rows, "
             f"{files} artifact files, {checked} bytes checked.")
 
 
@@ -109,7 +111,7 @@ def test_round_trip_through_mlflow_cli_pipes(sample, tmp_path, damage):
     assert results["verify"] == summary_line(sample.members, files) + "\n"
 
     info = json.loads(results["inspect"])
-    assert info["format_version"] == 1
+    assert info["format_version"] == WRITER_VERSION
     assert info["header"] == sample.header
     assert info["counts"] == sample.counts
     assert info["ignored_members"] == []
@@ -328,8 +330,8 @@ def case_random(sample):
 
 def case_newer_version(sample):
     out = io.BytesIO()
-    ArchiveWriter(out, {"reader_version": 2}, MTIME).close()
-    return out.getvalue(), "version 2", None
+    ArchiveWriter(out, {"reader_version": READER_VERSION + 1}, MTIME).close()
+    return out.getvalue(), f"version {READER_VERSION + 1}", None
 
 
 def case_required_feature(sample):
@@ -644,7 +646,7 @@ def test_named_damage(sample, damage, name):
 
 def test_version_messages(damage):
     newer = damage.cli_named("newer_version").stderr
-    assert newer.startswith("Error: This archive needs format reader version 2,")
+    assert newer.startswith(f"Error: This archive needs format reader version {READER_VERSION + 1},")
     assert "`pip install -U mlflow-archive`" in newer
     feature = damage.cli_named("required_feature").stderr
     assert "zstd-dictionaries" in feature and "`pip install -U mlflow-archive`" in feature
@@ -736,7 +738,7 @@ def test_unknown_members_are_skipped_and_listed(forward_cli):
     cli = forward_cli["future_members"]
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.endswith(", 2 unknown member(s) ignored.\n")
-    assert cli.stdout.startswith("OK: format version 1, 6 members, 2 table rows,")
+    assert cli.stdout.startswith(f"OK: format version {WRITER_VERSION}, 6 members, 2 table rows,")
 
 
 def test_unknown_columns_are_dropped(forward_cli):
@@ -985,3 +987,33 @@ def test_parquet_member_opens_with_plain_tar_duckdb_and_pandas(tmp_path):
     assert frame["value"].isna().tolist() == [True, False, False]
     assert frame["value"].tolist()[1:] == [INF, -INF]
     assert pd.read_parquet(params_file).set_index("key")["value"].to_dict() == {"long": G_LONG, "ключ": G_UNICODE, "empty": ""}
+
+
+# == 6. Golden v2 ===========================================================================
+
+GOLDEN_V2 = Path(__file__).parent / "golden" / "v2.mlar"
+GOLDEN_V2_SHA256 = "fa1b526ef1981e9f7bf3bf32f528882d0303f1bc53898284bca1ed434031c552"
+
+
+def test_golden_v2_is_the_committed_file():
+    assert hashlib.sha256(GOLDEN_V2.read_bytes()).hexdigest() == GOLDEN_V2_SHA256, (
+        "tests/golden/v2.mlar changed: it is written once and never regenerated")
+
+
+def test_golden_v2_reads_as_the_sample_it_was_written_from(sample):
+    """v2.mlar was written from tests/samples.py (make_v2.py): today's reader must give back those rows and files."""
+    with open(GOLDEN_V2, "rb") as stream:
+        reader = ArchiveReader(stream)
+        assert (reader.header["reader_version"], reader.header["writer_version"]) == (1, 2)
+        tables, artifacts = {}, {}
+        for member in reader:
+            if member.kind == ".tar.zst":
+                artifacts[member.name] = {path: fh.read() for path, fh in member.iter_artifacts()}
+            else:
+                tables[member.name] = member.read_table().to_pylist()
+    assert list(tables) == list(sample.tables)
+    for name, expected in sample.tables.items():
+        assert same(tables[name], expected), name
+    assert artifacts == sample.artifacts
+    assert reader.trailer["counts"] == sample.counts
+    assert tables["traces/000001/spans-0001.arrows"][0]["links_json"]  # a version 2 column, filled
