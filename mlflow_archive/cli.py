@@ -149,11 +149,12 @@ def export_command(output, tracking_uri, workers, quiet, **selection):
     show_default=True,
     help="Keep each run's source user (the server may override it when it enforces authentication).",
 )
+@click.option("--strict", is_flag=True, help="Fail (non-zero exit) if the destination cannot hold an object kind of the archive.")
 @_workers
 @_quiet
 @_reports_errors
 def import_command(input_, tracking_uri, experiment_rename_file, model_rename_file, delete_model, import_source_tags,
-                   use_src_user_id, workers, quiet):
+                   use_src_user_id, strict, workers, quiet):
     """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
     from .importing import import_archive
 
@@ -166,6 +167,7 @@ def import_command(input_, tracking_uri, experiment_rename_file, model_rename_fi
             delete_model=delete_model,
             import_source_tags=import_source_tags,
             use_src_user_id=use_src_user_id,
+            strict=strict,
             workers=workers,
             quiet=quiet,
         )

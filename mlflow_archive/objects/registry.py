@@ -161,15 +161,25 @@ class Importer:
         present = ctx.dest.versions_by_source(name, SOURCE_VERSION_TAG)
         latest = max((int(v) for v in present.values()), default=ctx.dest.latest_version(name))
         ours = existing is None or existing.tags.get(SOURCE_NAME_TAG) == source_name
+        unheld = []
         for version in versions:
             if str(version["version"]) in present:
                 ctx.summary.add("model_versions", "skipped")
                 continue
             try:
-                latest = self._import_version(name, source_name, version, latest, keep_numbers=ours)
+                rewritten = self._rewrite_source(name, source_name, version)
+                if rewritten is None:
+                    unheld.append(str(version["version"]))
+                    continue
+                latest = self._import_version(name, version, rewritten, latest, keep_numbers=ours)
                 ctx.summary.add("model_versions", "created")
             except Exception as exc:
                 self._fail(exc)
+        if unheld:
+            ctx.summary.note(
+                f"version(s) {', '.join(unheld)} of {name!r} were not imported: their source is a logged model, and "
+                f"{ctx.dest.lacks('logged_models')} (export with --export-version-model to carry their files)"
+            )
         if not ours:
             ctx.summary.note(f"registered model {name!r} existed already: imported versions got the next free numbers")
         for alias in row["aliases"]:
@@ -180,9 +190,9 @@ class Importer:
             except Exception as exc:
                 self._fail(exc, "registered_models")
 
-    def _import_version(self, name: str, source_name: str, version: dict, latest: int, keep_numbers: bool) -> int:
+    def _import_version(self, name: str, version: dict, rewritten: tuple, latest: int, keep_numbers: bool) -> int:
         ctx = self.ctx
-        source, run_id, model_id = self._rewrite_source(name, source_name, version)
+        source, run_id, model_id = rewritten
         tags = {t["key"]: t["value"] for t in version["tags"] if not t["key"].startswith(PROVENANCE_PREFIX)}
         tags[SOURCE_VERSION_TAG] = str(version["version"])
         if keep_numbers:
@@ -196,7 +206,8 @@ class Importer:
             ctx.dest.transition_stage(name, created, version["current_stage"])
         return int(created)
 
-    def _rewrite_source(self, name: str, source_name: str, version: dict) -> tuple[str, str | None, str | None]:
+    def _rewrite_source(self, name: str, source_name: str, version: dict) -> tuple[str, str | None, str | None] | None:
+        """The destination's (source, run ID, model ID) for a version; None when the destination cannot hold it."""
         ctx = self.ctx
         source = version["source"] or ""
         run_id = ctx.ids.dest("run", version["run_id"]) if version["run_id"] else None
@@ -214,6 +225,8 @@ class Importer:
         files = self.version_files / version_owner(source_name, version["version"])
         if files.is_dir():
             return self._upload_version_files(name, version, files)
+        if logged and not ctx.dest.has("logged_models"):
+            return None
         ctx.summary.note(
             f"version {version['version']} of {name!r} keeps its source {source!r}: it is in neither the archive's runs "
             "nor its logged models (export with --export-version-model to carry the files)"
