@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from models_data import client_for, compare_registered_model, id_maps, model_ver
 from servers import legacy_venv, timings
 
 HERE = Path(__file__).parent
-LOGGED_MODEL_KINDS = ("logged_models",)
 
 
 def _log_legacy_data(uri: str, prefix: str) -> dict:
@@ -113,8 +111,11 @@ def test_2x_archive_into_3x_keeps_everything(legacy_server, legacy_data, module_
     assert dest.get_run(doomed).info.lifecycle_stage == "deleted"
     child = dest.get_run(comparison.run_map[legacy_data["child"]])
     assert child.data.tags["mlflow.parentRunId"] == comparison.run_map[legacy_data["parent"]]
-    loss = sorted((m.step, m.timestamp, m.value) for m in dest.get_metric_history(comparison.run_map[legacy_data["parent"]], "loss"))
-    assert math.isnan(loss[1][2]) and [v for _, _, v in loss[2:5]] == [math.inf, 0.5, -math.inf]
+    # compare_servers matched every point; this says the points it matched hold NaN and ±inf
+    # (which MLflow's SQL store keeps as ±max float).
+    loss = [m.value for m in dest.get_metric_history(comparison.run_map[legacy_data["parent"]], "loss")]
+    infinite = {v for v in loss if abs(v) > 1e308}
+    assert any(math.isnan(v) for v in loss) and len(infinite) == 2 and min(infinite) < 0 < max(infinite)
 
     maps = id_maps(module_dest_server.url, runs_by_source_id(module_dest_server.url))
     assert compare_registered_model(legacy_server.url, module_dest_server.url, legacy_data["model"], maps) == []
