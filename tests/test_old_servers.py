@@ -21,9 +21,11 @@ from sklearn.linear_model import LinearRegression
 
 import archive_cli
 from compare import all_runs, compare_servers, runs_by_source_id
+from flaky_proxy import FlakyProxy
 from mlflow_archive import inspect_archive
 from models_data import client_for, compare_registered_model, id_maps, model_versions, predict, using_server
 from servers import legacy_venv, timings
+from tracking_data import build_small_experiment
 
 HERE = Path(__file__).parent
 
@@ -173,3 +175,27 @@ def test_3x_archive_into_2x_skips_what_it_cannot_hold(scratch_server, legacy_ser
     strict = archive_cli.import_(archive, legacy_server.url, "--strict", check=False)
     assert strict.returncode == 1 and "--strict" in strict.stderr_text
     assert archive_cli.import_counts(strict.stderr_text)["runs"] == (0, 1, 0)
+
+
+def _every(period: int, answer):
+    """Fail every ``period``-th write to the API with ``answer``: reads stay clean for the comparison."""
+    return lambda n, method, path: answer if method != "GET" and path.startswith("/api/") and n % period == 0 else None
+
+
+def test_import_under_load_retries_then_names_what_the_server_answered(scratch_server, legacy_server, unique_prefix, tmp_path):
+    for trouble in (503, "drop"):
+        source = build_small_experiment(scratch_server.url, f"{unique_prefix}{trouble}", n_runs=4)
+        archive = tmp_path / f"{trouble}.mlar"
+        archive_cli.export(archive, scratch_server.url, "--experiments", source.name)
+        with FlakyProxy(legacy_server.url, _every(4, trouble)) as proxy:
+            counts = archive_cli.import_counts(archive_cli.import_(archive, proxy.url).stderr_text)
+        assert counts["runs"] == (4, 0, 0) and proxy.failures > 0
+        compare_servers(scratch_server.url, legacy_server.url, experiment_names=[source.name])
+
+    other = build_small_experiment(scratch_server.url, unique_prefix + "down", n_runs=1)
+    archive_cli.export(tmp_path / "down.mlar", scratch_server.url, "--experiments", other.name)
+    with FlakyProxy(legacy_server.url, lambda n, method, path: 503 if "runs/create" in path else None) as down:
+        failed = archive_cli.import_(tmp_path / "down.mlar", down.url, check=False)
+    assert failed.returncode == 1 and down.failures == 5
+    assert f"Error: The tracking server at {down.url} answered HTTP 503 (5 tries" in failed.stderr_text, failed.stderr_text
+    assert "not answering" not in failed.stderr_text
