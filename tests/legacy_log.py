@@ -39,7 +39,10 @@ def main(uri: str, prefix: str) -> dict:
     warnings.simplefilter("ignore")
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri, uri)
-    out = {"mlflow_version": mlflow.__version__, "experiment": prefix + "legacy-exp", "model": prefix + "legacy-model"}
+    out = {
+        "mlflow_version": mlflow.__version__, "experiment": prefix + "legacy-exp",
+        "model": prefix + "legacy-model", "storage_model": prefix + "legacy-storage",
+    }
 
     experiment_id = client.create_experiment(out["experiment"], tags={"team": "old", "mlflow.note.content": "from 2.x"})
     mlflow.set_experiment(experiment_id=experiment_id)
@@ -82,6 +85,9 @@ def main(uri: str, prefix: str) -> dict:
     client.transition_model_version_stage(name, v3.version, "Production")
     client.set_registered_model_alias(name, "champion", v3.version)
     client.set_model_version_tag(name, v3.version, "validated", "yes")
+    client.create_registered_model(out["storage_model"])
+    # A storage URI outside the server's artifacts (a local path is refused by a 2.x server).
+    client.create_model_version(out["storage_model"], "s3://legacy-bucket/models/m2", description="in a bucket")
 
     out.update(
         parent=parent.info.run_id, child=child.info.run_id, doomed=doomed.info.run_id,

@@ -30,9 +30,9 @@ from tracking_data import build_small_experiment
 HERE = Path(__file__).parent
 
 
-def _log_legacy_data(uri: str, prefix: str) -> dict:
+def _log_legacy_data(server, prefix: str) -> dict:
     script = subprocess.run(
-        [str(legacy_venv() / "bin" / "python"), str(HERE / "legacy_log.py"), uri, prefix],
+        [str(legacy_venv() / "bin" / "python"), str(HERE / "legacy_log.py"), server.url, prefix],
         capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "MLFLOW_DISABLE_TELEMETRY": "true"},
     )
     assert script.returncode == 0, script.stderr[-4000:]
@@ -42,7 +42,7 @@ def _log_legacy_data(uri: str, prefix: str) -> dict:
 @pytest.fixture(scope="module")
 def legacy_data(legacy_server, tmp_path_factory):
     """The 2.x data set, logged once under a prefix of its own."""
-    return _log_legacy_data(legacy_server.url, f"legacy-{tmp_path_factory.mktemp('p').name[-6:]}-")
+    return _log_legacy_data(legacy_server, f"legacy-{tmp_path_factory.mktemp('p').name[-6:]}-")
 
 
 def _prefix(data: dict) -> str:
@@ -104,7 +104,7 @@ def test_2x_archive_into_3x_keeps_everything(legacy_server, legacy_data, module_
     source_runs = all_runs(source, [e.experiment_id for e in experiments])
     result = archive_cli.import_(archive, module_dest_server.url, "--strict")
     counts = archive_cli.import_counts(result.stderr_text)
-    assert counts["runs"] == (len(source_runs), 0, 0) and counts["model_versions"] == (2, 0, 0), result.stderr_text
+    assert counts["runs"] == (len(source_runs), 0, 0) and counts["model_versions"] == (3, 0, 0), result.stderr_text
 
     comparison = compare_servers(legacy_server.url, module_dest_server.url, experiment_names=[e.name for e in experiments])
     assert comparison.compared_runs == len(source_runs)
@@ -121,13 +121,17 @@ def test_2x_archive_into_3x_keeps_everything(legacy_server, legacy_data, module_
 
     maps = id_maps(module_dest_server.url, runs_by_source_id(module_dest_server.url))
     assert compare_registered_model(legacy_server.url, module_dest_server.url, legacy_data["model"], maps) == []
+    # A storage URI is in no run of the archive: the version keeps it, and the summary says so.
+    kept = model_versions(client_for(module_dest_server.url), legacy_data["storage_model"])[1]
+    assert (kept.source, kept.description) == ("s3://legacy-bucket/models/m2", "in a bucket")
+    assert f"version 1 of {legacy_data['storage_model']!r} keeps its source 's3://legacy-bucket/models/m2'" in result.stderr_text
     dest_versions = model_versions(client_for(module_dest_server.url), legacy_data["model"])
     assert sorted(dest_versions) == [1, 3] and dest_versions[3].current_stage == "Production"
     features = [[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 2.0], [4.0, -1.0]]
     assert predict(module_dest_server.url, f"models:/{legacy_data['model']}@champion", features) == pytest.approx(legacy_data["prediction"])
 
     again = archive_cli.import_counts(archive_cli.import_(archive, module_dest_server.url).stderr_text)
-    assert again["runs"] == (0, len(source_runs), 0) and again["model_versions"] == (0, 2, 0)
+    assert again["runs"] == (0, len(source_runs), 0) and again["model_versions"] == (0, 3, 0)
 
 
 def _make_3x_source(uri: str, prefix: str) -> dict:
