@@ -203,3 +203,18 @@ def test_import_under_load_retries_then_names_what_the_server_answered(scratch_s
     assert failed.returncode == 1 and down.failures == 5
     assert f"Error: The tracking server at {down.url} answered HTTP 503 (5 tries" in failed.stderr_text, failed.stderr_text
     assert "not answering" not in failed.stderr_text
+
+
+def test_3x_version_of_a_logged_model_into_2x_from_its_carried_files(scratch_server, legacy_server, unique_prefix, tmp_path):
+    data = _make_3x_source(scratch_server.url, unique_prefix)
+    archive = tmp_path / "files.mlar"
+    archive_cli.export(archive, scratch_server.url, "--models", data["model"], "--export-version-model")
+    result = archive_cli.import_(archive, legacy_server.url)
+    assert archive_cli.import_counts(result.stderr_text)["model_versions"] == (2, 0, 0), result.stderr_text
+    versions = model_versions(client_for(legacy_server.url), data["model"])
+    holder = client_for(legacy_server.url).get_run(versions[1].run_id)
+    assert versions[1].source == f"runs:/{holder.info.run_id}/model" and sorted(versions) == [1, 2]
+    features = [[0.0, 1.0], [1.0, 0.0]]
+    assert predict(legacy_server.url, f"models:/{data['model']}/1", features) == pytest.approx(
+        predict(scratch_server.url, f"models:/{data['model']}/1", features)
+    )
