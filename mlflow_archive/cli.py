@@ -62,6 +62,8 @@ def inspect(archive, as_json):
     click.echo(f"format:        {header['format']} version {info['format_version']} (reader version {header['reader_version']})")
     click.echo(f"writer:        {header['writer'].get('name')} {header['writer'].get('version')}")
     click.echo(f"source:        {source.get('tracking_uri')} (MLflow {source.get('mlflow_version')})")
+    if source.get("object_kinds") is not None:
+        click.echo(f"object kinds:  {', '.join(source['object_kinds'])}")
     if export:
         click.echo(f"exported:      {export.get('started_at')}")
     click.echo("counts:")

@@ -101,8 +101,9 @@ def stopped_error(exc: BaseException, uri: str, doing: str, remedy: str) -> Sour
 def with_retries(call, *args, **kwargs):
     """``call(*args, **kwargs)``, tried again after each delay of RETRY_DELAYS while the server is in trouble.
 
-    A write whose answer was lost may have been applied; the importer's provenance tags and
-    completion marks make such a repeat harmless for runs, experiments and logged models.
+    A refused connection or a 5xx applied nothing. A write whose answer was lost (a dropped
+    connection, a timeout) may have been applied: its repeat can then fail as "already exists",
+    or, for a created run, leave one extra run that stays marked partial.
     """
     for delay in RETRY_DELAYS:
         try:

@@ -121,6 +121,16 @@ def pytest_collection_finish(session):
         prepare_legacy_venv()
 
 
+def pytest_terminal_summary(terminalreporter):
+    from servers import timings
+
+    if timings:
+        terminalreporter.write_line(
+            f"MLflow 2.x test server: virtualenv build {timings.get('venv_build', 0):.1f} s (0: cached), "
+            f"server start {timings.get('legacy_start', 0):.1f} s"
+        )
+
+
 @_srv_pytest.fixture(scope="session")
 def mlflow_server_pool(request, tmp_path_factory):
     pool = _ServerPool(tmp_path_factory.mktemp("mlflow-servers"), _srv_plan(getattr(request.session, "items", [])))
