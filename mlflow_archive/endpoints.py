@@ -42,9 +42,11 @@ from .streams import redact_uri
 
 PAGE_SIZE = 1000
 # Back-off between tries of a call the server failed in a way a retry can cure (a worker
-# restarting, a 5xx under load): about 7.5 s in all, on top of MLflow's own retries
-# (MLFLOW_HTTP_REQUEST_MAX_RETRIES), so that a server that is really gone ends the run soon.
+# restarting drops connections, a server under load answers 5xx): 7.5 s in all, on top of
+# MLflow's own retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES). A refused connection or a timeout is
+# not retried here: a server that is gone or hung must end the run soon.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+RETRIED = ("answered HTTP", "dropped the connection")
 _ANSWERED = (re.compile(r"too many (\d{3}) error responses"), re.compile(r"error code (5\d\d)"))
 _TROUBLES = (
     (("Connection refused", "Failed to establish a new connection", "Name or service not known"), "is not answering"),
@@ -84,10 +86,11 @@ def server_trouble(exc: BaseException) -> str | None:
 
 
 def server_failure_error(uri: str, exc: BaseException) -> SourceError:
-    tries = len(RETRY_DELAYS) + 1
+    trouble = server_trouble(exc)
+    tries = f"{len(RETRY_DELAYS) + 1} tries in {sum(RETRY_DELAYS):.0f} s; " if trouble.startswith(RETRIED) else ""
     return SourceError(
-        f"The tracking server at {redact_uri(uri)} {server_trouble(exc)} ({tries} tries in {sum(RETRY_DELAYS):.0f} s; "
-        f"{_first_line(exc)}); check that it is running and not overloaded, then run the same command again."
+        f"The tracking server at {redact_uri(uri)} {trouble} ({tries}{_first_line(exc)}); "
+        "check that it is running and not overloaded, then run the same command again."
     )
 
 
@@ -99,17 +102,17 @@ def stopped_error(exc: BaseException, uri: str, doing: str, remedy: str) -> Sour
 
 
 def with_retries(call, *args, **kwargs):
-    """``call(*args, **kwargs)``, tried again after each delay of RETRY_DELAYS while the server is in trouble.
+    """``call(*args, **kwargs)``, tried again after each delay of RETRY_DELAYS while the server answers
+    5xx or drops the connection.
 
-    A refused connection or a 5xx applied nothing. A write whose answer was lost (a dropped
-    connection, a timeout) may have been applied: its repeat can then fail as "already exists",
-    or, for a created run, leave one extra run that stays marked partial.
+    A 5xx applied nothing. A write whose connection dropped may have been applied: its repeat
+    can then fail as "already exists", or, for a created run, leave one extra run marked partial.
     """
     for delay in RETRY_DELAYS:
         try:
             return call(*args, **kwargs)
         except Exception as exc:
-            if server_trouble(exc) is None:
+            if not (server_trouble(exc) or "").startswith(RETRIED):
                 raise
         time.sleep(delay)
     return call(*args, **kwargs)
