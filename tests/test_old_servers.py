@@ -24,6 +24,7 @@ import archive_cli
 from compare import all_runs, compare_servers, runs_by_source_id
 from flaky_proxy import FlakyProxy
 from mlflow_archive import inspect_archive
+from mlflow_archive.endpoints import KIND_PROBES, TrackingSource, _no_such_endpoint
 from models_data import client_for, compare_registered_model, id_maps, model_versions, predict, using_server
 from servers import legacy_venv
 from tracking_data import build_small_experiment
@@ -219,3 +220,14 @@ def test_3x_version_of_a_logged_model_into_2x_from_its_carried_files(scratch_ser
     assert predict(legacy_server.url, f"models:/{data['model']}/1", features) == pytest.approx(
         predict(scratch_server.url, f"models:/{data['model']}/1", features)
     )
+
+
+def test_probes_agree_with_the_version_table(legacy_server, scratch_server):
+    """A server that reports no version is probed, one request per kind: on both servers the probes
+    must find what the version table says."""
+    for url in (legacy_server.url, scratch_server.url):
+        endpoint = TrackingSource(url)
+        endpoint.check_reachable()
+        probed = {kind for kind, (path, body) in KIND_PROBES.items() if _no_such_endpoint(endpoint._request("POST", path, body))}
+        assert probed == endpoint.missing & set(KIND_PROBES), (url, endpoint.server_version)
+    assert endpoint.missing == set()  # the 3.x server has every kind
