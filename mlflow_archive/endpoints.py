@@ -4,6 +4,9 @@
 everything an importer writes. Both go through ``MlflowClient``, so they work
 on REST servers and on local stores alike; a direct SQL implementation (faster,
 able to keep IDs) would be one more class with the same methods.
+
+Both learn at the start what the server can hold (``has(section)``, by archive section),
+and try again, with back-off, a call the server answered with a 5xx or dropped.
 """
 
 from __future__ import annotations
