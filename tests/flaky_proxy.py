@@ -1,6 +1,6 @@
 """A proxy in front of a tracking server that fails some requests as a server under load does.
 
-``FlakyProxy(target_url, fail)`` listens on 127.0.0.1; ``fail(n, method, path)`` says what the
+``FlakyProxy(target_url, fail)`` listens on 127.0.0.1 and records every request; ``fail(n, method, path)`` says what the
 n-th request gets: None (forwarded), an HTTP status to answer instead (e.g. 503), or "drop"
 to close the connection without an answer, as a worker that restarts mid-request does.
 Failed requests never reach the server, so what the server holds stays deterministic.
@@ -23,6 +23,7 @@ class FlakyProxy:
         target = urlsplit(target_url)
         counter = itertools.count(1)
         self.failures = 0
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request, failed ones too
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +34,7 @@ class FlakyProxy:
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.requests.append((self.command, self.path))
                 outcome = fail(next(counter), self.command, self.path)
                 if outcome is not None:
                     proxy.failures += 1
