@@ -94,6 +94,8 @@ def inspect(archive, as_json):
     click.echo(f"format:        {header['format']} version {info['format_version']} (reader version {header['reader_version']})")
     click.echo(f"writer:        {header['writer'].get('name')} {header['writer'].get('version')}")
     click.echo(f"source:        {source.get('tracking_uri')} (MLflow {source.get('mlflow_version')})")
+    if source.get("object_kinds") is not None:
+        click.echo(f"object kinds:  {', '.join(source['object_kinds'])}")
     if export:
         click.echo(f"exported:      {export.get('started_at')}")
     click.echo("counts:")
@@ -204,11 +206,12 @@ def export_command(archive, tracking_uri, workers, quiet, **selection):
     show_default=True,
     help="Check a file or object-store archive whole before writing anything (a stream, -, is checked as it is read).",
 )
+@click.option("--strict", is_flag=True, help="Fail (non-zero exit) if the destination cannot hold an object kind of the archive.")
 @_workers
 @_quiet
 @_reports_errors
 def import_command(archive, tracking_uri, experiment_rename_file, model_rename_file, delete_model, delete_prompt,
-                   delete_evaluation_dataset, import_source_tags, use_src_user_id, verify, workers, quiet):
+                   delete_evaluation_dataset, import_source_tags, use_src_user_id, verify, strict, workers, quiet):
     """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
     from .importing import import_archive
 
@@ -224,6 +227,7 @@ def import_command(archive, tracking_uri, experiment_rename_file, model_rename_f
             import_source_tags=import_source_tags,
             use_src_user_id=use_src_user_id,
             verify=verify,
+            strict=strict,
             workers=workers,
             quiet=quiet,
         )

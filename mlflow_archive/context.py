@@ -14,8 +14,8 @@ from .archive import ArchiveWriter
 from .endpoints import (
     TrackingDestination,
     TrackingSource,
-    is_unreachable,
-    unreachable_error,
+    server_failure_error,
+    server_trouble,
 )
 from .idmap import IdMap
 from .summary import Progress, Summary
@@ -96,6 +96,7 @@ class ImportOptions:
     delete_evaluation_dataset: bool = False
     import_source_tags: bool = False
     use_src_user_id: bool = True
+    strict: bool = False  # an object kind the destination cannot hold fails the import
     workers: int = 4
 
 
@@ -121,8 +122,8 @@ class _Context:
         try:
             return future.result()
         except Exception as exc:
-            if is_unreachable(exc):
-                raise unreachable_error(self.server_uri, exc) from None
+            if server_trouble(exc):
+                raise server_failure_error(self.server_uri, exc) from None
             raise
 
     @property
@@ -176,6 +177,6 @@ class ImportContext(_Context):
         return self.dest.uri
 
     def check_fatal(self, exc: BaseException) -> None:
-        """A server that stopped answering ends the import; other errors count against one object."""
-        if is_unreachable(exc):
-            raise unreachable_error(self.dest.uri, exc) from None
+        """A server still failing after the retries ends the import; other errors count against one object."""
+        if server_trouble(exc):
+            raise server_failure_error(self.dest.uri, exc) from None

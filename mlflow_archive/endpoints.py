@@ -4,12 +4,17 @@
 everything an importer writes. Both go through ``MlflowClient``, so they work
 on REST servers and on local stores alike; a direct SQL implementation (faster,
 able to keep IDs) would be one more class with the same methods.
+
+Both learn at the start what the server can hold (``has(section)``, by archive section),
+and try again, with back-off, a call the server answered with a 5xx or dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import re
 import time
 import warnings
 from pathlib import Path
@@ -46,6 +51,7 @@ from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
 from mlflow.tracing.utils import TraceJSONEncoder
 
+from .archive import SECTIONS
 from .errors import SourceError, one_line
 from .streams import redact_uri
 
@@ -55,29 +61,96 @@ REACHABLE_TIMEOUT = 10  # seconds for the first request; later requests use MLfl
 PROMPT_FILTER = f"tags.`{IS_PROMPT_TAG_KEY}` = 'true'"
 RECORDS_PAGE_SIZE = 1000  # the server's own default page of dataset records
 TRACE_PAGE_SIZE = 500
-UNREACHABLE_MARKERS = ("Max retries exceeded", "Connection refused", "Failed to establish a new connection", "timed out")
+# Back-off between tries of a call the server failed in a way a retry can cure (a worker
+# restarting drops connections, a server under load answers 5xx): 7.5 s in all, on top of
+# MLflow's own retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES). A refused connection or a timeout is
+# not retried here: a server that is gone or hung must end the run soon.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+RETRIED = ("answered HTTP", "dropped the connection")
+_ANSWERED = (re.compile(r"too many (\d{3}) error responses"), re.compile(r"error code (5\d\d)"))
+_TROUBLES = (
+    (("Connection refused", "Failed to establish a new connection", "Name or service not known"), "is not answering"),
+    (("Connection reset", "Connection aborted", "RemoteDisconnected", "BrokenPipe", "IncompleteRead"), "dropped the connection"),
+    (("timed out", "ReadTimeout", "ConnectTimeout"), "did not answer in time"),
+)
+# Object kinds that arrived after MLflow 2.0, by archive section: the first server version with them.
+KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4)}
+# Where no version is reported, one request per kind tells: a 404 for the path means no such kind.
+KIND_PROBES = {
+    "logged_models": ("/api/2.0/mlflow/logged-models/search", {"experiment_ids": ["0"], "max_results": 1}),
+    "traces": ("/api/3.0/mlflow/traces/search", {"max_results": 1}),
+    "evaluation_datasets": ("/api/3.0/mlflow/datasets/search", {"max_results": 1}),
+}
 
 
-def is_unreachable(exc: BaseException) -> bool:
+def server_trouble(exc: BaseException) -> str | None:
+    """What the server did, when it is the server's state that failed the call (a retry may cure it); else None."""
     import requests
 
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
-        return True
-    return isinstance(exc, MlflowException) and any(m in str(exc) for m in UNREACHABLE_MARKERS)
+    text = str(exc)
+    response = getattr(exc, "response", None)
+    if isinstance(exc, requests.exceptions.HTTPError) and response is not None and response.status_code >= 500:
+        return f"answered HTTP {response.status_code}"
+    if not isinstance(exc, (MlflowException, requests.exceptions.RequestException, ConnectionError, TimeoutError)):
+        return None
+    for pattern in _ANSWERED:
+        match = pattern.search(text)
+        if match:
+            return f"answered HTTP {match.group(1)}"
+    for markers, what in _TROUBLES:
+        if any(m in text for m in markers):
+            return what
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, TimeoutError)):
+        return "is not answering"
+    return None
 
 
-def unreachable_error(uri: str, exc: BaseException) -> SourceError:
+def server_failure_error(uri: str, exc: BaseException) -> SourceError:
+    trouble = server_trouble(exc)
+    tries = f"{len(RETRY_DELAYS) + 1} tries in {sum(RETRY_DELAYS):.0f} s; " if trouble.startswith(RETRIED) else ""
     return SourceError(
-        f"The tracking server at {redact_uri(uri)} is not answering ({type(exc).__name__}); "
-        "check that it is running, then run the same command again."
+        f"The tracking server at {redact_uri(uri)} {trouble} ({tries}{one_line(exc)}); "
+        "check that it is running and not overloaded, then run the same command again."
     )
 
 
 def stopped_error(exc: BaseException, uri: str, doing: str, remedy: str) -> SourceError:
-    """The one sentence for an error nothing else handled: an unreachable server, or what failed and what to do."""
-    if is_unreachable(exc):
-        return unreachable_error(uri, exc)
+    """The one sentence for an error nothing else handled: a failing server, or what failed and what to do."""
+    if server_trouble(exc):
+        return server_failure_error(uri, exc)
     return SourceError(f"The {doing} {redact_uri(uri)} stopped on an error ({one_line(exc, with_type=True)}); {remedy}.")
+
+
+def with_retries(call, *args, **kwargs):
+    """``call(*args, **kwargs)``, tried again after each delay of RETRY_DELAYS while the server answers
+    5xx or drops the connection.
+
+    A 5xx applied nothing. A write whose connection dropped may have been applied: its repeat
+    can then fail as "already exists", or, for a created run, leave one extra run marked partial.
+    """
+    for delay in RETRY_DELAYS:
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if not (server_trouble(exc) or "").startswith(RETRIED):
+                raise
+        time.sleep(delay)
+    return call(*args, **kwargs)
+
+
+class _Retrying:
+    """The wrapped client, store or artifact repository, with every method call going through ``with_retries``."""
+
+    def __init__(self, target) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str):
+        value = getattr(self._target, name)
+        return functools.partial(with_retries, value) if callable(value) else value
+
+
+def _artifact_repository(artifact_uri: str, tracking_uri: str) -> _Retrying:
+    return _Retrying(get_artifact_repository(artifact_uri, tracking_uri=tracking_uri))
 
 
 def _paged(call, **kwargs) -> Iterator:
@@ -93,8 +166,8 @@ def _paged(call, **kwargs) -> Iterator:
 class _Endpoint:
     def __init__(self, tracking_uri: str | None) -> None:
         try:
-            self.client = MlflowClient(tracking_uri=tracking_uri)
-            self.store = self.client._tracking_client.store
+            client = MlflowClient(tracking_uri=tracking_uri)
+            store = client._tracking_client.store
         except MlflowException as exc:
             where = redact_uri(tracking_uri or "the default tracking URI")
             if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
@@ -103,7 +176,11 @@ class _Endpoint:
                     "MLFLOW_ALLOW_FILE_STORE=true is set; set it and run the same command again."
                 ) from None
             raise SourceError(f"Cannot use the tracking URI {where}: {one_line(exc)}.") from None
-        self.uri = self.client._tracking_client.tracking_uri
+        self.uri = client._tracking_client.tracking_uri
+        self.client = _Retrying(client)
+        self.store = _Retrying(store)
+        self.server_version: str | None = None  # what its /version says, for an HTTP server that answers it
+        self.missing: set[str] = set()  # archive sections whose objects the server cannot hold
 
     @property
     def registry(self):
@@ -149,7 +226,7 @@ class _Endpoint:
         try:
             self.store.search_datasets(max_results=1)
         except Exception as exc:
-            if is_unreachable(exc):
+            if server_trouble(exc):
                 raise
             return one_line(exc).split(". ")[0]  # MLflow's first sentence says it; the rest is setup advice
         return None
@@ -159,15 +236,68 @@ class _Endpoint:
         return self.store.batch_get_trace_infos(trace_ids)
 
     def check_reachable(self) -> None:
-        """One cheap request, answered in seconds: no retry ladder before telling a dead port."""
+        """Fail now, in one sentence, if the server cannot be used; then learn what it supports.
+
+        The first request is one cheap call answered in seconds: no retry ladder before telling a dead port.
+        """
         if self.uri.startswith(("http://", "https://")):
             self._check_http()
         try:
             self.client.search_experiments(max_results=1)
         except Exception as exc:
-            if is_unreachable(exc):
-                raise unreachable_error(self.uri, exc) from None
+            if server_trouble(exc):
+                raise server_failure_error(self.uri, exc) from None
             raise SourceError(f"Cannot use the tracking server at {redact_uri(self.uri)}: {one_line(exc)}.") from None
+        self._learn_capabilities()
+
+    def has(self, section: str) -> bool:
+        """Whether the server can hold the objects of archive section ``section`` (asked once, at the start)."""
+        return section not in self.missing
+
+    @property
+    def kinds(self) -> list[str]:
+        """The archive sections the server has, in archive order."""
+        return [section for section in SECTIONS if self.has(section)]
+
+    def lacks(self, section: str) -> str:
+        """Why the server has no objects of ``section``, as a sentence end."""
+        version = f"MLflow {self.server_version}" if self.server_version else "it"
+        return f"the server at {redact_uri(self.uri)} ({version}) has no {section.replace('_', ' ')}"
+
+    def _learn_capabilities(self) -> None:
+        if not self.uri.startswith(("http://", "https://")):
+            return  # a local store: this process's MLflow reads and writes everything
+        response = self._request("GET", "/version")
+        self.server_version = response.text.strip() if response is not None and response.ok else None
+        version = _version_tuple(self.server_version)
+        if version is not None:
+            self.missing = {kind for kind, since in KIND_SINCE.items() if version < since}
+        else:
+            self.missing = {kind for kind, (path, body) in KIND_PROBES.items() if _no_such_endpoint(self._request("POST", path, body))}
+
+    def _request(self, method: str, path: str, body: dict | None = None):
+        """One raw request, with no retries: None when it got no answer at all."""
+        from mlflow.utils.rest_utils import http_request
+
+        try:
+            return http_request(self.store.get_host_creds(), path, method, json=body, max_retries=0, timeout=10, raise_on_status=False)
+        except Exception:
+            return None
+
+
+def _version_tuple(version: str | None) -> tuple[int, int] | None:
+    match = re.match(r"^(\d+)\.(\d+)", version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _no_such_endpoint(response) -> bool:
+    """A 404 for a search path: a server answering "no such object" would say so in JSON."""
+    if response is None or response.status_code != 404:
+        return False
+    try:
+        return response.json().get("error_code") == "ENDPOINT_NOT_FOUND"
+    except ValueError:
+        return True
 
 
 
@@ -180,7 +310,9 @@ class _Endpoint:
                 max_retries=0, timeout=REACHABLE_TIMEOUT,
             )
         except Exception as exc:
-            raise unreachable_error(self.uri, exc) from None
+            if server_trouble(exc):
+                raise server_failure_error(self.uri, exc) from None
+            raise SourceError(f"Cannot reach the tracking server at {redact_uri(self.uri)}: {one_line(exc)}.") from None
         where = redact_uri(self.uri)
         if response.status_code in (401, 403):
             raise SourceError(
@@ -207,20 +339,10 @@ class TrackingSource(_Endpoint):
         return {
             "tracking_uri": redact_uri(self.uri),
             "registry_uri": redact_uri(self.client._registry_uri),
-            "mlflow_version": self._server_version() or mlflow.__version__,
+            "mlflow_version": self.server_version or mlflow.__version__,
             "schema_revision": self._schema_revision(),
+            "object_kinds": self.kinds,
         }
-
-    def _server_version(self) -> str | None:
-        if not self.uri.startswith(("http://", "https://")):
-            return None
-        from mlflow.utils.rest_utils import http_request
-
-        try:
-            response = http_request(self.store.get_host_creds(), "/version", "GET", max_retries=0, timeout=10)
-            return response.text.strip() if response.ok else None
-        except Exception:
-            return None
 
     def _schema_revision(self) -> str | None:
         engine = getattr(self.store, "engine", None)
@@ -272,7 +394,7 @@ class TrackingSource(_Endpoint):
 
         Going by URI (known from the run or model listing) saves the lookup a run-ID download makes.
         """
-        repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+        repository = _artifact_repository(artifact_uri, self.uri)
         # Each top-level entry on its own: a download of "" would list the root twice more.
         for entry in repository.list_artifacts(""):
             repository.download_artifacts(entry.path, str(destination))
@@ -445,7 +567,7 @@ class TrackingDestination(_Endpoint):
 
     def log_artifacts(self, artifact_uri: str, local_dir: Path, artifact_path: str | None = None) -> None:
         """Upload a folder under a run's or logged model's artifact URI."""
-        get_artifact_repository(artifact_uri, tracking_uri=self.uri).log_artifacts(str(local_dir), artifact_path)
+        _artifact_repository(artifact_uri, self.uri).log_artifacts(str(local_dir), artifact_path)
 
     def finish_run(self, run_id: str, status: str, end_time: int | None) -> None:
         if status == RunStatus.to_string(RunStatus.RUNNING):

@@ -117,7 +117,11 @@ def export_archive(
             }
             ctx.writer = ArchiveWriter(stream, header, mtime=int(started))
             for module in OBJECT_MODULES:
-                _read(source, lambda: module.export(ctx))
+                # A kind the source does not have (logged models on MLflow 2.x, ...) is simply empty.
+                if source.has(module.SECTION):
+                    _read(source, lambda: module.export(ctx))
+                else:
+                    summary.skip_kind(module.SECTION, source.lacks(module.SECTION))
             ctx.writer.close()
             summary.archive_bytes = ctx.writer.bytes_written
     finally:

@@ -47,6 +47,7 @@ def import_archive(
     import_source_tags: bool = False,
     use_src_user_id: bool = True,
     verify: bool = True,
+    strict: bool = False,
     workers: int = 4,
     quiet: bool = True,
 ) -> Summary:
@@ -56,6 +57,8 @@ def import_archive(
     provenance tags and skipped, so running the same import twice creates nothing new.
     A file or object-store archive is checked whole before anything is written (``verify``);
     a stream (``-``) can only be checked as it is read.
+    Object kinds the destination cannot hold (logged models on MLflow 2.x, ...) are skipped,
+    one line each in the summary; with ``strict`` such a skip makes the summary not ``ok``.
 
     >>> summary = import_archive("backup.mlar", tracking_uri="http://127.0.0.1:5001")  # doctest: +SKIP
     >>> summary.ok  # doctest: +SKIP
@@ -72,12 +75,13 @@ def import_archive(
         delete_evaluation_dataset=delete_evaluation_dataset,
         import_source_tags=import_source_tags,
         use_src_user_id=use_src_user_id,
+        strict=strict,
         workers=max(1, workers),
     )
     started = time.time()
     if verify and input != "-":
         verify_archive(input)  # a damaged file is refused before the destination is touched
-    summary = Summary("import")
+    summary = Summary("import", strict=strict)
     with open_input(input) as stream:
         reader = ArchiveReader(stream)  # reads and checks the header: a foreign file never reaches the destination
         dest = TrackingDestination(tracking_uri)
@@ -108,7 +112,9 @@ def import_archive(
 
 
 def _replay(ctx: ImportContext, reader: ArchiveReader) -> None:
-    importers = {module.SECTION: module.Importer(ctx) for module in OBJECT_MODULES}
+    modules = {module.SECTION: module for module in OBJECT_MODULES}
+    # Only kinds the destination can hold get an importer: the others are skipped as a whole.
+    importers = {section: module.Importer(ctx) for section, module in modules.items() if ctx.dest.has(section)}
     current = None
     skipped: dict[str, int] = {}
     for member in reader:
@@ -125,4 +131,7 @@ def _replay(ctx: ImportContext, reader: ArchiveReader) -> None:
     for importer in importers.values():
         importer.finish()
     for section, count in skipped.items():
-        ctx.summary.note(f"{count} {section} member(s) were not imported: this version cannot import {section} yet")
+        if section in modules:
+            ctx.summary.skip_kind(section, f"{ctx.dest.lacks(section)} ({count} archive member(s) not imported)")
+        else:
+            ctx.summary.note(f"{count} {section} member(s) were not imported: this version cannot import {section} yet")

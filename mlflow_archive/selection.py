@@ -133,6 +133,8 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
                 dependency_models.add(version.model_id or match.group(1))
             if version.run_id:
                 dependency_runs.add(version.run_id)
+    if not source.has("logged_models"):
+        dependency_models = set()  # MLflow 2.x: no logged models to depend on
     for model_id in dependency_models:
         model = source.logged_model(model_id)
         if model is None:

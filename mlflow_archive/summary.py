@@ -26,6 +26,8 @@ class Summary:
     action: str  # "export" or "import"
     counts: dict[str, Counts] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    skipped_kinds: dict[str, str] = field(default_factory=dict)  # object kind -> why the server cannot hold it
+    strict: bool = False  # a skipped kind makes the summary not ok
     archive_bytes: int = 0
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -51,9 +53,13 @@ class Summary:
             if text not in self.notes:
                 self.notes.append(text)
 
+    def skip_kind(self, object_type: str, reason: str) -> None:
+        with self._lock:
+            self.skipped_kinds[object_type] = reason
+
     @property
     def ok(self) -> bool:
-        return not any(c.failed for c in self.counts.values())
+        return not any(c.failed for c in self.counts.values()) and not (self.strict and self.skipped_kinds)
 
     def lines(self) -> list[str]:
         out = []
@@ -67,6 +73,8 @@ class Summary:
             if c.first_error:
                 line += f" (first error: {c.first_error})"
             out.append(line)
+        strict = " (--strict: this fails the import)" if self.strict and self.action == "import" else ""
+        out += [f"{kind}: skipped, {reason}{strict}" for kind, reason in self.skipped_kinds.items()]
         out += [f"note: {n}" for n in self.notes]
         return out
 

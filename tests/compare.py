@@ -15,6 +15,7 @@ update times (with ``--import-source-tags`` the importer keeps them as tags, see
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from collections import Counter
@@ -30,6 +31,7 @@ ARCHIVE_TAG_PREFIX = "mlflow_archive."
 SOURCE_RUN_TAG = "mlflow_archive.source_run_id"
 SOURCE_EXPERIMENT_TAG = "mlflow_archive.source_experiment_id"
 PARENT_TAG = "mlflow.parentRunId"
+LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"  # classic models: its entries name their run
 # The importer marks its runs partial until all their data is in; a run left partial by an
 # interrupted import is deleted and marked abandoned by the next import, which starts over.
 IMPORT_STATE_TAG = "mlflow_archive.import_state"
@@ -85,15 +87,28 @@ def runs_by_source_id(uri: str, include_abandoned: bool = False) -> dict[str, li
     return grouped
 
 
-def list_artifacts_recursive(client: MlflowClient, run_id: str, path: str | None = None) -> dict[str, int | None]:
+def _run_artifacts(client: MlflowClient, run_id: str):
+    """The run's artifact repository, by its URI: a ``runs:/`` URI would make MLflow 3 look for
+    logged models too, which an MLflow 2 server does not have."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    return get_artifact_repository(client.get_run(run_id).info.artifact_uri, tracking_uri=client.tracking_uri)
+
+
+def list_artifacts_recursive(client: MlflowClient, run_id: str) -> dict[str, int | None]:
     """Relative file path -> size (None for a directory, whose files are listed too)."""
+    repository = _run_artifacts(client, run_id)
     out: dict[str, int | None] = {}
-    for info in client.list_artifacts(run_id, path):
-        if info.is_dir:
-            out[info.path] = None
-            out.update(list_artifacts_recursive(client, run_id, info.path))
-        else:
-            out[info.path] = info.file_size or 0
+
+    def walk(path: str | None) -> None:
+        for info in repository.list_artifacts(path):
+            if info.is_dir:
+                out[info.path] = None
+                walk(info.path)
+            else:
+                out[info.path] = info.file_size or 0
+
+    walk(None)
     return out
 
 
@@ -342,7 +357,11 @@ def _compare_run(src: MlflowClient, dst: MlflowClient, run: Run, got: Run, resul
             expected_tags[PARENT_TAG] = result.run_map[source_parent]
         else:
             diffs.append(f"parent run {source_parent} was not imported, so {PARENT_TAG} cannot be checked")
-    diffs += _dict_diff("tag", expected_tags, _strip_archive_tags(got.data.tags), "expected")
+    got_tags = _strip_archive_tags(got.data.tags)
+    if LOG_MODEL_HISTORY_TAG in expected_tags:  # the importer points its entries at the new run (README)
+        expected_tags[LOG_MODEL_HISTORY_TAG] = json.loads(expected_tags[LOG_MODEL_HISTORY_TAG].replace(run.info.run_id, got.info.run_id))
+        got_tags[LOG_MODEL_HISTORY_TAG] = json.loads(got_tags.get(LOG_MODEL_HISTORY_TAG, "null"))
+    diffs += _dict_diff("tag", expected_tags, got_tags, "expected")
 
     for key in sorted(set(run.data.metrics) | set(got.data.metrics)):
         expected_points = metric_points(src, run.info.run_id, key) if key in run.data.metrics else Counter()
@@ -364,8 +383,10 @@ def _compare_artifacts(src: MlflowClient, dst: MlflowClient, src_run_id: str, ds
     if not files:
         return diffs
     with tempfile.TemporaryDirectory() as tmp:
-        a = Path(src.download_artifacts(src_run_id, "", str(Path(tmp) / "src")))
-        b = Path(dst.download_artifacts(dst_run_id, "", str(Path(tmp) / "dst")))
+        a, b = Path(tmp) / "src", Path(tmp) / "dst"
+        for client, run_id, target in ((src, src_run_id, a), (dst, dst_run_id, b)):
+            target.mkdir()
+            _run_artifacts(client, run_id).download_artifacts("", str(target))
         for rel in files:
             left, right = a / rel, b / rel
             if not right.is_file():

@@ -12,7 +12,7 @@ def sample(tmp_path_factory):
 # ===========================================================================================
 # Real tracking servers for the round-trip tests (tests/servers.py, tests/tracking_data.py,
 # tests/compare.py). Fixtures: source_server, tracking_dataset, dest_server, scratch_server,
-# module_dest_server, fresh_dest_server, unique_prefix. A server starts only when a selected
+# legacy_server (MLflow 2.22), module_dest_server, fresh_dest_server, unique_prefix. A server starts only when a selected
 # test needs one; when the first is asked for, the pool queues every server the selected
 # tests will need, in the order they will need them, so startups overlap with the tests.
 # ===========================================================================================
@@ -31,6 +31,7 @@ _SRV_NAMED_FIXTURES = {
     "tracking_dataset": "source",
     "dest_server": "dest",
     "scratch_server": "scratch",
+    "legacy_server": "legacy",
 }
 _SRV_FRESH_LOOKAHEAD = 2  # fresh servers started ahead of the test that takes them
 
@@ -57,10 +58,11 @@ class _ServerPool:
                 self._named_future(entry)
 
     def _submit(self, label):
-        from servers import start_server_async
+        from servers import start_legacy_server_async, start_server_async
 
         self._count += 1
-        future = start_server_async(self._base / f"{self._count:02d}-{label}")
+        start = start_legacy_server_async if label == "legacy" else start_server_async
+        future = start(self._base / f"{self._count:02d}-{label}")
         self._all.append(future)
         return future
 
@@ -111,6 +113,26 @@ def _srv_plan(items):
     return plan
 
 
+def pytest_collection_finish(session):
+    """The MLflow 2.x virtualenv takes a minute to build on a fresh machine: start at once if a test needs it."""
+    if session.config.option.collectonly:
+        return
+    if any("legacy_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        from servers import prepare_legacy_venv
+
+        prepare_legacy_venv()
+
+
+def pytest_terminal_summary(terminalreporter):
+    from servers import timings
+
+    if timings:
+        terminalreporter.write_line(
+            f"MLflow 2.x test server: virtualenv build {timings.get('venv_build', 0):.1f} s (0: cached), "
+            f"server start {timings.get('legacy_start', 0):.1f} s"
+        )
+
+
 @_srv_pytest.fixture(scope="session")
 def mlflow_server_pool(request, tmp_path_factory):
     pool = _ServerPool(tmp_path_factory.mktemp("mlflow-servers"), _srv_plan(getattr(request.session, "items", [])))
@@ -142,6 +164,12 @@ def dest_server(mlflow_server_pool):
 def scratch_server(mlflow_server_pool):
     """A source shared by the session for small per-test data under ``unique_prefix`` names."""
     return mlflow_server_pool.named("scratch")
+
+
+@_srv_pytest.fixture(scope="session")
+def legacy_server(mlflow_server_pool):
+    """An MLflow 2.22 server (tests/servers.py builds and caches its virtualenv); tests use ``unique_prefix`` names."""
+    return mlflow_server_pool.named("legacy")
 
 
 @_srv_pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -143,23 +144,24 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _launch(root: Path, port: int) -> MlflowServer:
+def _launch(root: Path, port: int, venv: Path | None) -> MlflowServer:
     root.mkdir(parents=True, exist_ok=True)
     artifacts = root / "artifacts"
     artifacts.mkdir(exist_ok=True)
     log_path = root / f"server-{port}.log"
     log_file = open(log_path, "wb")
     cmd = [
-        _mlflow_executable(),
+        str(venv / "bin" / "mlflow") if venv else _mlflow_executable(),
         "server",
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", str(artifacts),
         "--host", "127.0.0.1",
         "--port", str(port),
         "--workers", "1",
-        # Host-header checks and CORS are irrelevant on loopback in tests.
-        "--disable-security-middleware",
     ]
+    if venv is None:  # MLflow 2.x has no such option
+        # Host-header checks and CORS are irrelevant on loopback in tests.
+        cmd.append("--disable-security-middleware")
     process = subprocess.Popen(
         cmd,
         cwd=root,
@@ -172,12 +174,15 @@ def _launch(root: Path, port: int) -> MlflowServer:
     return MlflowServer(root, port, process, log_path, log_file)
 
 
-def start_server(root: Path, timeout: float = STARTUP_TIMEOUT, attempts: int = 3) -> MlflowServer:
-    """Start a server whose files live under ``root`` and wait until ``/health`` answers."""
+def start_server(root: Path, timeout: float = STARTUP_TIMEOUT, attempts: int = 3, venv: Path | None = None) -> MlflowServer:
+    """Start a server whose files live under ``root`` and wait until ``/health`` answers.
+
+    ``venv``: a virtualenv with another MLflow (``legacy_venv``) to run the server from.
+    """
     root = Path(root)
     last_error = None
     for _ in range(attempts):
-        server = _launch(root, free_port())
+        server = _launch(root, free_port(), venv)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
@@ -203,6 +208,57 @@ _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlflow-server-
 def start_server_async(root: Path, timeout: float = STARTUP_TIMEOUT) -> Future:
     """Start a server in a background thread; ``future.result()`` is the running server."""
     return _executor.submit(start_server, root, timeout)
+
+
+# -- An MLflow 2.x server, from a virtualenv built once and cached ----------------------------
+
+LEGACY_MLFLOW = "2.22"
+# MLflow 2.22 breaks with SQLAlchemy 2.1 and needs pkg_resources, which setuptools 81 dropped.
+LEGACY_REQUIREMENTS = (f"mlflow=={LEGACY_MLFLOW}.*", "sqlalchemy<2.1", "setuptools<81")
+VENV_CACHE = Path(os.environ.get("MLFLOW_ARCHIVE_TEST_CACHE", Path.home() / ".cache" / "mlflow-archive-tests"))
+timings: dict[str, float] = {}  # seconds: "venv_build" (0 when cached), "legacy_start"
+
+
+def legacy_venv(version: str = LEGACY_MLFLOW) -> Path:
+    """A virtualenv with MLflow ``version`` under VENV_CACHE, built on first use (about a minute)."""
+    target = VENV_CACHE / f"mlflow-{version}-py{sys.version_info.major}.{sys.version_info.minor}"
+    if (target / "complete").exists():
+        timings.setdefault("venv_build", 0.0)
+        return target
+    started = time.monotonic()
+    shutil.rmtree(target, ignore_errors=True)  # a build that was interrupted
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, capture_output=True)
+    install = subprocess.run(
+        [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *LEGACY_REQUIREMENTS],
+        capture_output=True, text=True,
+    )
+    if install.returncode != 0:
+        raise ServerStartError(f"could not build the MLflow {version} virtualenv in {target}:\n{install.stderr[-_LOG_TAIL:]}")
+    (target / "complete").write_text(" ".join(LEGACY_REQUIREMENTS))
+    timings["venv_build"] = time.monotonic() - started
+    return target
+
+
+def start_legacy_server(root: Path) -> MlflowServer:
+    venv = legacy_venv()
+    started = time.monotonic()
+    server = start_server(root, venv=venv)
+    timings["legacy_start"] = time.monotonic() - started
+    return server
+
+
+# Its own thread: the virtualenv build takes a minute, which must not hold up the other servers.
+_legacy_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-legacy-server")
+
+
+def prepare_legacy_venv() -> Future:
+    """Start building the virtualenv now, so that the build overlaps other tests."""
+    return _legacy_executor.submit(legacy_venv)
+
+
+def start_legacy_server_async(root: Path) -> Future:
+    return _legacy_executor.submit(start_legacy_server, root)
 
 
 if __name__ == "__main__":  # manual check: python tests/servers.py /tmp/some-dir

@@ -100,6 +100,8 @@ class Importer:
                 self.ctx.ids.put_many("run", rows)
                 rows = []
         self.ctx.ids.put_many("run", rows)
+        if not self.ctx.dest.has("logged_models"):
+            return
         models = self.ctx.dest.logged_models_tagged([dest_experiment_id], MODEL_SOURCE_ID_TAG)
         self.ctx.ids.put_many(
             "logged_model", ((m.tags[MODEL_SOURCE_ID_TAG], m.model_id, m.tags.get(state, "")) for m in models)

@@ -232,15 +232,25 @@ class Importer:
             return
         ours = existing is None or existing.tags.get(SOURCE_NAME_TAG) == source_name
         numbers = VersionNumbers(ctx.dest, name, keep_numbers=ours)
+        unheld = []
         for version in versions:
             if str(version["version"]) in numbers.present:
                 ctx.summary.add("model_versions", "skipped")
                 continue
             try:
-                numbers.create(version["version"], lambda: self._import_version(name, source_name, version))
+                rewritten = self._rewrite_source(name, source_name, version)
+                if rewritten is None:
+                    unheld.append(str(version["version"]))
+                    continue
+                numbers.create(version["version"], lambda: self._import_version(name, version, rewritten))
                 ctx.summary.add("model_versions", "created")
             except Exception as exc:
                 self._fail(exc)
+        if unheld:
+            ctx.summary.note(
+                f"version(s) {', '.join(unheld)} of {name!r} were not imported: their source is a logged model, and "
+                f"{ctx.dest.lacks('logged_models')} (export with --export-version-model to carry their files)"
+            )
         if not ours:
             ctx.summary.note(f"registered model {name!r} existed already: imported versions got the next free numbers")
         try:
@@ -249,9 +259,9 @@ class Importer:
         except Exception as exc:
             self._fail(exc, "registered_models")
 
-    def _import_version(self, name: str, source_name: str, version: dict) -> str:
+    def _import_version(self, name: str, version: dict, rewritten: tuple[str, str | None, str | None]) -> str:
         ctx = self.ctx
-        source, run_id, model_id = self._rewrite_source(name, source_name, version)
+        source, run_id, model_id = rewritten
         tags = tags_without_provenance(version["tags"])
         tags[SOURCE_VERSION_TAG] = str(version["version"])
         tags.update(source_time_tags(ctx, version))
@@ -263,7 +273,8 @@ class Importer:
             ctx.dest.transition_stage(name, created, version["current_stage"])
         return created
 
-    def _rewrite_source(self, name: str, source_name: str, version: dict) -> tuple[str, str | None, str | None]:
+    def _rewrite_source(self, name: str, source_name: str, version: dict) -> tuple[str, str | None, str | None] | None:
+        """The destination's (source, run ID, model ID) for a version; None when the destination cannot hold it."""
         ctx = self.ctx
         source = version["source"] or ""
         run_id = ctx.ids.dest("run", version["run_id"]) if version["run_id"] else None
@@ -281,6 +292,8 @@ class Importer:
         files = self.version_files / version_owner(source_name, version["version"])
         if files.is_dir():
             return self._upload_version_files(name, version, files)
+        if logged and not ctx.dest.has("logged_models"):
+            return None
         ctx.summary.note(
             f"version {version['version']} of {name!r} keeps its source {source!r}: it is in neither the archive's runs "
             "nor its logged models (export with --export-version-model to carry the files)"

@@ -43,8 +43,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 
 from ..archive import Member
 from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
-from ..endpoints import is_unreachable
-from ..errors import ArchiveError
+from ..endpoints import server_trouble
+from ..errors import ArchiveError, one_line
 from ..schemas import TABLES
 from ._common import COMPLETE, PARTIAL, ChunkReplay, key_values
 from .runs import window_filter
@@ -149,7 +149,7 @@ def _read_group(ctx: ExportContext, selected: list[tuple]) -> list[tuple[TraceIn
     try:
         found = {t.info.trace_id: t for t in ctx.source.traces_with_spans(server_read)} if server_read else {}
     except Exception as exc:
-        if is_unreachable(exc):
+        if server_trouble(exc):
             raise
         found = {}  # read one by one below, so that only the unreadable trace fails
     read = []
@@ -164,15 +164,11 @@ def _read_group(ctx: ExportContext, selected: list[tuple]) -> list[tuple[TraceIn
             # The info read with the spans, not the search result: it is the newer one.
             read.append((trace.info, links, [_span_row(info.trace_id, s) for s in trace.data.spans]))
         except Exception as exc:
-            if is_unreachable(exc):
+            if server_trouble(exc):
                 raise
-            ctx.summary.fail("traces", f"spans of trace {info.trace_id} could not be read: {_first_line(exc)}")
+            ctx.summary.fail("traces", f"spans of trace {info.trace_id} could not be read: {one_line(exc)}")
     return read
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def _export_chunk(ctx: ExportContext, traces: list[tuple[TraceInfo, list[str] | None, list[dict]]]) -> None:
