@@ -42,7 +42,7 @@ from mlflow.entities import (
     TraceInfo,
     ViewType,
 )
-from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+from mlflow.entities.model_registry import ModelVersion, PromptVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.prompt.constants import _CLIENT_PROMPT_SOURCE_PLACEHOLDER, IS_PROMPT_TAG_KEY
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -275,40 +275,23 @@ class _Endpoint:
         else:
             self.missing = {kind for kind, (path, body) in KIND_PROBES.items() if _no_such_endpoint(self._request("POST", path, body))}
 
-    def _request(self, method: str, path: str, body: dict | None = None):
-        """One raw request, with no retries: None when it got no answer at all."""
+    def _request(self, method: str, path: str, body: dict | None = None, params: dict | None = None, quiet: bool = True):
+        """One raw request, no retries, answered within REACHABLE_TIMEOUT; with ``quiet``, None when no answer came."""
         from mlflow.utils.rest_utils import http_request
 
         try:
-            return http_request(self.store.get_host_creds(), path, method, json=body, max_retries=0, timeout=10, raise_on_status=False)
+            return http_request(
+                self.store.get_host_creds(), path, method, json=body, params=params,
+                max_retries=0, timeout=REACHABLE_TIMEOUT, raise_on_status=False,
+            )
         except Exception:
-            return None
-
-
-def _version_tuple(version: str | None) -> tuple[int, int] | None:
-    match = re.match(r"^(\d+)\.(\d+)", version or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _no_such_endpoint(response) -> bool:
-    """A 404 for a search path: a server answering "no such object" would say so in JSON."""
-    if response is None or response.status_code != 404:
-        return False
-    try:
-        return response.json().get("error_code") == "ENDPOINT_NOT_FOUND"
-    except ValueError:
-        return True
-
-
+            if quiet:
+                return None
+            raise
 
     def _check_http(self) -> None:
-        from mlflow.utils.rest_utils import http_request
-
         try:
-            response = http_request(
-                self.store.get_host_creds(), EXPERIMENTS_SEARCH, "GET", params={"max_results": 1},
-                max_retries=0, timeout=REACHABLE_TIMEOUT,
-            )
+            response = self._request("GET", EXPERIMENTS_SEARCH, params={"max_results": 1}, quiet=False)
         except Exception as exc:
             if server_trouble(exc):
                 raise server_failure_error(self.uri, exc) from None
@@ -328,6 +311,21 @@ def _no_such_endpoint(response) -> bool:
                 f"{where} is not an MLflow tracking server (HTTP {response.status_code} on the experiments API); "
                 "check the URI and port."
             )
+
+
+def _version_tuple(version: str | None) -> tuple[int, int] | None:
+    match = re.match(r"^(\d+)\.(\d+)", version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _no_such_endpoint(response) -> bool:
+    """A 404 for a search path: a server answering "no such object" would say so in JSON."""
+    if response is None or response.status_code != 404:
+        return False
+    try:
+        return response.json().get("error_code") == "ENDPOINT_NOT_FOUND"
+    except ValueError:
+        return True
 
 
 class TrackingSource(_Endpoint):
@@ -663,6 +661,10 @@ class TrackingDestination(_Endpoint):
 
     def link_traces_to_run(self, trace_ids: list[str], run_id: str) -> None:
         self.store.link_traces_to_run(trace_ids, run_id)
+
+    def link_prompts_to_trace(self, trace_id: str, prompt_versions: list[PromptVersion]) -> None:
+        # The store call: the client's resolves through the process-wide tracking URI.
+        self.store.link_prompts_to_trace(trace_id, prompt_versions)
 
     def start_trace(self, trace_info: TraceInfo) -> TraceInfo:
         return self.store.start_trace(trace_info)

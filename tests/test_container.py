@@ -938,16 +938,22 @@ def test_golden_v1_is_the_committed_file():
         "tests/golden/v1.mlar changed: it is written once and never regenerated")
 
 
-def test_golden_v1_reads_as_written():
-    with open(GOLDEN, "rb") as stream:
+def read_whole(path: Path) -> tuple[ArchiveReader, dict[str, list[dict]], dict[str, dict[str, bytes]]]:
+    """The reader (header, trailer, members seen), every table's rows and every artifact file, by member name."""
+    with open(path, "rb") as stream:
         reader = ArchiveReader(stream)
-        assert reader.header == GOLDEN_HEADER
         tables, artifacts = {}, {}
         for member in reader:
             if member.kind == ".tar.zst":
-                artifacts[member.name] = {path: fh.read() for path, fh in member.iter_artifacts()}
+                artifacts[member.name] = {p: fh.read() for p, fh in member.iter_artifacts()}
             else:
                 tables[member.name] = member.read_table().to_pylist()
+    return reader, tables, artifacts
+
+
+def test_golden_v1_reads_as_written():
+    reader, tables, artifacts = read_whole(GOLDEN)
+    assert reader.header == GOLDEN_HEADER
     assert [m.name for m in reader.seen] == GOLDEN_MEMBERS
     assert reader.ignored == []
     assert reader.trailer["counts"] == GOLDEN_COUNTS
@@ -1002,15 +1008,8 @@ def test_golden_v2_is_the_committed_file():
 
 def test_golden_v2_reads_as_the_sample_it_was_written_from(sample):
     """v2.mlar was written from tests/samples.py (make_v2.py): today's reader must give back those rows and files."""
-    with open(GOLDEN_V2, "rb") as stream:
-        reader = ArchiveReader(stream)
-        assert (reader.header["reader_version"], reader.header["writer_version"]) == (1, 2)
-        tables, artifacts = {}, {}
-        for member in reader:
-            if member.kind == ".tar.zst":
-                artifacts[member.name] = {path: fh.read() for path, fh in member.iter_artifacts()}
-            else:
-                tables[member.name] = member.read_table().to_pylist()
+    reader, tables, artifacts = read_whole(GOLDEN_V2)
+    assert (reader.header["reader_version"], reader.header["writer_version"]) == (1, 2)
     assert list(tables) == list(sample.tables)
     for name, expected in sample.tables.items():
         assert same(tables[name], expected), name

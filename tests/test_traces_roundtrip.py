@@ -159,3 +159,32 @@ def test_interrupted_import_finishes_with_every_trace_once(traced, dest_server, 
     run_ids, model_ids = _id_maps(traced["source"], dest_server.url, traced["name"], f"{traced['name']}-resumed")
     diffs = [d for trace_id in source for d in compare_trace(source[trace_id], dest[trace_id], run_ids, model_ids)]
     assert not diffs, "\n".join(diffs)
+
+
+def test_trace_linked_to_a_prompt_is_found_by_prompt_on_the_destination(scratch_server, dest_server, unique_prefix, tmp_path):
+    """The trace->prompt association (what ``prompt = "name/version"`` searches read) is made again on import."""
+    import mlflow
+    from models_data import using_server
+    from traces_data import flush_traces
+
+    experiment, prompt = f"{unique_prefix}linked", f"{unique_prefix}prompt"
+    with using_server(scratch_server.url):
+        version = mlflow.genai.register_prompt(name=prompt, template="Answer {{q}}")
+        mlflow.set_experiment(experiment)
+        with mlflow.start_span(name="uses a prompt"):
+            pass
+        trace_id = mlflow.get_last_active_trace_id()
+        flush_traces()
+        MlflowClient(scratch_server.url).link_prompt_versions_to_trace([version], trace_id)
+    by_prompt = f'prompt = "{prompt}/1"'
+    source_experiment = MlflowClient(scratch_server.url).get_experiment_by_name(experiment).experiment_id
+    assert [t.info.trace_id for t in MlflowClient(scratch_server.url).search_traces([source_experiment], by_prompt)] == [trace_id]
+
+    archive = tmp_path / "linked.mlar"
+    archive_cli.export(archive, scratch_server.url, "--experiments", experiment, "--prompts", prompt)
+    result = archive_cli.import_(archive, dest_server.url)
+    assert "could not link" not in result.stderr_text, result.describe()
+
+    dest = MlflowClient(dest_server.url)
+    dest_experiment = dest.get_experiment_by_name(experiment).experiment_id
+    assert [t.info.trace_id for t in dest.search_traces([dest_experiment], by_prompt)] == [trace_id]

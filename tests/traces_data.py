@@ -27,7 +27,7 @@ RUN_NAME = "traced-run"
 MODEL_NAME = "traced-model"
 
 
-def _flush() -> None:
+def flush_traces() -> None:
     mlflow.flush_trace_async_logging()
 
 
@@ -131,7 +131,7 @@ def build_traces(uri: str, experiment_name: str) -> dict[str, str]:
         _answer("with a model")
         ids["model"] = mlflow.get_last_active_trace_id()
         mlflow.clear_active_model()
-        _flush()
+        flush_traces()
 
         pipeline = ids["pipeline"]
         retrieve = next(s for s in client.get_trace(pipeline).data.spans if s.name == "retrieve")

@@ -32,7 +32,9 @@ from mlflow.entities import (
     TraceState,
 )
 from mlflow.entities.assessment import ExpectationValue, FeedbackValue, IssueReferenceValue
+from mlflow.entities.model_registry import PromptVersion
 from mlflow.entities.span_status import SpanStatusCode
+from mlflow.exceptions import MlflowException
 from mlflow.tracing.constant import (
     AssessmentMetadataKey,
     SpansLocation,
@@ -300,6 +302,7 @@ class Importer(ChunkReplay):
         super().__init__(ctx)
         self.artifact_spans: dict[str, list[Span]] = defaultdict(list)  # traces whose spans go to traces.json
         self.unmapped_runs: set[str] = set()
+        self.unlinked_prompts: set[str] = set()  # "name/version" the destination would not link
 
     def member(self, member: Member) -> None:
         table = member.read_table()
@@ -366,7 +369,25 @@ class Importer(ChunkReplay):
                 self.unmapped_runs.add(run_id)
             else:
                 ctx.dest.link_traces_to_run([source_id], dest_run)
+        self._link_prompts(source_id, tags.get(TraceTagKey.LINKED_PROMPTS))
         ctx.ids.put("trace", source_id, source_id, PARTIAL)
+
+    def _link_prompts(self, trace_id: str, linked: str | None) -> None:
+        """The association behind the trace's prompts tag (what a ``prompt = "name/version"`` search reads).
+
+        Prompts keep their names and version numbers, so the tag needs no rewrite; a prompt version
+        the destination does not have is noted, and the trace goes on.
+        """
+        try:
+            entries = json.loads(linked) if linked else []
+            versions = [PromptVersion(e["name"], int(e["version"]), template="") for e in entries]
+        except (ValueError, TypeError, KeyError):
+            self.unlinked_prompts.add(str(linked))
+            return
+        try:
+            self.ctx.dest.link_prompts_to_trace(trace_id, versions)
+        except MlflowException:
+            self.unlinked_prompts.update(f"{v.name}/{v.version}" for v in versions)
 
     def _dest_id(self, kind: str, source_id: str) -> str:
         found = self.ctx.ids.dest(kind, source_id)
@@ -469,6 +490,11 @@ class Importer(ChunkReplay):
         self.reset()
 
     def finish(self) -> None:
+        if self.unlinked_prompts:
+            self.ctx.summary.note(
+                f"traces name {len(self.unlinked_prompts)} prompt version(s) the destination could not link "
+                f"(e.g. {sorted(self.unlinked_prompts)[0]!r}): their mlflow.linkedPrompts tag is kept as it was"
+            )
         if self.unmapped_runs:
             self.ctx.summary.note(
                 f"traces or assessments name {len(self.unmapped_runs)} run(s) that are not in the archive: their "
