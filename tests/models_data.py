@@ -57,8 +57,12 @@ def using_server(uri: str):
     import mlflow.tracking._model_registry.utils as registry_utils
     import mlflow.tracking._tracking_service.utils as tracking_utils
 
-    saved_globals = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    import mlflow.tracking.fluent as fluent
+
+    # set_experiment too leaves state behind: the active experiment, and MLFLOW_EXPERIMENT_ID for
+    # every later process (and for MLflow calls that link prompts to "the current experiment").
+    saved_globals = (tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id)
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -66,7 +70,7 @@ def using_server(uri: str):
     finally:
         while mlflow.active_run() is not None:
             mlflow.end_run()
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved_globals
+        tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id = saved_globals
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

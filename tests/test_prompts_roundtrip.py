@@ -64,8 +64,12 @@ def fail_on(diffs: list[str], what: str) -> None:
         pytest.fail(f"{len(diffs)} difference(s) in {what}:\n" + "\n".join(f"  - {d}" for d in diffs))
 
 
-def load(uri: str, prompt_uri: str):
+def load(uri: str, prompt_uri: str, experiment_id: str | None = None):
+    """``load_prompt`` with ``experiment_id`` active: MLflow links a loaded prompt to the active experiment
+    (the Default one when none is), so reading would otherwise change the prompt's experiment links."""
     with using_server(uri):
+        if experiment_id is not None:
+            mlflow.set_experiment(experiment_id=experiment_id)
         return mlflow.genai.load_prompt(prompt_uri, link_to_model=False, cache_ttl_seconds=0)
 
 
@@ -90,7 +94,9 @@ def test_roundtrip(prompts_data, scratch_server, module_dest_server, full_export
 @pytest.mark.parametrize("alias", ["production", "staging", "legacy", "latest"])
 def test_load_prompt_by_alias(prompts_data, scratch_server, module_dest_server, full_import, alias):
     uri = f"prompts:/{prompts_data.main}@{alias}"
-    src, dst = load(scratch_server.url, uri), load(module_dest_server.url, uri)
+    experiments, _ = dest_ids(prompts_data, module_dest_server.url)
+    src = load(scratch_server.url, uri, prompts_data.experiment_id)
+    dst = load(module_dest_server.url, uri, experiments[prompts_data.experiment_id])
     assert (dst.version, dst.template, dst.response_format, dst.model_config) == (
         src.version, src.template, src.response_format, src.model_config
     )

@@ -406,7 +406,7 @@ with mlflow.start_run(run_name="default store run"):
 
 
 def test_default_tracking_uri(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")}
     logged = subprocess.run(
         [sys.executable, "-c", LOG_ONE_RUN], check=False, capture_output=True, env=env, cwd=tmp_path, timeout=PROCESS_TIMEOUT
     )
