@@ -201,6 +201,11 @@ def export_command(archive, tracking_uri, workers, quiet, **selection):
     help="Keep each run's source user (the server may override it when it enforces authentication).",
 )
 @click.option(
+    "--artifacts-destination",
+    help="For a database or file-store destination: where the artifacts of the experiments it creates go "
+    "(a local path or an object-store URI). Default: MLflow's own, ./mlruns of the working folder.",
+)
+@click.option(
     "--verify/--no-verify",
     default=True,
     show_default=True,
@@ -211,7 +216,8 @@ def export_command(archive, tracking_uri, workers, quiet, **selection):
 @_quiet
 @_reports_errors
 def import_command(archive, tracking_uri, experiment_rename_file, model_rename_file, delete_model, delete_prompt,
-                   delete_evaluation_dataset, import_source_tags, use_src_user_id, verify, strict, workers, quiet):
+                   delete_evaluation_dataset, import_source_tags, use_src_user_id, artifacts_destination, verify, strict,
+                   workers, quiet):
     """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
     from .importing import import_archive
 
@@ -226,6 +232,7 @@ def import_command(archive, tracking_uri, experiment_rename_file, model_rename_f
             delete_evaluation_dataset=delete_evaluation_dataset,
             import_source_tags=import_source_tags,
             use_src_user_id=use_src_user_id,
+            artifacts_destination=artifacts_destination,
             verify=verify,
             strict=strict,
             workers=workers,

@@ -505,6 +505,30 @@ def _dataset_name_filter(name: str | None) -> str | None:
 class TrackingDestination(_Endpoint):
     """Writes to a tracking server with batch calls."""
 
+    def __init__(self, tracking_uri: str | None, artifacts_destination: str | None = None) -> None:
+        super().__init__(tracking_uri)
+        self.artifact_root = self._artifact_root(artifacts_destination)
+
+    def _artifact_root(self, artifacts_destination: str | None) -> str | None:
+        """Where a database or file store puts the artifacts of the experiments it creates; None for a server.
+
+        MLflow's own default for a local store is ``./mlruns`` of the working folder, which an import
+        run from anywhere would scatter; ``--artifacts-destination`` names the place instead.
+        """
+        if self.uri.startswith(("http://", "https://")):
+            if artifacts_destination:
+                raise SourceError(
+                    f"--artifacts-destination is for a database or file-store destination; the tracking server at "
+                    f"{redact_uri(self.uri)} keeps artifacts where it was started to keep them, so leave the option out."
+                )
+            return None
+        store = self.store._target
+        if artifacts_destination:
+            from mlflow.utils.uri import resolve_uri_if_local
+
+            store.artifact_root_uri = resolve_uri_if_local(artifacts_destination)
+        return getattr(store, "artifact_root_uri", None)
+
     def experiment_by_name(self, name: str) -> Experiment | None:
         return self.client.get_experiment_by_name(name)
 

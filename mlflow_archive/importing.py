@@ -46,6 +46,7 @@ def import_archive(
     delete_evaluation_dataset: bool = False,
     import_source_tags: bool = False,
     use_src_user_id: bool = True,
+    artifacts_destination: str | None = None,
     verify: bool = True,
     strict: bool = False,
     workers: int = 4,
@@ -84,8 +85,10 @@ def import_archive(
     summary = Summary("import", strict=strict)
     with open_input(input) as stream:
         reader = ArchiveReader(stream)  # reads and checks the header: a foreign file never reaches the destination
-        dest = TrackingDestination(tracking_uri)
+        dest = TrackingDestination(tracking_uri, artifacts_destination)
         dest.check_reachable()
+        if dest.artifact_root:
+            summary.note(f"artifacts of experiments created by this import go under {dest.artifact_root}")
         progress = Progress(quiet)
         ids = IdMap()
         try:

@@ -53,3 +53,45 @@ def test_model_versions_import_into_sqlite(registry_archive, tmp_path, named_by)
     imported_model = MlflowClient(tracking_uri=dest).get_logged_model(versions[0].source.removeprefix("models:/"))
     assert imported_model.name == "net" and imported_model.tags.get("mlflow_archive.source_model_id")
     assert list(workdir.iterdir()) == [], "the import wrote outside its destination"
+
+
+@pytest.fixture(scope="module")
+def demo_archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo-source")
+    uri = f"sqlite:///{root / 'src.db'}"
+    archive_cli.run("demo", tracking_uri=uri, cwd=root)
+    archive = root / "demo.mlar"
+    archive_cli.export(archive, uri)
+    return archive
+
+
+def _artifact_files(folder) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+def test_artifacts_destination_of_a_database(demo_archive, tmp_path):
+    workdir, artifacts = tmp_path / "cwd", tmp_path / "artifacts"
+    workdir.mkdir()
+    dest = f"sqlite:///{tmp_path / 'dst.db'}"
+    result = archive_cli.run("import", demo_archive, "--tracking-uri", dest, "--artifacts-destination", artifacts, cwd=workdir)
+
+    assert f"go under {artifacts.as_uri()}" in result.stderr_text or f"go under {artifacts}" in result.stderr_text, result.describe()
+    assert _artifact_files(artifacts) == ["notes.txt"] * 3
+    assert list(workdir.iterdir()) == [], "artifacts landed in the working folder"
+    client = MlflowClient(tracking_uri=dest)
+    experiment = client.get_experiment_by_name("mlflow-archive-demo")
+    run = client.search_runs([experiment.experiment_id])[0]
+    assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["notes.txt"]
+
+
+def test_default_artifact_root_of_a_database_is_said(demo_archive, tmp_path):
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    result = archive_cli.run("import", demo_archive, "--tracking-uri", f"sqlite:///{tmp_path / 'dst.db'}", cwd=workdir)
+    assert "artifacts of experiments created by this import go under" in result.stderr_text, result.describe()
+    assert "mlruns" in result.stderr_text
+
+
+def test_artifacts_destination_is_refused_for_a_server(demo_archive, tmp_path):
+    result = archive_cli.import_(demo_archive, "http://127.0.0.1:9", "--artifacts-destination", tmp_path, check=False)
+    assert result.returncode != 0 and "is for a database or file-store destination" in result.stderr_text, result.describe()
