@@ -11,7 +11,7 @@ from pathlib import Path
 from .archive import ArchiveReader
 from .context import ImportContext, ImportOptions
 from .endpoints import TrackingDestination, stopped_error
-from .errors import ArchiveError
+from .errors import ArchiveError, DamagedArchiveError
 from .idmap import IdMap
 from .inspection import verify_archive
 from .objects import OBJECT_MODULES
@@ -120,15 +120,25 @@ def _replay(ctx: ImportContext, reader: ArchiveReader) -> None:
     importers = {section: module.Importer(ctx) for section, module in modules.items() if ctx.dest.has(section)}
     current = None
     skipped: dict[str, int] = {}
-    for member in reader:
-        importer = importers.get(member.section)
-        if importer is None:
-            skipped[member.section] = skipped.get(member.section, 0) + 1
-            continue
-        if current is not None and current != (member.section, member.chunk):
-            importers[current[0]].end_chunk()
-        current = (member.section, member.chunk)
-        importer.member(member)
+    try:
+        for member in reader:
+            importer = importers.get(member.section)
+            if importer is None:
+                skipped[member.section] = skipped.get(member.section, 0) + 1
+                continue
+            if current is not None and current != (member.section, member.chunk):
+                importers[current[0]].end_chunk()
+            current = (member.section, member.chunk)
+            importer.member(member)
+    except DamagedArchiveError as exc:
+        # Found only as it was read (a stream, or --no-verify): the open chunk's objects stay partial.
+        started = len(getattr(importers[current[0]], "rows", ())) if current else 0
+        if not started:
+            raise
+        raise DamagedArchiveError(
+            f"{str(exc).rstrip('.')}; {started} {current[0]} object(s) it had started were left partial, "
+            "and the same command with a good copy of the archive finishes them."
+        ) from None
     if current is not None:
         importers[current[0]].end_chunk()
     for importer in importers.values():

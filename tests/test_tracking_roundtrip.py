@@ -461,7 +461,9 @@ def test_truncated_archive_then_full_import(tracking_dataset, source_server, fre
         before = _run_states(fresh_dest_server.url)
         _assert_one_error(import_cli(truncated, fresh_dest_server.url, check=False), where)
         assert _run_states(fresh_dest_server.url) == before, f"{where}: a damaged file reached the destination"
-        _assert_one_error(import_cli(truncated, fresh_dest_server.url, "--no-verify", check=False), where)
+        unverified = import_cli(truncated, fresh_dest_server.url, "--no-verify", check=False)
+        _assert_one_error(unverified, where)
+        assert "were left partial, and the same command with a good copy" in unverified.stderr_text, unverified.describe()
         states = set(_run_states(fresh_dest_server.url).values())
         assert "partial" in states, f"{where}: --no-verify left no partial run to finish ({states})"
 
