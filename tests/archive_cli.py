@@ -121,3 +121,12 @@ def import_counts(stderr: str) -> dict[str, tuple[int, int, int]]:
 
 def export_counts(stderr: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in EXPORT_LINE.finditer(stderr)}
+
+
+def demo_archive(root: Path) -> Path:
+    """An archive of a fresh local SQLite store holding the demo runs (three runs with files), made in ``root``."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    run("demo", tracking_uri=uri, cwd=root)
+    archive = root / "demo.mlar"
+    export(archive, uri)
+    return archive

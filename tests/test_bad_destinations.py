@@ -15,12 +15,7 @@ from servers import free_port
 
 @pytest.fixture(scope="module")
 def demo_archive(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    archive_cli.run("demo", tracking_uri=uri, cwd=root)
-    archive = root / "demo.mlar"
-    archive_cli.export(archive, uri)
-    return archive
+    return archive_cli.demo_archive(tmp_path_factory.mktemp("demo"))
 
 
 def one_error(result) -> str:

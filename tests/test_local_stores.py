@@ -57,12 +57,7 @@ def test_model_versions_import_into_sqlite(registry_archive, tmp_path, named_by)
 
 @pytest.fixture(scope="module")
 def demo_archive(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo-source")
-    uri = f"sqlite:///{root / 'src.db'}"
-    archive_cli.run("demo", tracking_uri=uri, cwd=root)
-    archive = root / "demo.mlar"
-    archive_cli.export(archive, uri)
-    return archive
+    return archive_cli.demo_archive(tmp_path_factory.mktemp("demo-source"))
 
 
 def _artifact_files(folder) -> list[str]:
