@@ -234,6 +234,7 @@ class Member:
     chunk: int
     stem: str
     kind: str
+    chunk_paths: set[str] = field(default_factory=set)  # artifact paths of the chunk's earlier parts
 
     @property
     def name(self) -> str:
@@ -247,7 +248,7 @@ class Member:
         return decode_table(self.spool, self.table_spec, self.info.rows, self.name)
 
     def iter_artifacts(self) -> Iterator[tuple[str, BinaryIO]]:
-        return iter_artifacts(self.spool, self.info.raw_size, self.name, self.info.rows)
+        return iter_artifacts(self.spool, self.info.raw_size, self.name, self.info.rows, self.chunk_paths)
 
 
 class ArchiveReader:
@@ -314,6 +315,7 @@ class ArchiveReader:
 
     def __iter__(self) -> Iterator[Member]:
         position = (0, 0)
+        chunk_paths: set[str] = set()
         while True:
             raw = self._next_raw()
             if raw is None:
@@ -334,6 +336,8 @@ class ArchiveReader:
                 here = (list(SECTIONS).index(section), int(match["chunk"]))
                 if here < position:
                     raise DamagedArchiveError(f"The archive is damaged: member {info.name} is out of order.")
+                if here != position:
+                    chunk_paths = set()
                 position = here
                 stem = match["stem"]
                 known_table = stem in SECTIONS[section] and match["ext"] == _ext_for(TABLES[stem])
@@ -343,7 +347,7 @@ class ArchiveReader:
                     continue
                 if info.rows is None or (stem == ARTIFACTS and info.raw_size is None):
                     raise DamagedArchiveError(f"The archive is damaged: member {info.name} declares no row count or size.")
-                yield Member(info, spool, section, here[1], stem, match["ext"])
+                yield Member(info, spool, section, here[1], stem, match["ext"], chunk_paths)
         if self._next_raw() is not None:
             raise DamagedArchiveError("The archive is damaged: members follow its trailer.")
 
