@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from .container import BLOCK, COPY_CHUNK, MAX_PAX_HEADER, Spool, entry_name, entry_size, header_problem, parse_octal, parse_pax
-from .errors import DamagedArchiveError
+from .errors import DamagedArchiveError, one_line
 from .schemas import Table
 
 JSON_EXT, PARQUET_EXT, ARROWS_EXT, ARTIFACTS_EXT = ".json.zst", ".parquet", ".arrows", ".tar.zst"
@@ -62,7 +62,7 @@ class BoundedDecompressor:
         try:
             data = self._reader.read(max(want, 1))
         except zstandard.ZstdError as exc:
-            raise DamagedArchiveError(f"The archive is damaged: member {self._name} is not valid zstd ({exc}).") from None
+            raise DamagedArchiveError(f"The archive is damaged: member {self._name} is not valid zstd ({one_line(exc)}).") from None
         self.total += len(data)
         if self.total > self._limit:
             raise DamagedArchiveError(
@@ -267,7 +267,7 @@ def decode_table(spool: Spool, spec: Table, rows: int | None, name: str) -> pa.T
             with ipc.open_stream(pa.py_buffer(data)) as reader:
                 table = reader.read_all()
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DamagedArchiveError(f"The archive is damaged: member {name} cannot be decoded ({str(exc)[:200]}).") from None
+        raise DamagedArchiveError(f"The archive is damaged: member {name} cannot be decoded ({one_line(exc, limit=200)}).") from None
     if table.num_rows != rows:
         raise DamagedArchiveError(f"The archive is damaged: member {name} declares {rows} rows but holds {table.num_rows}.")
     return _conform(table, spec, name)
