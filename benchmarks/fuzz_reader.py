@@ -13,13 +13,17 @@ import collections
 import re
 import resource
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_archives import build_base, check, hostile
+from corpus import build_base
+from fuzz_archives import check, hostile
 from samples import read_back
 
+LAST = Path(tempfile.gettempdir()) / "fuzz_reader_last.mlar"
 EXAMPLES = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
 
 
@@ -32,6 +36,7 @@ def main() -> None:
     @given(hostile)
     def run(damage):
         data = damage(base)
+        LAST.write_bytes(data)  # pyarrow can abort the process (std::terminate): keep the input that did it
         started = time.perf_counter()
         problem = check(base, data)
         slowest[0] = max(slowest[0], time.perf_counter() - started)

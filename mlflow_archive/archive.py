@@ -334,6 +334,8 @@ class ArchiveReader:
                     self.ignored.append(info.name)
                     continue
                 here = (list(SECTIONS).index(section), int(match["chunk"]))
+                if not here[1] or not int(match["part"]):
+                    raise DamagedArchiveError(f"The archive is damaged: member {info.name} has chunk or part number 0.")
                 if here < position:
                     raise DamagedArchiveError(f"The archive is damaged: member {info.name} is out of order.")
                 if here != position:
@@ -354,9 +356,10 @@ class ArchiveReader:
     def _check_trailer(self, trailer) -> None:
         listed = trailer.get("members") if isinstance(trailer, dict) else None
         known = ("name", "size", "sha256", "rows", "raw_size")
+        # Compared with their JSON types: 3.0 and true are not the integer 3 and 1 (FORMAT.md 6.1).
         if not isinstance(listed, list) or not all(isinstance(m, dict) for m in listed) or [
-            {k: m[k] for k in known if k in m} for m in listed
-        ] != [m.to_json() for m in self.seen]:
+            {k: (type(m[k]), m[k]) for k in known if k in m} for m in listed
+        ] != [{k: (type(v), v) for k, v in m.to_json().items()} for m in self.seen]:
             raise DamagedArchiveError(
                 "The archive is damaged: its trailer does not list the members that were read."
             )

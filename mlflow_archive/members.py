@@ -6,6 +6,7 @@ decompressed, and artifact entries are checked before a byte is written to disk.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import tarfile
@@ -82,9 +83,21 @@ def decode_json(spool: Spool, raw_size: int | None, name: str):
     raw = stream.read()
     stream.read()  # the end: checks the declared size
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise DamagedArchiveError(f"The archive is damaged: member {name} is not valid JSON.") from None
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError, and so are our refusals
+        raise DamagedArchiveError(f"The archive is damaged: member {name} is not valid JSON (FORMAT.md 6.1).") from None
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """Refuse an object with a key twice: readers that keep the first or the last copy would disagree."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 # -- Tables -------------------------------------------------------------------------------
@@ -196,6 +209,8 @@ def _check_arrow_stream(data: bytes, name: str) -> None:
     pos, decoded, messages = 0, 0, 0
     try:
         while True:
+            if pos + 8 > len(data):
+                raise refuse("ends without its end-of-stream marker")
             marker, length = struct.unpack_from("<Ii", data, pos)
             if marker != 0xFFFFFFFF or length < 0 or length % 8 or pos + 8 + length > len(data):
                 raise refuse("has a malformed message frame")
@@ -266,6 +281,9 @@ def decode_table(spool: Spool, spec: Table, rows: int | None, name: str) -> pa.T
             _check_arrow_stream(data, name)
             with ipc.open_stream(pa.py_buffer(data)) as reader:
                 table = reader.read_all()
+        # Offsets and lengths that point outside their buffers decode without complaint; anything that
+        # touched them later could read out of bounds.
+        table.validate(full=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DamagedArchiveError(f"The archive is damaged: member {name} cannot be decoded ({one_line(exc, limit=200)}).") from None
     if table.num_rows != rows:

@@ -1,4 +1,4 @@
-"""Hostile inputs for the reader: a small valid base archive and hypothesis strategies that damage it.
+"""Hostile inputs for the reader: hypothesis strategies that damage the corpus's base archive (tests/corpus.py).
 
 Used by tests/test_conformance.py (a bounded number of examples) and benchmarks/fuzz_reader.py (a long
 run). The property: the reader either yields exactly the base's members or refuses with an ArchiveError;
@@ -7,76 +7,15 @@ never another exception, never a hang, never a pyarrow allocation above MEMORY_C
 
 from __future__ import annotations
 
-import io
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+import json
 
-import orjson
 import pyarrow as pa
-import zstandard
 from hypothesis import strategies as st
 
-from mlflow_archive.archive import ArchiveWriter
-from mlflow_archive.container import MemberInfo
-from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout, member_spans, read_back
+from corpus import Base, rebuild, recompress
+from samples import end_archive, layout, member_spans, read_back
 
 MEMORY_CEILING = 256 << 20  # peak bytes pyarrow's pool may hold while one hostile archive is read
-BASE_TABLES = {"experiments": "experiments", "runs": "runs", "run_metrics": "runs", "traces": "traces", "spans": "traces"}
-BASE_FILES = {f"{R1}/model/MLmodel": b"flavors: {}\n", f"{R1}/data.bin": bytes(range(256)) * 8, f"{R2}/empty.txt": b""}
-
-
-@dataclass
-class Base:
-    data: bytes
-    members: list[MemberInfo]  # trailer last
-    payloads: list[bytes]  # each member's stored bytes, in archive order
-
-
-def build_base() -> Base:
-    """A conforming archive: one Parquet and one Arrow table per section used, one artifact member whose
-    entries start with the owner's run ID, header and trailer as the reference writer writes them."""
-    stream = io.BytesIO()
-    writer = ArchiveWriter(stream, SAMPLE_HEADER, MTIME)
-    chunks = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for table, section in BASE_TABLES.items():
-            chunk = chunks.setdefault(section, writer.chunk(section))
-            rows = [complete(table, r) for r in SAMPLE_TABLES[table][0]]
-            chunk.write_table(table, {name: [r[name] for r in rows] for name in rows[0]})
-            if table == "run_metrics":
-                with chunk.artifacts() as sink:
-                    for path, content in BASE_FILES.items():
-                        local = Path(tmp) / path
-                        local.parent.mkdir(parents=True, exist_ok=True)
-                        local.write_bytes(content)
-                        sink.add(path, local)
-        writer.close()
-    data = stream.getvalue()
-    payloads = [data[r.start : r.end] for r in layout(data) if r.kind == "data"]
-    return Base(data, list(writer.members), payloads)
-
-
-def rebuild(base: Base, payloads: list[bytes], order: list[int] | None = None) -> bytes:
-    """The base's members with other stored bytes (hashes, rows and raw_size kept consistent where they
-    can be: raw_size is recomputed for zstd members that still decompress), in ``order``."""
-    raw = RawArchive()
-    raw.parts, raw.infos = [], []
-    for i in order if order is not None else range(len(payloads)):
-        info, payload = base.members[i], payloads[i]
-        raw_size = info.raw_size
-        if raw_size is not None:
-            try:
-                raw_size = len(zstandard.ZstdDecompressor().decompressobj().decompress(payload))
-            except zstandard.ZstdError:
-                pass
-        raw.add(info.name, payload, rows=info.rows, raw_size=raw_size)
-    return end_archive(b"".join(raw.parts))
-
-
-def recompress(payload: bytes, mutate) -> bytes:
-    """A zstd member whose decompressed bytes went through ``mutate``."""
-    return zstandard.ZstdCompressor().compress(mutate(zstandard.ZstdDecompressor().decompressobj().decompress(payload)))
 
 
 # -- Strategies: each draws a function base -> archive bytes ----------------------------------
@@ -160,14 +99,14 @@ def json_field_edits(draw):
     value = draw(json_values)
 
     def mutate(raw: bytes) -> bytes:
-        obj = orjson.loads(raw)
+        obj = json.loads(raw)
         if action == "remove":
             obj.pop(key, None)
         elif action == "replace":
             obj[key] = value
         else:  # a second copy of the key, as a hand-written JSON text could hold
-            return raw[:-1] + b"," + orjson.dumps(key) + b":" + orjson.dumps(value) + b"}"
-        return orjson.dumps(obj)
+            return raw[:-1] + f",{json.dumps(key)}:{json.dumps(value)}}}".encode()
+        return json.dumps(obj).encode()
 
     def apply(base: Base) -> bytes:
         index = len(base.members) - 1 if trailer else 0
