@@ -194,6 +194,8 @@ class _FlatTable:
 
 
 ARROW_SCHEMA, ARROW_RECORD_BATCH = 1, 3  # MessageHeader union tags of Arrow's Message.fbs
+ARROW_ZSTD = 1  # CompressionType of Arrow's Message.fbs (0 is LZ4_FRAME)
+PARQUET_CODECS = ("ZSTD", "UNCOMPRESSED")
 ARROW_END = b"\xff\xff\xff\xff\0\0\0\0"
 
 
@@ -228,7 +230,10 @@ def _check_arrow_stream(data: bytes, name: str) -> None:
                 raise refuse("holds a message other than one schema followed by record batches")
             if kind == ARROW_RECORD_BATCH:
                 batch = message.table(2)
-                compressed = batch is not None and batch.table(3) is not None
+                compression = batch.table(3) if batch is not None else None
+                compressed = compression is not None
+                if compressed and compression.scalar(0, "<b") != ARROW_ZSTD:
+                    raise refuse("compresses its buffers with another codec than ZSTD")
                 for offset, size in batch.structs(2, "<qq") if batch is not None else []:
                     if offset < 0 or size < 0 or offset + size > body:
                         raise refuse("declares a buffer past its message body")
@@ -270,6 +275,8 @@ def decode_table(spool: Spool, spec: Table, rows: int | None, name: str) -> pa.T
             chunks = [g.column(c) for g in groups for c in range(g.num_columns)]
             stored = sum(c.total_compressed_size for c in chunks)
             decoded = sum(c.total_uncompressed_size for c in chunks)
+            if any(c.compression not in PARQUET_CODECS for c in chunks):
+                raise DamagedArchiveError(f"The archive is damaged: member {name} uses another codec than ZSTD.")
             if max(raw, decoded) > MAX_TABLE_RAW or stored > spool.size or meta.num_rows != rows:
                 raise DamagedArchiveError(
                     f"The archive is damaged: member {name} declares {rows} rows but holds {meta.num_rows} "

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 import zstandard
 
 from mlflow_archive.archive import ArchiveWriter
@@ -270,10 +271,38 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
         "arrow_declared_too_large": _refuse("6.3", "a buffer declaring 2 GiB decompressed",
                                             _with(base, {SPANS: _spans_with_declared_size(spans, 2 << 30)}),
                                             "more bytes than the format allows"),
+        "parquet_snappy": _refuse("6.2", "a Parquet column compressed with SNAPPY",
+                                  _with(base, {METRICS: _parquet(base, METRICS, compression="snappy")}),
+                                  "another codec than ZSTD"),
+        "parquet_uncompressed": _accept(base, "6.2", "uncompressed Parquet pages",
+                                        _with(base, {METRICS: _parquet(base, METRICS, compression="none")})),
+        "arrow_lz4": _refuse("6.3", "Arrow buffers compressed with LZ4_FRAME",
+                             _with(base, {SPANS: _arrows(base, SPANS, compression="lz4")}), "another codec than ZSTD"),
+        "arrow_uncompressed": _accept(base, "6.3", "uncompressed Arrow buffers",
+                                      _with(base, {SPANS: _arrows(base, SPANS, compression=None)})),
         "parquet_footer_too_long": _refuse("6.2", "a footer length beyond the file",
                                            _with(base, {METRICS: metrics[:-8] + struct.pack("<I", len(metrics)) + b"PAR1"}),
                                            "not a complete Parquet file"),
     }
+
+
+def _table(base: Base, name: str) -> pa.Table:
+    payload = pa.py_buffer(_payload(base, name))
+    return pq.read_table(payload) if name.endswith(".parquet") else pa.ipc.open_stream(payload).read_all()
+
+
+def _parquet(base: Base, name: str, compression: str) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(_table(base, name), sink, compression=compression)
+    return sink.getvalue().to_pybytes()
+
+
+def _arrows(base: Base, name: str, compression: str | None) -> bytes:
+    sink = pa.BufferOutputStream()
+    table = _table(base, name)
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _zstd_tar(entries) -> tuple[bytes, int, int]:
