@@ -69,6 +69,13 @@ def _ext_for(table: Table) -> str:
     return PARQUET_EXT if table.storage == PARQUET else ".arrows"
 
 
+def descriptive(fields: dict, key: str) -> dict:
+    """A descriptive object of the header or trailer (``source``, ``export``, ``writer``, ``counts``): one
+    that is missing or not an object reads as empty, never as a reason to refuse (FORMAT.md 8, 9)."""
+    value = fields.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 class ArchiveWriter:
     """Writes an archive to a binary stream; memory stays bounded by one member part."""
 
@@ -364,3 +371,8 @@ class ArchiveReader:
                 "The archive is damaged: its trailer does not list the members that were read."
             )
         self.trailer = trailer
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The trailer's counts, for display; entries that are not integers are left out."""
+        return {k: v for k, v in descriptive(self.trailer or {}, "counts").items() if type(v) is int}

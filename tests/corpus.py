@@ -257,6 +257,9 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
                                        "no valid reader_version"),
         "header_nan": _refuse("6.1", "NaN is not JSON", _header_json(base, _base_header(base)[:-1] + b',"x":NaN}'),
                               "is not valid JSON"),
+        "descriptive_fields_of_other_types": _accept(
+            base, "8", "writer, source, export and counts that are not objects are displayed as empty",
+            _descriptive_of_other_types(base)),
         "trailer_size_float": _refuse("9", "a trailer size written 123.0", _trailer_with_float_size(base),
                                       "trailer does not list"),
         "chunk_zero": _refuse("4", "chunk number 000000",
@@ -308,6 +311,13 @@ def _arrows(base: Base, name: str, compression: str | None) -> bytes:
 def _zstd_tar(entries) -> tuple[bytes, int, int]:
     tar = _inner(entries)
     return zstandard.ZstdCompressor().compress(tar), len(entries), len(tar)
+
+
+def _descriptive_of_other_types(base: Base) -> bytes:
+    raw = RawArchive({"writer": ["x"], "source": "y", "export": 3})
+    for info, payload in zip(base.members[1:-1], base.payloads[1:]):
+        raw.add(info.name, payload, rows=info.rows, raw_size=info.raw_size)
+    return raw.finish(trailer={"members": [m.to_json() for m in raw.infos], "counts": [1]})
 
 
 def _trailer_with_float_size(base: Base) -> bytes:

@@ -62,3 +62,17 @@ def test_verify_cli_refuses_a_cut_short_artifact_tar_in_one_sentence(tmp_path):
     assert result.returncode != 0
     assert result.stderr_text.startswith("Error: The archive is damaged: artifact member")
     assert result.stderr_text.count("\n") == 1 and "Traceback" not in result.stderr_text
+
+
+@pytest.mark.parametrize("command", ["verify", "inspect"])
+def test_cli_answers_every_corpus_archive_in_one_sentence_or_reads_it(command):
+    """verify gives each verdict; inspect (which lists members without decoding them) reads or refuses
+    each archive, and never fails otherwise than in one sentence."""
+    failures = []
+    for case, verdict in sorted(VERDICTS.items()):
+        result = archive_cli.run(command, str(CORPUS / f"{case}.mlar"), check=False)
+        if command == "verify" and (verdict["verdict"] == "refuse") != (result.returncode != 0):
+            failures.append(f"{case}: exit {result.returncode}, expected {verdict['verdict']}")
+        elif result.returncode and not (result.stderr_text.startswith("Error: ") and result.stderr_text.count("\n") == 1):
+            failures.append(f"{case}: {result.stderr_text[-500:]!r}")
+    assert not failures, "\n".join(failures)
