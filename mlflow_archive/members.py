@@ -249,14 +249,127 @@ def _check_arrow_stream(data: bytes, name: str) -> None:
         raise refuse("is not a valid Arrow IPC stream (it ends inside a message)") from None
 
 
+class _Thrift:
+    """A reader of Thrift's compact protocol, enough to walk a Parquet footer: structs read as
+    {field id: value}, lists as lists, binaries as bytes; depth and sizes bounded by the input."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def _byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise ValueError("footer ends early")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def _varint(self) -> int:
+        value = shift = 0
+        while True:
+            byte = self._byte()
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift > 70:
+                raise ValueError("varint too long")
+
+    def _zigzag(self) -> int:
+        value = self._varint()
+        return (value >> 1) ^ -(value & 1)
+
+    def value(self, kind: int, depth: int = 0):
+        if depth > 64:
+            raise ValueError("footer nested too deeply")
+        if kind in (1, 2):  # booleans: in a struct the type is the value, in a list one byte follows
+            return kind == 1
+        if kind == 3:
+            return self._byte()
+        if kind in (4, 5, 6):
+            return self._zigzag()
+        if kind == 7:
+            self.pos += 8
+            return None
+        if kind == 8:
+            size = self._varint()
+            if self.pos + size > len(self.data):
+                raise ValueError("binary past the end")
+            self.pos += size
+            return self.data[self.pos - size : self.pos]
+        if kind in (9, 10):
+            header = self._byte()
+            size, element = header >> 4, header & 0x0F
+            if size == 15:
+                size = self._varint()
+            if size > len(self.data) - self.pos:
+                raise ValueError("list longer than the footer")
+            return [self._byte() == 1 if element in (1, 2) else self.value(element, depth + 1) for _ in range(size)]
+        if kind == 11:
+            size = self._varint()
+            if size > len(self.data) - self.pos:
+                raise ValueError("map longer than the footer")
+            types = self._byte() if size else 0
+            return {self.value(types >> 4, depth + 1): self.value(types & 0x0F, depth + 1) for _ in range(size)}
+        if kind == 12:
+            fields, last = {}, 0
+            while (header := self._byte()) != 0:
+                delta, field_kind = header >> 4, header & 0x0F
+                last = last + delta if delta else self._zigzag()
+                fields[last] = self.value(field_kind, depth + 1)
+            return fields
+        raise ValueError(f"unknown thrift type {kind}")
+
+
+def _leaf_levels(schema: list) -> list[tuple[int, int]]:
+    """(max definition level, max repetition level) of each leaf column of a Parquet schema, in order."""
+    leaves: list[tuple[int, int]] = []
+
+    def walk(index: int, definition: int, repetition: int, depth: int = 0) -> int:
+        if depth > 64:
+            raise ValueError("schema nested too deeply")
+        element = schema[index]
+        kind = element.get(3, 0) if index else 0  # the root's repetition does not count
+        definition += kind in (1, 2)
+        repetition += kind == 2
+        children = element.get(5, 0)
+        if not children:
+            leaves.append((definition, repetition))
+        index += 1
+        for _ in range(children):
+            if index >= len(schema):
+                raise ValueError("schema ends early")
+            index = walk(index, definition, repetition, depth + 1)
+        return index
+
+    if schema and walk(0, 0, 0) != len(schema):
+        raise ValueError("schema has elements outside its root")
+    return leaves
+
+
 def _check_parquet_footer(spool: Spool, name: str) -> None:
-    """The footer length must fit the member before pyarrow reads (and allocates) it."""
+    """Refuse, before pyarrow parses it, a footer that does not fit the member, or whose column size
+    statistics disagree with the schema (pyarrow aborts the whole process on those, it does not raise)."""
     source = spool.rewind()
     head = source.read(4)
     source.seek(max(spool.size - 8, 0))
     tail = source.read(8)
-    if spool.size < 12 or head != b"PAR1" or tail[4:] != b"PAR1" or struct.unpack("<I", tail[:4])[0] > spool.size - 12:
+    length = struct.unpack("<I", tail[:4])[0] if len(tail) == 8 else 0
+    if spool.size < 12 or head != b"PAR1" or tail[4:] != b"PAR1" or length > spool.size - 12:
         raise DamagedArchiveError(f"The archive is damaged: member {name} is not a complete Parquet file.")
+    source.seek(spool.size - 8 - length)
+    try:
+        footer = _Thrift(source.read(length)).value(12)
+        leaves = _leaf_levels(footer.get(2) or [])
+        for group in footer.get(4) or []:
+            columns = group.get(1) or []
+            if len(columns) != len(leaves):
+                raise ValueError("row group without one chunk per column")
+            for column, (definition, repetition) in zip(columns, leaves):
+                sizes = (column.get(3) or {}).get(16) or {}
+                for histogram, level in ((sizes.get(2), repetition), (sizes.get(3), definition)):
+                    if histogram and len(histogram) != level + 1:
+                        raise ValueError("size statistics do not match the schema")
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise DamagedArchiveError(f"The archive is damaged: member {name} has an invalid Parquet footer ({exc}).") from None
 
 
 def decode_table(spool: Spool, spec: Table, rows: int | None, name: str) -> pa.Table:

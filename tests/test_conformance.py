@@ -4,6 +4,10 @@ verdicts say, and decoders bound memory before decoding."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -76,3 +80,40 @@ def test_cli_answers_every_corpus_archive_in_one_sentence_or_reads_it(command):
         elif result.returncode and not (result.stderr_text.startswith("Error: ") and result.stderr_text.count("\n") == 1):
             failures.append(f"{case}: {result.stderr_text[-500:]!r}")
     assert not failures, "\n".join(failures)
+
+
+FOOTER_MUTATIONS = """
+import random, struct, sys
+from corpus import build_base
+from mlflow_archive.container import Spool
+from mlflow_archive.errors import ArchiveError
+from mlflow_archive.members import decode_table
+from mlflow_archive.schemas import TABLES
+
+base, rng = build_base(), random.Random(7)
+for info, data in zip(base.members, base.payloads):
+    if not info.name.endswith(".parquet"):
+        continue
+    footer = struct.unpack("<I", data[-8:-4])[0]
+    for _ in range(400):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(data) - 8 - footer, len(data) - 8)] = rng.randrange(256)
+        spool = Spool()
+        spool.write(bytes(damaged))
+        try:
+            decode_table(spool, TABLES[info.name.split("/")[2].rsplit("-", 1)[0]], info.rows, info.name)
+        except ArchiveError:
+            pass
+"""
+
+
+def test_damaged_parquet_footers_never_abort_the_process(tmp_path):
+    """pyarrow aborts the process (std::terminate) on some footers, e.g. size statistics histograms that do
+    not match the schema, so this runs in a child process: an abort is a failed test, not a lost session."""
+    script = tmp_path / "footers.py"
+    script.write_text(FOOTER_MUTATIONS)
+    tests = Path(__file__).parent
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": f"{tests.parent}{os.pathsep}{tests}"})
+    assert result.returncode == 0, result.stderr[-2000:]
