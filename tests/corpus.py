@@ -34,6 +34,7 @@ BASE_FILES = {f"{R1}/model/MLmodel": b"flavors: {}\n", f"{R1}/data.bin": bytes(r
 ARTIFACTS = "runs/000001/artifacts-0001.tar.zst"
 SPANS = "traces/000001/spans-0001.arrows"
 METRICS = "runs/000001/run_metrics-0001.parquet"
+RUNS = "runs/000001/runs-0001.parquet"
 
 
 @dataclass
@@ -283,6 +284,9 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
                              _with(base, {SPANS: _arrows(base, SPANS, compression="lz4")}), "another codec than ZSTD"),
         "arrow_uncompressed": _accept(base, "6.3", "uncompressed Arrow buffers",
                                       _with(base, {SPANS: _arrows(base, SPANS, compression=None)})),
+        "parquet_histogram_mismatch": _refuse(
+            "6.2", "a column's definition-level histogram longer than its schema allows (pyarrow aborts on it)",
+            _with(base, {RUNS: _longer_histogram(_payload(base, RUNS))}), "size statistics do not match the schema"),
         "parquet_footer_too_long": _refuse("6.2", "a footer length beyond the file",
                                            _with(base, {METRICS: metrics[:-8] + struct.pack("<I", len(metrics)) + b"PAR1"}),
                                            "not a complete Parquet file"),
@@ -306,6 +310,16 @@ def _arrows(base: Base, name: str, compression: str | None) -> bytes:
     with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+def _longer_histogram(data: bytes) -> bytes:
+    """The first definition-level histogram [0, 1] of the footer (Thrift compact: field delta 1, list of
+    two i64, zigzag 0 and 1) given a third entry; the footer length grows by one byte."""
+    length = struct.unpack("<I", data[-8:-4])[0]
+    footer = data[-8 - length : -8]
+    at = footer.index(b"\x19\x26\x00\x02")
+    footer = footer[:at] + b"\x19\x36\x00\x02\x00" + footer[at + 4 :]
+    return data[: -8 - length] + footer + struct.pack("<I", len(footer)) + b"PAR1"
 
 
 def _zstd_tar(entries) -> tuple[bytes, int, int]:
