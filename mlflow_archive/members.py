@@ -199,6 +199,14 @@ PARQUET_CODECS = ("ZSTD", "UNCOMPRESSED")
 ARROW_END = b"\xff\xff\xff\xff\0\0\0\0"
 
 
+def _zstd_content_size(data: bytes, start: int, length: int) -> int:
+    """The content size a zstd frame header declares, -1 if it declares none (or is no valid frame)."""
+    try:
+        return zstandard.frame_content_size(data[start : start + min(length, 32)])
+    except zstandard.ZstdError:
+        return -1
+
+
 def _check_arrow_stream(data: bytes, name: str) -> None:
     """Walk the IPC stream's framing and refuse it before pyarrow allocates anything it declares.
 
@@ -241,8 +249,10 @@ def _check_arrow_stream(data: bytes, name: str) -> None:
                     if declared < -1:
                         raise refuse("declares a negative buffer size")
                     decoded += size if declared == -1 else declared
-                if decoded > MAX_TABLE_RAW:
-                    raise refuse("decodes to more bytes than the format allows")
+                    if decoded > MAX_TABLE_RAW:
+                        raise refuse("decodes to more bytes than the format allows")
+                    if declared >= 0 and _zstd_content_size(data, body_start + offset + 8, size - 8) not in (-1, declared):
+                        raise refuse("declares another buffer size than its zstd frame")
             messages += 1
             pos = body_start + body
     except struct.error:

@@ -275,6 +275,9 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
         "arrow_declared_too_large": _refuse("6.3", "a buffer declaring 2 GiB decompressed",
                                             _with(base, {SPANS: _spans_with_declared_size(spans, 2 << 30)}),
                                             "more bytes than the format allows"),
+        "arrow_declared_other_than_frame": _refuse(
+            "6.3", "a buffer declaring 300 MiB decompressed whose zstd frame says otherwise",
+            _with(base, {SPANS: _spans_with_declared_size(spans, 300 << 20)}), "another buffer size than its zstd frame"),
         "parquet_snappy": _refuse("6.2", "a Parquet column compressed with SNAPPY",
                                   _with(base, {METRICS: _parquet(base, METRICS, compression="snappy")}),
                                   "another codec than ZSTD"),
