@@ -69,6 +69,13 @@ def _ext_for(table: Table) -> str:
     return PARQUET_EXT if table.storage == PARQUET else ".arrows"
 
 
+def descriptive(fields: dict, key: str) -> dict:
+    """A descriptive object of the header or trailer (``source``, ``export``, ``writer``, ``counts``): one
+    that is missing or not an object reads as empty, never as a reason to refuse (FORMAT.md 8, 9)."""
+    value = fields.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 class ArchiveWriter:
     """Writes an archive to a binary stream; memory stays bounded by one member part."""
 
@@ -234,6 +241,7 @@ class Member:
     chunk: int
     stem: str
     kind: str
+    chunk_paths: set[str] = field(default_factory=set)  # artifact paths of the chunk's earlier parts
 
     @property
     def name(self) -> str:
@@ -247,7 +255,7 @@ class Member:
         return decode_table(self.spool, self.table_spec, self.info.rows, self.name)
 
     def iter_artifacts(self) -> Iterator[tuple[str, BinaryIO]]:
-        return iter_artifacts(self.spool, self.info.raw_size, self.name, self.info.rows)
+        return iter_artifacts(self.spool, self.info.raw_size, self.name, self.info.rows, self.chunk_paths)
 
 
 class ArchiveReader:
@@ -314,6 +322,7 @@ class ArchiveReader:
 
     def __iter__(self) -> Iterator[Member]:
         position = (0, 0)
+        chunk_paths: set[str] = set()
         while True:
             raw = self._next_raw()
             if raw is None:
@@ -332,8 +341,12 @@ class ArchiveReader:
                     self.ignored.append(info.name)
                     continue
                 here = (list(SECTIONS).index(section), int(match["chunk"]))
+                if not here[1] or not int(match["part"]):
+                    raise DamagedArchiveError(f"The archive is damaged: member {info.name} has chunk or part number 0.")
                 if here < position:
                     raise DamagedArchiveError(f"The archive is damaged: member {info.name} is out of order.")
+                if here != position:
+                    chunk_paths = set()
                 position = here
                 stem = match["stem"]
                 known_table = stem in SECTIONS[section] and match["ext"] == _ext_for(TABLES[stem])
@@ -343,17 +356,23 @@ class ArchiveReader:
                     continue
                 if info.rows is None or (stem == ARTIFACTS and info.raw_size is None):
                     raise DamagedArchiveError(f"The archive is damaged: member {info.name} declares no row count or size.")
-                yield Member(info, spool, section, here[1], stem, match["ext"])
+                yield Member(info, spool, section, here[1], stem, match["ext"], chunk_paths)
         if self._next_raw() is not None:
             raise DamagedArchiveError("The archive is damaged: members follow its trailer.")
 
     def _check_trailer(self, trailer) -> None:
         listed = trailer.get("members") if isinstance(trailer, dict) else None
         known = ("name", "size", "sha256", "rows", "raw_size")
+        # Compared with their JSON types: 3.0 and true are not the integer 3 and 1 (FORMAT.md 6.1).
         if not isinstance(listed, list) or not all(isinstance(m, dict) for m in listed) or [
-            {k: m[k] for k in known if k in m} for m in listed
-        ] != [m.to_json() for m in self.seen]:
+            {k: (type(m[k]), m[k]) for k in known if k in m} for m in listed
+        ] != [{k: (type(v), v) for k, v in m.to_json().items()} for m in self.seen]:
             raise DamagedArchiveError(
                 "The archive is damaged: its trailer does not list the members that were read."
             )
         self.trailer = trailer
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The trailer's counts, for display; entries that are not integers are left out."""
+        return {k: v for k, v in descriptive(self.trailer or {}, "counts").items() if type(v) is int}

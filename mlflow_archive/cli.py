@@ -80,6 +80,7 @@ _archive_in = _archive_location("-i", "--input", help="Archive to read: a path, 
 @_reports_errors
 def inspect(archive, as_json):
     """Show the header, members and object counts of ARCHIVE (a path, a URI, or - for stdin)."""
+    from .archive import descriptive
     from .inspection import inspect_archive
 
     info = inspect_archive(archive)
@@ -89,13 +90,12 @@ def inspect(archive, as_json):
         click.echo(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
         return
     header = info["header"]
-    source = header.get("source", {})
-    export = header.get("export", {})
+    source, export, writer = (descriptive(header, key) for key in ("source", "export", "writer"))
     click.echo(f"format:        {header['format']} version {info['format_version']} (reader version {header['reader_version']})")
-    click.echo(f"writer:        {header['writer'].get('name')} {header['writer'].get('version')}")
+    click.echo(f"writer:        {writer.get('name')} {writer.get('version')}")
     click.echo(f"source:        {source.get('tracking_uri')} (MLflow {source.get('mlflow_version')})")
-    if source.get("object_kinds") is not None:
-        click.echo(f"object kinds:  {', '.join(source['object_kinds'])}")
+    if isinstance(source.get("object_kinds"), list):
+        click.echo(f"object kinds:  {', '.join(map(str, source['object_kinds']))}")
     if export:
         click.echo(f"exported:      {export.get('started_at')}")
     click.echo("counts:")

@@ -25,6 +25,7 @@ MAX_PAX_HEADER = 64 << 10
 MAX_NAME_BYTES = 99  # fits the ustar name field, so no pax `path` record is needed
 USTAR_SIZE_LIMIT = 8**11  # sizes from here on go into a pax `size` record
 COMMENT_MAGIC = "mlflow-archive-member/1"
+MAX_INTEGER = 2**63 - 1  # every number of the format fits a signed 64-bit integer
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
@@ -176,14 +177,43 @@ class ContainerWriter:
         self._stream.flush()
 
 
-def _parse_octal(field: bytes, what: str, offset: int) -> int:
+def header_problem(block: bytes) -> str | None:
+    """Why a ustar header block is refused, or None. The checksum must read exactly as writers format it:
+    a lenient parse lets bit flips in the field go unnoticed."""
+    checksum = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    if block[148:156] != b"%06o\0 " % checksum:
+        return "fails its checksum"
+    if block[257:263] != b"ustar\0" or block[263:265] != b"00":
+        return "is not a POSIX ustar header"
+    return None
+
+
+def parse_octal(field: bytes, what: str, offset: int) -> int:
     text = field.rstrip(b"\0 ").lstrip(b" ")
     if not text or not all(48 <= c <= 55 for c in text):
         raise DamagedArchiveError(f"The archive is damaged: a tar header at byte {offset} has an invalid {what} field.")
     return int(text, 8)
 
 
-def _parse_pax(data: bytes, offset: int) -> dict[str, str]:
+def entry_name(records: dict[str, str], block: bytes) -> str:
+    """The pax ``path`` if present, else ustar ``prefix``/``name``."""
+    if "path" in records:
+        return records["path"]
+    prefix = block[345:500].rstrip(b"\0").decode("utf-8", "replace").rstrip("/")
+    base = block[0:100].rstrip(b"\0").decode("utf-8", "replace")
+    return f"{prefix}/{base}" if prefix else base
+
+
+def entry_size(records: dict[str, str], block: bytes, start: int, what: str) -> int:
+    """The pax ``size`` (1 to 20 digits, at most 2**63 - 1) if present, else the octal ustar size."""
+    if "size" not in records:
+        return parse_octal(block[124:136], "size", start)
+    if not re.fullmatch(r"[0-9]{1,20}", records["size"]) or int(records["size"]) > MAX_INTEGER:
+        raise DamagedArchiveError(f"The archive is damaged: the pax header of {what} has an invalid size.")
+    return int(records["size"])
+
+
+def parse_pax(data: bytes, offset: int) -> dict[str, str]:
     records: dict[str, str] = {}
     pos = 0
     while pos < len(data):
@@ -205,7 +235,10 @@ def _parse_pax(data: bytes, offset: int) -> dict[str, str]:
 
 
 def parse_comment(comment: str | None, name: str) -> tuple[int, str, int | None, int | None]:
-    """Return (index, sha256, rows, raw_size) from a member's pax comment; unknown keys are ignored."""
+    """Return (index, sha256, rows, raw_size) from a member's pax comment; unknown keys are ignored.
+
+    Every field is ``key=value`` with a key that occurs once: two readers cannot then disagree on which
+    of two ``rows`` fields counts, or on how empty fields between double spaces split."""
     fields = (comment or "").split(" ")
     if fields[0] != COMMENT_MAGIC:
         raise DamagedArchiveError(
@@ -215,12 +248,17 @@ def parse_comment(comment: str | None, name: str) -> tuple[int, str, int | None,
     fields_text, _, meta = comment.rpartition(" meta=")
     if meta != _meta_check(name, fields_text):
         raise DamagedArchiveError(f"The archive is damaged: the header of member {name} fails its check.")
-    values = dict(f.partition("=")[::2] for f in fields_text.split(" ")[1:])
+    pairs = [f.partition("=") for f in fields_text.split(" ")[1:]]
+    values = {key: value for key, _, value in pairs}
+    if len(values) != len(pairs) or "meta" in values or not all(key and eq for key, eq, _ in pairs):
+        raise DamagedArchiveError(f"The archive is damaged: member {name} has a malformed header.")
     sha = values.get("sha256", "")
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise DamagedArchiveError(f"The archive is damaged: member {name} has no valid sha256 in its header.")
     numbers = {key: values.get(key) for key in ("index", "rows", "raw_size")}
-    if numbers["index"] is None or any(v is not None and not re.fullmatch(r"[0-9]{1,20}", v) for v in numbers.values()):
+    if numbers["index"] is None or any(
+        v is not None and (not re.fullmatch(r"[0-9]{1,20}", v) or int(v) > MAX_INTEGER) for v in numbers.values()
+    ):
         raise DamagedArchiveError(f"The archive is damaged: member {name} has a malformed header.")
     rows, raw_size = (int(numbers[k]) if numbers[k] is not None else None for k in ("rows", "raw_size"))
     return int(numbers["index"]), sha, rows, raw_size
@@ -256,15 +294,14 @@ class ContainerReader:
         block = self._read_exact(BLOCK, what)
         if block == b"\0" * BLOCK:
             return None
-        # The checksum field must read exactly as our writer formats it: a lenient parse lets bit flips in it pass.
-        checksum = sum(block[:148]) + 8 * 32 + sum(block[156:])
-        if block[148:156] != b"%06o\0 " % checksum:
+        problem = header_problem(block)
+        if problem == "fails its checksum":
             if start == 0:
                 raise DamagedArchiveError(
                     "This is not an mlflow-archive file (no tar header at its start); check that you passed the right file."
                 )
             raise DamagedArchiveError(f"The archive is damaged: the tar header at byte {start} fails its checksum.")
-        if block[257:263] != b"ustar\0" or block[263:265] != b"00":
+        if problem:
             raise DamagedArchiveError(f"The archive is not a POSIX pax tar (header at byte {start}).")
         return block, start
 
@@ -292,10 +329,10 @@ class ContainerReader:
             block, start = found
             if block[156:157] != b"x":
                 raise DamagedArchiveError(self._foreign_entry_message(block, start))
-            pax_size = _parse_octal(block[124:136], "size", start)
+            pax_size = parse_octal(block[124:136], "size", start)
             if pax_size > MAX_PAX_HEADER:
                 raise DamagedArchiveError(f"The archive is damaged: the pax header at byte {start} is too large.")
-            records = _parse_pax(self._read_exact(pax_size, "a pax header"), start)
+            records = parse_pax(self._read_exact(pax_size, "a pax header"), start)
             self._skip_padding(pax_size, "a pax header")
             found = self._header("a member header")
             if found is None:
@@ -303,17 +340,12 @@ class ContainerReader:
             block, start = found
             if block[156:157] not in (b"0", b"\0"):
                 raise DamagedArchiveError(self._foreign_entry_message(block, start))
-            name = records.get("path") or block[345:500].rstrip(b"\0").decode("utf-8", "replace").rstrip("/")
-            if "path" not in records:
-                base = block[0:100].rstrip(b"\0").decode("utf-8", "replace")
-                name = f"{name}/{base}" if name else base
+            name = entry_name(records, block)
             check_member_name(name)
             if name in self._names:
                 raise DamagedArchiveError(f"The archive holds member {name} twice; it is damaged or was tampered with.")
             self._names.add(name)
-            if "size" in records and not re.fullmatch(r"[0-9]{1,20}", records["size"]):
-                raise DamagedArchiveError(f"The archive is damaged: the pax header of member {name} has an invalid size.")
-            size = int(records["size"]) if "size" in records else _parse_octal(block[124:136], "size", start)
+            size = entry_size(records, block, start, f"member {name}")
             index, sha, rows, raw_size = parse_comment(records.get("comment"), name)
             if index != len(self._names) - 1:
                 raise DamagedArchiveError(

@@ -42,7 +42,7 @@ def inspect_archive(location: str) -> dict:
         "format_version": reader.header.get("writer_version"),
         "header": reader.header,
         "members": [m.to_json() for m in reader.seen],
-        "counts": reader.trailer.get("counts", {}),
+        "counts": reader.counts,
         "ignored_members": reader.ignored,
     }
 
@@ -67,5 +67,5 @@ def verify_archive(location: str) -> VerifyReport:
     report.members = len(reader.seen) + 1
     report.bytes_read = sum(m.size for m in reader.seen)
     report.ignored = reader.ignored
-    report.counts = reader.trailer.get("counts", {})
+    report.counts = reader.counts
     return report

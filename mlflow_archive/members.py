@@ -6,7 +6,9 @@ decompressed, and artifact entries are checked before a byte is written to disk.
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import tarfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterable, Iterator
@@ -17,8 +19,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import zstandard
 
-from .container import COPY_CHUNK, Spool
-from .errors import DamagedArchiveError
+from .container import BLOCK, COPY_CHUNK, MAX_PAX_HEADER, Spool, entry_name, entry_size, header_problem, parse_octal, parse_pax
+from .errors import DamagedArchiveError, one_line
 from .schemas import Table
 
 JSON_EXT, PARQUET_EXT, ARROWS_EXT, ARTIFACTS_EXT = ".json.zst", ".parquet", ".arrows", ".tar.zst"
@@ -61,7 +63,7 @@ class BoundedDecompressor:
         try:
             data = self._reader.read(max(want, 1))
         except zstandard.ZstdError as exc:
-            raise DamagedArchiveError(f"The archive is damaged: member {self._name} is not valid zstd ({exc}).") from None
+            raise DamagedArchiveError(f"The archive is damaged: member {self._name} is not valid zstd ({one_line(exc)}).") from None
         self.total += len(data)
         if self.total > self._limit:
             raise DamagedArchiveError(
@@ -81,9 +83,21 @@ def decode_json(spool: Spool, raw_size: int | None, name: str):
     raw = stream.read()
     stream.read()  # the end: checks the declared size
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise DamagedArchiveError(f"The archive is damaged: member {name} is not valid JSON.") from None
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError, and so are our refusals
+        raise DamagedArchiveError(f"The archive is damaged: member {name} is not valid JSON (FORMAT.md 6.1).") from None
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """Refuse an object with a key twice: readers that keep the first or the last copy would disagree."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 # -- Tables -------------------------------------------------------------------------------
@@ -144,31 +158,264 @@ def _conform(table: pa.Table, spec: Table, name: str) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=spec.schema)
 
 
+class _FlatTable:
+    """Just enough of a FlatBuffers table reader to read an Arrow IPC message's sizes before decoding it."""
+
+    def __init__(self, buf: bytes, pos: int) -> None:
+        self.buf, self.pos = buf, pos
+        vtable = pos - struct.unpack_from("<i", buf, pos)[0]
+        self._vtable, self._vtable_size = vtable, struct.unpack_from("<H", buf, vtable)[0]
+
+    def _field(self, index: int) -> int | None:
+        slot = 4 + 2 * index
+        offset = struct.unpack_from("<H", self.buf, self._vtable + slot)[0] if slot < self._vtable_size else 0
+        return self.pos + offset if offset else None
+
+    def scalar(self, index: int, fmt: str, default=0):
+        at = self._field(index)
+        return default if at is None else struct.unpack_from(fmt, self.buf, at)[0]
+
+    def _target(self, index: int) -> int | None:
+        at = self._field(index)
+        return None if at is None else at + struct.unpack_from("<I", self.buf, at)[0]
+
+    def table(self, index: int) -> _FlatTable | None:
+        at = self._target(index)
+        return None if at is None else _FlatTable(self.buf, at)
+
+    def structs(self, index: int, fmt: str) -> list[tuple]:
+        at = self._target(index)
+        if at is None:
+            return []
+        count, size = struct.unpack_from("<I", self.buf, at)[0], struct.calcsize(fmt)
+        if at + 4 + count * size > len(self.buf):
+            raise struct.error("vector past the end")
+        return [struct.unpack_from(fmt, self.buf, at + 4 + i * size) for i in range(count)]
+
+
+ARROW_SCHEMA, ARROW_RECORD_BATCH = 1, 3  # MessageHeader union tags of Arrow's Message.fbs
+ARROW_ZSTD = 1  # CompressionType of Arrow's Message.fbs (0 is LZ4_FRAME)
+PARQUET_CODECS = ("ZSTD", "UNCOMPRESSED")
+ARROW_END = b"\xff\xff\xff\xff\0\0\0\0"
+
+
+def _zstd_content_size(data: bytes, start: int, length: int) -> int:
+    """The content size a zstd frame header declares, -1 if it declares none (or is no valid frame)."""
+    try:
+        return zstandard.frame_content_size(data[start : start + min(length, 32)])
+    except zstandard.ZstdError:
+        return -1
+
+
+def _check_arrow_stream(data: bytes, name: str) -> None:
+    """Walk the IPC stream's framing and refuse it before pyarrow allocates anything it declares.
+
+    One schema message, then record batches (no dictionary batches), then the end-of-stream marker
+    and nothing after it; the buffers' declared decompressed sizes add up to at most MAX_TABLE_RAW.
+    """
+    def refuse(problem: str) -> DamagedArchiveError:
+        return DamagedArchiveError(f"The archive is damaged: Arrow member {name} {problem}.")
+
+    pos, decoded, messages = 0, 0, 0
+    try:
+        while True:
+            if pos + 8 > len(data):
+                raise refuse("ends without its end-of-stream marker")
+            marker, length = struct.unpack_from("<Ii", data, pos)
+            if marker != 0xFFFFFFFF or length < 0 or length % 8 or pos + 8 + length > len(data):
+                raise refuse("has a malformed message frame")
+            if length == 0:
+                if pos + 8 != len(data):
+                    raise refuse("has bytes after its end-of-stream marker")
+                break
+            metadata = data[pos + 8 : pos + 8 + length]
+            message = _FlatTable(metadata, struct.unpack_from("<I", metadata, 0)[0])
+            kind, body = message.scalar(1, "<B"), message.scalar(3, "<q")
+            body_start = pos + 8 + length
+            if body < 0 or body_start + body > len(data):
+                raise refuse("declares a message body past its end")
+            if kind != (ARROW_SCHEMA if messages == 0 else ARROW_RECORD_BATCH):
+                raise refuse("holds a message other than one schema followed by record batches")
+            if kind == ARROW_RECORD_BATCH:
+                batch = message.table(2)
+                compression = batch.table(3) if batch is not None else None
+                compressed = compression is not None
+                if compressed and compression.scalar(0, "<b") != ARROW_ZSTD:
+                    raise refuse("compresses its buffers with another codec than ZSTD")
+                for offset, size in batch.structs(2, "<qq") if batch is not None else []:
+                    if offset < 0 or size < 0 or offset + size > body:
+                        raise refuse("declares a buffer past its message body")
+                    declared = struct.unpack_from("<q", data, body_start + offset)[0] if compressed and size else -1
+                    if declared < -1:
+                        raise refuse("declares a negative buffer size")
+                    decoded += size if declared == -1 else declared
+                    if decoded > MAX_TABLE_RAW:
+                        raise refuse("decodes to more bytes than the format allows")
+                    if declared >= 0 and _zstd_content_size(data, body_start + offset + 8, size - 8) not in (-1, declared):
+                        raise refuse("declares another buffer size than its zstd frame")
+            messages += 1
+            pos = body_start + body
+    except struct.error:
+        raise refuse("is not a valid Arrow IPC stream (it ends inside a message)") from None
+
+
+class _Thrift:
+    """A reader of Thrift's compact protocol, enough to walk a Parquet footer: structs read as
+    {field id: value}, lists as lists, binaries as bytes; depth and sizes bounded by the input."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def _byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise ValueError("footer ends early")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def _varint(self) -> int:
+        value = shift = 0
+        while True:
+            byte = self._byte()
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift > 70:
+                raise ValueError("varint too long")
+
+    def _zigzag(self) -> int:
+        value = self._varint()
+        return (value >> 1) ^ -(value & 1)
+
+    def value(self, kind: int, depth: int = 0):
+        if depth > 64:
+            raise ValueError("footer nested too deeply")
+        if kind in (1, 2):  # booleans: in a struct the type is the value, in a list one byte follows
+            return kind == 1
+        if kind == 3:
+            return self._byte()
+        if kind in (4, 5, 6):
+            return self._zigzag()
+        if kind == 7:
+            self.pos += 8
+            return None
+        if kind == 8:
+            size = self._varint()
+            if self.pos + size > len(self.data):
+                raise ValueError("binary past the end")
+            self.pos += size
+            return self.data[self.pos - size : self.pos]
+        if kind in (9, 10):
+            header = self._byte()
+            size, element = header >> 4, header & 0x0F
+            if size == 15:
+                size = self._varint()
+            if size > len(self.data) - self.pos:
+                raise ValueError("list longer than the footer")
+            return [self._byte() == 1 if element in (1, 2) else self.value(element, depth + 1) for _ in range(size)]
+        if kind == 11:
+            size = self._varint()
+            if size > len(self.data) - self.pos:
+                raise ValueError("map longer than the footer")
+            types = self._byte() if size else 0
+            return {self.value(types >> 4, depth + 1): self.value(types & 0x0F, depth + 1) for _ in range(size)}
+        if kind == 12:
+            fields, last = {}, 0
+            while (header := self._byte()) != 0:
+                delta, field_kind = header >> 4, header & 0x0F
+                last = last + delta if delta else self._zigzag()
+                fields[last] = self.value(field_kind, depth + 1)
+            return fields
+        raise ValueError(f"unknown thrift type {kind}")
+
+
+def _leaf_levels(schema: list) -> list[tuple[int, int]]:
+    """(max definition level, max repetition level) of each leaf column of a Parquet schema, in order."""
+    leaves: list[tuple[int, int]] = []
+
+    def walk(index: int, definition: int, repetition: int, depth: int = 0) -> int:
+        if depth > 64:
+            raise ValueError("schema nested too deeply")
+        element = schema[index]
+        kind = element.get(3, 0) if index else 0  # the root's repetition does not count
+        definition += kind in (1, 2)
+        repetition += kind == 2
+        children = element.get(5, 0)
+        if not children:
+            leaves.append((definition, repetition))
+        index += 1
+        for _ in range(children):
+            if index >= len(schema):
+                raise ValueError("schema ends early")
+            index = walk(index, definition, repetition, depth + 1)
+        return index
+
+    if schema and walk(0, 0, 0) != len(schema):
+        raise ValueError("schema has elements outside its root")
+    return leaves
+
+
+def _check_parquet_footer(spool: Spool, name: str) -> None:
+    """Refuse, before pyarrow parses it, a footer that does not fit the member, or whose column size
+    statistics disagree with the schema (pyarrow aborts the whole process on those, it does not raise)."""
+    source = spool.rewind()
+    head = source.read(4)
+    source.seek(max(spool.size - 8, 0))
+    tail = source.read(8)
+    length = struct.unpack("<I", tail[:4])[0] if len(tail) == 8 else 0
+    if spool.size < 12 or head != b"PAR1" or tail[4:] != b"PAR1" or length > spool.size - 12:
+        raise DamagedArchiveError(f"The archive is damaged: member {name} is not a complete Parquet file.")
+    source.seek(spool.size - 8 - length)
+    try:
+        footer = _Thrift(source.read(length)).value(12)
+        leaves = _leaf_levels(footer.get(2) or [])
+        for group in footer.get(4) or []:
+            columns = group.get(1) or []
+            if len(columns) != len(leaves):
+                raise ValueError("row group without one chunk per column")
+            for column, (definition, repetition) in zip(columns, leaves):
+                sizes = (column.get(3) or {}).get(16) or {}
+                for histogram, level in ((sizes.get(2), repetition), (sizes.get(3), definition)):
+                    if histogram and len(histogram) != level + 1:
+                        raise ValueError("size statistics do not match the schema")
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise DamagedArchiveError(f"The archive is damaged: member {name} has an invalid Parquet footer ({exc}).") from None
+
+
 def decode_table(spool: Spool, spec: Table, rows: int | None, name: str) -> pa.Table:
     if spool.size > MAX_TABLE_MEMBER:
         raise DamagedArchiveError(f"The archive is damaged: table member {name} is larger than the format allows.")
     try:
         if name.endswith(PARQUET_EXT):
-            parquet = pq.ParquetFile(spool.rewind())
+            _check_parquet_footer(spool, name)
+            # pyarrow's own caps on the footer's strings and lists, lowered to what a member can hold.
+            parquet = pq.ParquetFile(
+                spool.rewind(), thrift_string_size_limit=MAX_TABLE_MEMBER, thrift_container_size_limit=1 << 20
+            )
             meta = parquet.metadata
-            raw = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-            if raw > MAX_TABLE_RAW or meta.num_rows != rows:
+            groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+            raw = sum(g.total_byte_size for g in groups)
+            chunks = [g.column(c) for g in groups for c in range(g.num_columns)]
+            stored = sum(c.total_compressed_size for c in chunks)
+            decoded = sum(c.total_uncompressed_size for c in chunks)
+            if any(c.compression not in PARQUET_CODECS for c in chunks):
+                raise DamagedArchiveError(f"The archive is damaged: member {name} uses another codec than ZSTD.")
+            if max(raw, decoded) > MAX_TABLE_RAW or stored > spool.size or meta.num_rows != rows:
                 raise DamagedArchiveError(
                     f"The archive is damaged: member {name} declares {rows} rows but holds {meta.num_rows} "
-                    f"({raw} bytes decoded)."
+                    f"({max(raw, decoded)} bytes decoded, {stored} stored)."
                 )
             table = parquet.read()
         else:
-            batches, total = [], 0
-            with ipc.open_stream(spool.rewind()) as reader:
-                for batch in reader:
-                    total += batch.nbytes
-                    if total > MAX_TABLE_RAW:
-                        raise DamagedArchiveError(f"The archive is damaged: member {name} decodes to too many bytes.")
-                    batches.append(batch)
-                table = pa.Table.from_batches(batches, schema=reader.schema)
+            data = spool.read_all()
+            _check_arrow_stream(data, name)
+            with ipc.open_stream(pa.py_buffer(data)) as reader:
+                table = reader.read_all()
+        # Offsets and lengths that point outside their buffers decode without complaint; anything that
+        # touched them later could read out of bounds.
+        table.validate(full=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise DamagedArchiveError(f"The archive is damaged: member {name} cannot be decoded ({str(exc)[:200]}).") from None
+        raise DamagedArchiveError(f"The archive is damaged: member {name} cannot be decoded ({one_line(exc, limit=200)}).") from None
     if table.num_rows != rows:
         raise DamagedArchiveError(f"The archive is damaged: member {name} declares {rows} rows but holds {table.num_rows}.")
     return _conform(table, spec, name)
@@ -221,34 +468,117 @@ def check_artifact_path(path: str) -> None:
         raise DamagedArchiveError(f"The archive holds an artifact with the unsafe path {path[:120]!r}; it was refused.")
 
 
+class _EntryData:
+    """The bytes of one inner tar entry: reads stop at the entry's size, a stream cut short is refused."""
+
+    def __init__(self, tar: _InnerTar, size: int) -> None:
+        self._tar, self.remaining = tar, size
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return b"".join(iter(lambda: self.read(COPY_CHUNK), b""))
+        want = min(size, self.remaining)
+        if want <= 0:
+            return b""
+        data = self._tar.read_exact(want)
+        self.remaining -= len(data)
+        return data
+
+
+class _InnerTar:
+    """A strict reader of the tar inside an artifact member (FORMAT.md 6.4): ustar or pax headers with
+    checksums written as writers write them, regular files only, no GNU or global headers, zero padding,
+    nothing but zeros after the end marker."""
+
+    def __init__(self, stream: BoundedDecompressor, name: str) -> None:
+        self._stream, self._name = stream, name
+
+    def refuse(self, problem: str) -> DamagedArchiveError:
+        return DamagedArchiveError(f"The archive is damaged: artifact member {self._name} {problem}.")
+
+    def read_exact(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            more = self._stream.read(size - len(data))
+            if not more:
+                raise self.refuse("holds a tar that is cut short")
+            data += more
+        return data
+
+    def _header(self) -> bytes | None:
+        block = self.read_exact(BLOCK)
+        if not any(block):
+            return None
+        problem = header_problem(block)
+        if problem:
+            raise self.refuse(f"holds a tar header that {problem}")
+        return block
+
+    def _padding(self, size: int) -> None:
+        if any(self.read_exact(-size % BLOCK)):
+            raise self.refuse("holds non-zero tar padding")
+
+    def entries(self) -> Iterator[tuple[str, _EntryData]]:
+        while (block := self._header()) is not None:
+            records: dict[str, str] = {}
+            try:
+                if block[156:157] == b"x":
+                    pax_size = parse_octal(block[124:136], "size", 0)
+                    if pax_size > MAX_PAX_HEADER:
+                        raise self.refuse("holds a pax header larger than 64 KiB")
+                    records = parse_pax(self.read_exact(pax_size), 0)
+                    self._padding(pax_size)
+                    block = self._header()
+                    if block is None:
+                        raise self.refuse("holds a pax header followed by no file")
+                size = entry_size(records, block, 0, "an entry")
+            except DamagedArchiveError as exc:
+                if str(exc).startswith(f"The archive is damaged: artifact member {self._name}"):
+                    raise
+                raise self.refuse("holds a malformed tar header") from None
+            path = entry_name(records, block)
+            if block[156:157] not in (b"0", b"\0", b"7"):
+                raise DamagedArchiveError(
+                    f"Artifact member {self._name} holds {path[:80]!r}, which is not a regular file; it was refused."
+                )
+            if "\ufffd" in path and "path" not in records:
+                raise self.refuse("holds a tar entry whose name is not UTF-8")
+            data = _EntryData(self, size)
+            yield path, data
+            while data.read(COPY_CHUNK):
+                pass
+            self._padding(size)
+        if self._header() is not None:
+            raise self.refuse("holds a broken tar end-of-archive marker")
+        while chunk := self._stream.read(COPY_CHUNK):
+            if any(chunk):
+                raise self.refuse("holds data after its tar end-of-archive marker")
+
+
 def iter_artifacts(
-    spool: Spool, raw_size: int | None, name: str, files: int | None = None
+    spool: Spool,
+    raw_size: int | None,
+    name: str,
+    files: int | None = None,
+    chunk_paths: set[str] | None = None,
 ) -> Iterator[tuple[str, BinaryIO]]:
-    """Yield (path, file object) for each regular file; links, devices and unsafe paths are refused.
+    """Yield (path, file object) for each file; links, devices and unsafe paths are refused, so is a path
+    already seen in ``chunk_paths`` (the paths of the chunk's earlier artifact parts, which this call extends).
 
     Once the last file is yielded, the declared ``raw_size`` and (if given) file count are checked.
     """
     if raw_size is None:
         raise DamagedArchiveError(f"The archive is damaged: artifact member {name} declares no size.")
     seen: set[str] = set()
-    stream = BoundedDecompressor(spool.rewind(), raw_size, name)
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for info in tar:
-                if not info.isreg():
-                    raise DamagedArchiveError(
-                        f"Artifact member {name} holds {info.name[:80]!r}, which is not a regular file; it was refused."
-                    )
-                check_artifact_path(info.name)
-                if info.name in seen:
-                    raise DamagedArchiveError(f"Artifact member {name} holds {info.name[:80]!r} twice; it was refused.")
-                seen.add(info.name)
-                yield info.name, tar.extractfile(info)
-        # tarfile stops at the end-of-archive marker: read the rest, so the declared size is checked too.
-        while stream.read(COPY_CHUNK):
-            pass
-    except tarfile.TarError as exc:
-        raise DamagedArchiveError(f"The archive is damaged: artifact member {name} is not a valid tar ({exc}).") from None
+    earlier = chunk_paths if chunk_paths is not None else set()
+    tar = _InnerTar(BoundedDecompressor(spool.rewind(), raw_size, name), name)
+    for path, data in tar.entries():
+        check_artifact_path(path)
+        if path in seen or path in earlier:
+            raise DamagedArchiveError(f"Artifact member {name} holds {path[:80]!r} twice; it was refused.")
+        seen.add(path)
+        yield path, data
+    earlier.update(seen)
     if files is not None and len(seen) != files:
         raise DamagedArchiveError(
             f"The archive is damaged: artifact member {name} declares {files} files but holds {len(seen)}."

@@ -301,7 +301,7 @@ def markdown() -> str:
         "",
         "Generated from `mlflow_archive/schemas.py` by `python -m mlflow_archive.schemas`;",
         "a test keeps this file and the code identical. `nullable: no` means a writer",
-        "never writes null there and a reader may refuse a member that does. Columns",
+        "never writes null there and a reader refuses a member that does. Columns",
         "not listed here are ignored by readers (see FORMAT.md, Versioning).",
         "",
     ]

@@ -8,12 +8,12 @@ import subprocess
 from kill_points import CLI, export_kill, import_kill
 from mlflow_archive import log_demo_runs
 
-RUNS = 12
+RUNS = 6
 
 
 def test_killed_export_leaves_no_archive_and_killed_import_finishes_on_rerun(tmp_path):
     source = f"sqlite:///{tmp_path}/source.db"
-    log_demo_runs(source, runs=RUNS, steps=50)
+    log_demo_runs(source, runs=RUNS, steps=20)
     archive = tmp_path / "full.mlar"
     subprocess.run([CLI, "export", "-o", str(archive), "--tracking-uri", source, "--quiet"], cwd=tmp_path, check=True)
 

@@ -130,7 +130,7 @@ class ChunkReplay:
         files = present = 0
         for path, data in member.iter_artifacts():
             source_id, _, relative = path.partition("/")
-            if self.live(source_id):
+            if relative and self.live(source_id):  # a path naming no file of an owner is ignored (FORMAT.md 6.4)
                 extract_file(data, root / source_id, relative)
                 files += 1
             elif source_id not in self.rows:

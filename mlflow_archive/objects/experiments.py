@@ -10,6 +10,7 @@ from ..context import (
     ExportContext,
     ImportContext,
 )
+from ..archive import descriptive
 from ..errors import ArchiveError
 
 SECTION = "experiments"
@@ -77,7 +78,7 @@ class Importer:
             self.to_delete.append(dest_id)
 
     def _source_tags(self, row: dict) -> dict[str, str]:
-        source = self.ctx.header.get("source", {})
+        source = descriptive(self.ctx.header, "source")
         tags = {
             SOURCE_TAG_PREFIX + "experiment_id": row["experiment_id"],
             SOURCE_TAG_PREFIX + "tracking_uri": str(source.get("tracking_uri")),

@@ -187,7 +187,10 @@ class Importer:
     def member(self, member: Member) -> None:
         if member.kind == ARTIFACTS_EXT:
             for path, data in member.iter_artifacts():
-                name, version, relative = path.split("/", 2)
+                owner_and_file = path.split("/", 2)
+                if len(owner_and_file) < 3:  # names no file of a model version: ignored (FORMAT.md 6.4)
+                    continue
+                name, version, relative = owner_and_file
                 extract_file(data, self.version_files / name / version, relative)
             return
         table = member.read_table()

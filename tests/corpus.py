@@ -1,0 +1,362 @@
+"""The conformance corpus: small archives crafted from one valid base archive, each with its verdict.
+
+``python tests/conformance/make_corpus.py`` writes them to tests/conformance/ (``<case>.mlar`` and
+``verdicts.json``); tests/test_conformance.py reads each with the reference reader and checks the
+verdict. A case is a function returning (archive bytes, verdict); add one to grow the corpus.
+
+A verdict is ``{"section": "<FORMAT.md section>", "rule": "<what is tested>", "verdict": "accept",
+"members": [names yielded], "ignored": [unknown members], "files": [artifact paths]}`` or ``{..., "verdict":
+"refuse", "error": "<a phrase of the reference reader's message>"}``. A second implementation checks
+accept/refuse and, for accepted archives, the members and files; the phrase is the reference reader's.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from mlflow_archive.archive import ArchiveWriter
+from mlflow_archive.container import BLOCK, MemberInfo
+from mlflow_archive.members import ARROW_END, _FlatTable, encode_arrows
+from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout, zjson
+
+BASE_TABLES = {"experiments": "experiments", "runs": "runs", "run_metrics": "runs", "traces": "traces", "spans": "traces"}
+BASE_FILES = {f"{R1}/model/MLmodel": b"flavors: {}\n", f"{R1}/data.bin": bytes(range(256)) * 8, f"{R2}/empty.txt": b""}
+ARTIFACTS = "runs/000001/artifacts-0001.tar.zst"
+SPANS = "traces/000001/spans-0001.arrows"
+METRICS = "runs/000001/run_metrics-0001.parquet"
+RUNS = "runs/000001/runs-0001.parquet"
+
+
+@dataclass
+class Base:
+    data: bytes
+    members: list[MemberInfo]  # trailer last
+    payloads: list[bytes]  # each member's stored bytes, in archive order
+
+
+def build_base() -> Base:
+    """A conforming archive: Parquet and Arrow tables, one artifact member whose entries start with the
+    owner's run ID, header and trailer as the reference writer writes them."""
+    stream = io.BytesIO()
+    writer = ArchiveWriter(stream, SAMPLE_HEADER, MTIME)
+    chunks = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for table, section in BASE_TABLES.items():
+            chunk = chunks.setdefault(section, writer.chunk(section))
+            rows = [complete(table, r) for r in SAMPLE_TABLES[table][0][:2 if table == "spans" else 1]]
+            chunk.write_table(table, {name: [r[name] for r in rows] for name in rows[0]})
+            if table == "run_metrics":
+                with chunk.artifacts() as sink:
+                    for path, content in BASE_FILES.items():
+                        local = Path(tmp) / path
+                        local.parent.mkdir(parents=True, exist_ok=True)
+                        local.write_bytes(content)
+                        sink.add(path, local)
+        writer.close()
+    data = stream.getvalue()
+    return Base(data, list(writer.members), [data[r.start : r.end] for r in layout(data) if r.kind == "data"])
+
+
+def zstd_size(payload: bytes) -> int | None:
+    try:
+        return len(zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=True).read())
+    except zstandard.ZstdError:
+        return None
+
+
+def rebuild(base: Base, payloads: list[bytes], order: list[int] | None = None) -> bytes:
+    """The base's members with other stored bytes, hashes recomputed (and raw_size, for zstd members that
+    still decompress), in ``order``; a fresh trailer."""
+    raw = RawArchive()
+    raw.parts, raw.infos = [], []
+    for i in order if order is not None else range(len(payloads) - 1):
+        info, payload = base.members[i], payloads[i]
+        raw_size = info.raw_size if info.raw_size is None else (zstd_size(payload) or info.raw_size)
+        raw.add(info.name, payload, rows=info.rows, raw_size=raw_size)
+    return raw.finish()
+
+
+def recompress(payload: bytes, mutate) -> bytes:
+    """A zstd member whose decompressed bytes went through ``mutate``."""
+    return zstandard.ZstdCompressor().compress(mutate(zstandard.ZstdDecompressor().decompressobj().decompress(payload)))
+
+
+# -- Building cases ------------------------------------------------------------------------
+
+def _with(base: Base, replace: dict[str, bytes] | None = None, extra: list[tuple] = (), **add_options) -> bytes:
+    """The base with some members' payloads replaced and ``extra`` (name, payload, rows, raw_size) members
+    inserted after the member they name as ``after``; ``add_options`` go to the named member's RawArchive.add."""
+    raw = RawArchive()
+    raw.parts, raw.infos = [], []
+    for info, payload in zip(base.members[:-1], base.payloads):
+        payload = (replace or {}).get(info.name, payload)
+        raw_size = info.raw_size if info.raw_size is None else zstd_size(payload)
+        raw.add(info.name, payload, rows=info.rows, raw_size=raw_size, **add_options.get(info.name, {}))
+        for name, extra_payload, rows, raw_size, after in extra:
+            if after == info.name:
+                raw.add(name, extra_payload, rows=rows, raw_size=raw_size)
+    return raw.finish()
+
+
+def _payload(base: Base, name: str) -> bytes:
+    return base.payloads[[m.name for m in base.members].index(name)]
+
+
+def _inner(entries: list[tarfile.TarInfo | tuple[str, bytes]], tar_format=tarfile.PAX_FORMAT, **options) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tar_format, **options) as tar:
+        for entry in entries:
+            if isinstance(entry, tarfile.TarInfo):
+                tar.addfile(entry, io.BytesIO(b"x" * entry.size))
+            else:
+                info = tarfile.TarInfo(entry[0])
+                info.size = len(entry[1])
+                tar.addfile(info, io.BytesIO(entry[1]))
+    return buf.getvalue()
+
+
+def _replace_artifacts(base: Base, tar_bytes: bytes, rows: int) -> bytes:
+    raw = RawArchive()
+    raw.parts, raw.infos = [], []
+    for info, payload in zip(base.members[:-1], base.payloads):
+        if info.name == ARTIFACTS:
+            raw.add(info.name, zstandard.ZstdCompressor().compress(tar_bytes), rows=rows, raw_size=len(tar_bytes))
+        else:
+            raw.add(info.name, payload, rows=info.rows, raw_size=info.raw_size)
+    return raw.finish()
+
+
+def _reheader(block: bytes, **fields: bytes) -> bytes:
+    """A ustar header block with some fields replaced ({offset}_{length}=bytes) and its checksum recomputed."""
+    h = bytearray(block)
+    for key, value in fields.items():
+        offset = int(key.split("_")[1])
+        h[offset : offset + len(value)] = value
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+
+def _header_json(base: Base, raw_json: bytes) -> bytes:
+    return _with(base, {"header.json.zst": zstandard.ZstdCompressor().compress(raw_json)})
+
+
+def _base_header(base: Base) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj().decompress(base.payloads[0])
+
+
+def _arrow_messages(data: bytes) -> list[tuple[int, int, int]]:
+    """(start, metadata length, body length) of each message of an Arrow IPC stream."""
+    out, pos = [], 0
+    while True:
+        length = struct.unpack_from("<i", data, pos + 4)[0]
+        if length == 0:
+            return out
+        metadata = data[pos + 8 : pos + 8 + length]
+        body = _FlatTable(metadata, struct.unpack_from("<I", metadata, 0)[0]).scalar(3, "<q")
+        out.append((pos, length, body))
+        pos += 8 + length + body
+
+
+def _spans_with_declared_size(data: bytes, declared: int) -> bytes:
+    """The first compressed buffer of the first record batch declares ``declared`` decompressed bytes."""
+    start, length, _ = _arrow_messages(data)[1]
+    metadata = data[start + 8 : start + 8 + length]
+    batch = _FlatTable(metadata, struct.unpack_from("<I", metadata, 0)[0]).table(2)
+    offset = next(o for o, size in batch.structs(2, "<qq") if size)
+    at = start + 8 + length + offset
+    return data[:at] + struct.pack("<q", declared) + data[at + 8 :]
+
+
+def _accept(base: Base, section: str, rule: str, data: bytes, ignored=(), files=None, members=None) -> tuple:
+    names = members if members is not None else [m.name for m in base.members[1:-1]]
+    return data, {"section": section, "rule": rule, "verdict": "accept", "members": list(names),
+                  "ignored": list(ignored), "files": sorted(files if files is not None else BASE_FILES)}
+
+
+def _refuse(section: str, rule: str, data: bytes, error: str) -> tuple:
+    return data, {"section": section, "rule": rule, "verdict": "refuse", "error": error}
+
+
+def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
+    spans, metrics = _payload(base, SPANS), _payload(base, METRICS)
+    header = orjson.loads(_base_header(base))
+    long_name = f"{R1}/" + "d" * 120 + "/file.txt"
+    base256 = bytearray(_inner([(f"{R1}/a.txt", b"abc")], tarfile.USTAR_FORMAT))
+    base256[:BLOCK] = _reheader(bytes(base256[:BLOCK]), size_124=b"\x80" + (3).to_bytes(11, "big"))
+    contiguous = tarfile.TarInfo(f"{R1}/contiguous.bin")
+    contiguous.type, contiguous.size = tarfile.CONTTYPE, 5
+    unknown_stem = "runs/000001/notes-0001.parquet"
+    zero_chunk = "runs/000000/runs-0001.parquet"
+    dictionary = pa.table({"trace_id": pa.array(["a", "a"]).dictionary_encode()})
+    two_frames = zstandard.ZstdCompressor().compress(_base_header(base)[:10]) + zstandard.ZstdCompressor().compress(
+        _base_header(base)[10:])
+    return {
+        "base": _accept(base, "1", "a conforming archive", base.data),
+        "unknown_member": _accept(base, "10.3", "a member of an unknown stem is verified and skipped",
+                                  _with(base, extra=[(unknown_stem, b"PAR1", 0, None, METRICS)]),
+                                  ignored=[unknown_stem],
+                                  members=[m.name for m in base.members[1:-1]]),
+        "comment_unknown_key": _accept(base, "2.4", "an unknown key in the member comment is ignored",
+                                       _with(base, **{METRICS: {"comment_extra": " future=1"}})),
+        "json_concatenated_frames": _accept(base, "6.1", "a JSON member of two zstd frames",
+                                            _with(base, {"header.json.zst": two_frames})),
+        "artifact_owner_without_row": _accept(
+            base, "6.4", "a file of an owner with no row in the chunk is read (importers ignore it)",
+            _replace_artifacts(base, _inner([("0" * 32 + "/x.txt", b"x")]), 1), files=["0" * 32 + "/x.txt"]),
+        "artifact_owner_only": _accept(
+            base, "6.4", "an entry named by the owner ID alone is read (importers ignore it)",
+            _replace_artifacts(base, _inner([(R1, b"x")]), 1), files=[R1]),
+        "artifact_pax_long_name": _accept(base, "6.4", "a pax path record for a long entry name",
+                                          _replace_artifacts(base, _inner([(long_name, b"x")]), 1), files=[long_name]),
+        "artifact_contiguous_file": _accept(base, "6.4", "typeflag 7 is a regular file",
+                                            _replace_artifacts(base, _inner([contiguous]), 1), files=[contiguous.name]),
+        "artifact_cut_short": _refuse("6.4", "an inner tar cut short, hashes and sizes consistent",
+                                      _replace_artifacts(base, _inner([(f"{R1}/a.txt", b"a" * 2000)])[:1024], 1),
+                                      "holds a tar that is cut short"),
+        "artifact_gnu_long_name": _refuse("6.4", "a GNU long-name (L) entry",
+                                          _replace_artifacts(base, _inner([(long_name, b"x")], tarfile.GNU_FORMAT), 1),
+                                          "holds a tar header that is not a POSIX ustar header"),
+        "artifact_global_header": _refuse("6.4", "a pax global header (g)",
+                                          _replace_artifacts(base, _inner([(f"{R1}/a.txt", b"x")], pax_headers={"c": "d"}), 1),
+                                          "which is not a regular file"),
+        "artifact_base256_size": _refuse("6.4", "a base-256 size field", _replace_artifacts(base, bytes(base256), 1),
+                                         "holds a malformed tar header"),
+        "artifact_after_end_marker": _refuse("6.4", "non-zero bytes after the inner end-of-archive marker",
+                                             _replace_artifacts(base, _inner([(f"{R1}/a.txt", b"x")]) + b"\1" * 512, 1),
+                                             "after its tar end-of-archive marker"),
+        "artifact_path_in_two_parts": _refuse(
+            "6.4", "the same path in two artifact parts of one chunk",
+            _with(base, extra=[("runs/000001/artifacts-0002.tar.zst", *_zstd_tar([(f"{R1}/data.bin", b"y")]), ARTIFACTS)]),
+            "twice"),
+        "comment_repeated_key": _refuse("2.4", "a key twice in the member comment",
+                                        _with(base, **{METRICS: {"comment_extra": " rows=3"}}), "malformed header"),
+        "comment_field_without_equals": _refuse("2.4", "a field without '='",
+                                                _with(base, **{METRICS: {"comment_extra": " orphan"}}), "malformed header"),
+        "comment_double_space": _refuse("2.4", "an empty field (two spaces)",
+                                        _with(base, **{METRICS: {"comment_extra": "  x=1"}}), "malformed header"),
+        "comment_index_overflow": _refuse("2.4", "an index above 2**63-1",
+                                          _with(base, **{METRICS: {"index": 2**64 + 2}}), "malformed header"),
+        "header_duplicate_key": _refuse("6.1", "a JSON object with a key twice",
+                                        _header_json(base, _base_header(base)[:-1] + b',"format":"other"}'),
+                                        "is not valid JSON"),
+        "header_version_float": _refuse("8", "reader_version 1.0 is not an integer",
+                                        _header_json(base, orjson.dumps({**header, "reader_version": 1.0})),
+                                        "no valid reader_version"),
+        "header_version_true": _refuse("8", "reader_version true is not an integer",
+                                       _header_json(base, orjson.dumps({**header, "reader_version": True})),
+                                       "no valid reader_version"),
+        "header_nan": _refuse("6.1", "NaN is not JSON", _header_json(base, _base_header(base)[:-1] + b',"x":NaN}'),
+                              "is not valid JSON"),
+        "descriptive_fields_of_other_types": _accept(
+            base, "8", "writer, source, export and counts that are not objects are displayed as empty",
+            _descriptive_of_other_types(base)),
+        "trailer_size_float": _refuse("9", "a trailer size written 123.0", _trailer_with_float_size(base),
+                                      "trailer does not list"),
+        "chunk_zero": _refuse("4", "chunk number 000000",
+                              _with(base, extra=[(zero_chunk, metrics, 3, None, "header.json.zst")]), "chunk or part number 0"),
+        "arrow_without_end_marker": _refuse("6.3", "an Arrow stream without its end-of-stream marker",
+                                            _with(base, {SPANS: spans[: -len(ARROW_END)]}), "without its end-of-stream marker"),
+        "arrow_bytes_after_end": _refuse("6.3", "bytes after the end-of-stream marker",
+                                         _with(base, {SPANS: spans + b"\0" * 8}), "after its end-of-stream marker"),
+        "arrow_dictionary_batch": _refuse("6.3", "a dictionary batch",
+                                          _with(base, {SPANS: encode_arrows(dictionary).read_all()}),
+                                          "other than one schema followed by record batches"),
+        "arrow_declared_too_large": _refuse("6.3", "a buffer declaring 2 GiB decompressed",
+                                            _with(base, {SPANS: _spans_with_declared_size(spans, 2 << 30)}),
+                                            "more bytes than the format allows"),
+        "arrow_declared_other_than_frame": _refuse(
+            "6.3", "a buffer declaring 300 MiB decompressed whose zstd frame says otherwise",
+            _with(base, {SPANS: _spans_with_declared_size(spans, 300 << 20)}), "another buffer size than its zstd frame"),
+        "parquet_snappy": _refuse("6.2", "a Parquet column compressed with SNAPPY",
+                                  _with(base, {METRICS: _parquet(base, METRICS, compression="snappy")}),
+                                  "another codec than ZSTD"),
+        "parquet_uncompressed": _accept(base, "6.2", "uncompressed Parquet pages",
+                                        _with(base, {METRICS: _parquet(base, METRICS, compression="none")})),
+        "arrow_lz4": _refuse("6.3", "Arrow buffers compressed with LZ4_FRAME",
+                             _with(base, {SPANS: _arrows(base, SPANS, compression="lz4")}), "another codec than ZSTD"),
+        "arrow_uncompressed": _accept(base, "6.3", "uncompressed Arrow buffers",
+                                      _with(base, {SPANS: _arrows(base, SPANS, compression=None)})),
+        "parquet_histogram_mismatch": _refuse(
+            "6.2", "a column's definition-level histogram longer than its schema allows (pyarrow aborts on it)",
+            _with(base, {RUNS: _longer_histogram(_payload(base, RUNS))}), "size statistics do not match the schema"),
+        "parquet_footer_too_long": _refuse("6.2", "a footer length beyond the file",
+                                           _with(base, {METRICS: metrics[:-8] + struct.pack("<I", len(metrics)) + b"PAR1"}),
+                                           "not a complete Parquet file"),
+    }
+
+
+def _table(base: Base, name: str) -> pa.Table:
+    payload = pa.py_buffer(_payload(base, name))
+    return pq.read_table(payload) if name.endswith(".parquet") else pa.ipc.open_stream(payload).read_all()
+
+
+def _parquet(base: Base, name: str, compression: str) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(_table(base, name), sink, compression=compression)
+    return sink.getvalue().to_pybytes()
+
+
+def _arrows(base: Base, name: str, compression: str | None) -> bytes:
+    sink = pa.BufferOutputStream()
+    table = _table(base, name)
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _longer_histogram(data: bytes) -> bytes:
+    """The first definition-level histogram [0, 1] of the footer (Thrift compact: field delta 1, list of
+    two i64, zigzag 0 and 1) given a third entry; the footer length grows by one byte."""
+    length = struct.unpack("<I", data[-8:-4])[0]
+    footer = data[-8 - length : -8]
+    at = footer.index(b"\x19\x26\x00\x02")
+    footer = footer[:at] + b"\x19\x36\x00\x02\x00" + footer[at + 4 :]
+    return data[: -8 - length] + footer + struct.pack("<I", len(footer)) + b"PAR1"
+
+
+def _zstd_tar(entries) -> tuple[bytes, int, int]:
+    tar = _inner(entries)
+    return zstandard.ZstdCompressor().compress(tar), len(entries), len(tar)
+
+
+def _descriptive_of_other_types(base: Base) -> bytes:
+    raw = RawArchive({"writer": ["x"], "source": "y", "export": 3})
+    for info, payload in zip(base.members[1:-1], base.payloads[1:]):
+        raw.add(info.name, payload, rows=info.rows, raw_size=info.raw_size)
+    return raw.finish(trailer={"members": [m.to_json() for m in raw.infos], "counts": [1]})
+
+
+def _trailer_with_float_size(base: Base) -> bytes:
+    raw = RawArchive()
+    raw.parts, raw.infos = [], []
+    for info, payload in zip(base.members[:-1], base.payloads):
+        raw.add(info.name, payload, rows=info.rows, raw_size=info.raw_size)
+    listed = [m.to_json() for m in raw.infos]
+    listed[1]["size"] = float(listed[1]["size"])
+    payload, size = zjson({"members": listed, "counts": {}})
+    raw.add("trailer.json.zst", payload, raw_size=size)
+    return end_archive(b"".join(raw.parts))
+
+
+CORPUS = Path(__file__).parent / "conformance"
+
+
+def write_corpus(target: Path = CORPUS) -> dict[str, dict]:
+    verdicts = {}
+    for case, (data, verdict) in cases(build_base()).items():
+        (target / f"{case}.mlar").write_bytes(data)
+        verdicts[case] = verdict
+    (target / "verdicts.json").write_bytes(orjson.dumps(verdicts, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    return verdicts
+
