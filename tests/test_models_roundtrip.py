@@ -21,12 +21,10 @@ import pytest
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
-from mlflow_archive.archive import ArchiveReader
-from mlflow_archive.members import ARTIFACTS_EXT
 from mlflow_archive.objects.registry import PLACEHOLDER_TAG
-from mlflow_archive.streams import open_input
 
 import archive_cli
+from archive_tables import archive_contents
 from archive_cli import import_counts, export_counts
 from compare import compare_servers, runs_by_source_id
 from models_data import (
@@ -62,19 +60,6 @@ def import_(path, dest_uri: str, *options, check: bool = False):
 
 def inspect_json(path) -> dict:
     return json.loads(archive_cli.run("inspect", path, "--json").stdout_text)
-
-
-def archive_contents(path) -> tuple[dict[str, list[dict]], list[str]]:
-    """Every table's rows (by table name) and every artifact path of an archive, read with the package's reader."""
-    tables: dict[str, list[dict]] = {}
-    artifacts: list[str] = []
-    with open_input(str(path)) as stream:
-        for member in ArchiveReader(stream):
-            if member.kind == ARTIFACTS_EXT:
-                artifacts += [f"{member.section}:{p}" for p, _ in member.iter_artifacts()]
-            else:
-                tables.setdefault(member.stem, []).extend(member.read_table().to_pylist())
-    return tables, artifacts
 
 
 def fail_on(diffs: list[str], what: str) -> None:
