@@ -84,8 +84,7 @@ def test_partial_name_until_complete_and_no_final_name_on_failure(scratch_server
             assert midway.wait(60), "the export never asked for an artifact"
             listing = sorted(p.name for p in tmp_path.iterdir())
         finally:
-            proxy.server.shutdown()
-            proxy.server.server_close()  # new connections are refused: the source is gone
+            proxy.vanish()
             release.set()
             exporting.join(120)
     assert listing == ["out.mlar.partial"], f"midway through the export: {listing}"
