@@ -140,6 +140,16 @@ def download(uri: str, artifact_uri: str, target: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(target), tracking_uri=uri))
 
 
+def model_files(uri: str, artifact_location: str, target: Path, where: str, diffs: list[str]) -> dict[str, bytes]:
+    """A logged model's files by relative path; none for a model whose location holds nothing."""
+    try:
+        return files_under(download(uri, artifact_location, target))
+    except Exception as exc:
+        if "No such file" not in str(exc) and "not found" not in str(exc).lower():
+            diffs.append(f"{where}: cannot download files: {type(exc).__name__}: {str(exc)[:200]}")
+        return {}
+
+
 def files_under(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -524,19 +534,10 @@ def compare_logged_models(
 
         # files: identical, except MLmodel whose IDs and location point at the destination
         target = workdir / source_id
-        try:
-            src_files = files_under(download(source_uri, s.artifact_location, target / "src"))
-        except Exception as exc:  # a model without files
-            src_files = {}
-            if "No such file" not in str(exc) and "not found" not in str(exc).lower():
-                diffs.append(f"{where}: cannot download source files: {exc}")
+        src_files = model_files(source_uri, s.artifact_location, target / "src", f"{where}: source", diffs)
         if expect_files and "MLmodel" not in src_files:
             diffs.append(f"{where}: no MLmodel downloaded from the source (test setup error?): {sorted(src_files)}")
-        try:
-            dst_files = files_under(download(dest_uri, d.artifact_location, target / "dst")) if src_files else {}
-        except Exception as exc:
-            diffs.append(f"{where}: cannot download destination files: {type(exc).__name__}: {str(exc)[:200]}")
-            continue
+        dst_files = model_files(dest_uri, d.artifact_location, target / "dst", f"{where}: destination", diffs)
         if sorted(src_files) != sorted(dst_files):
             diffs.append(f"{where}: files source {sorted(src_files)}, destination {sorted(dst_files)}")
         for path in sorted(set(src_files) & set(dst_files)):

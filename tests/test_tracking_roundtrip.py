@@ -165,7 +165,8 @@ def test_full_roundtrip(tracking_dataset, source_server, module_dest_server, ful
     assert PARENT_TAG not in parent.data.tags
     assert child.data.tags[PARENT_TAG] == parent.info.run_id
     assert grandchild.data.tags[PARENT_TAG] == child.info.run_id
-    assert {child.info.run_id, grandchild.info.run_id}.isdisjoint(data.all_run_ids)
+    for role, run in (("parent", parent), ("child", child), ("grandchild", grandchild)):
+        assert run.data.tags.get(SOURCE_RUN_TAG) == data.runs[role], f"{role}: the run map does not lead back to its source"
 
     # deleted objects arrive deleted
     assert dest.get_run(run_map[data.runs["deleted"]]).info.lifecycle_stage == "deleted"
