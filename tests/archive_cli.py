@@ -16,15 +16,15 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-MLFLOW = str(Path(sys.executable).parent / "mlflow") if (Path(sys.executable).parent / "mlflow").exists() else "mlflow"
+from servers import console_script
+
+MLFLOW = console_script("mlflow")
 PROCESS_TIMEOUT = 300
 IMPORT_LINE = re.compile(r"^(\w+): (\d+) created, (\d+) already present, (\d+) failed", re.MULTILINE)
 EXPORT_LINE = re.compile(r"^(\w+): (\d+) exported", re.MULTILINE)

@@ -27,11 +27,8 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus, ViewType
 from sklearn.linear_model import LinearRegression
 
-ARCHIVE_TAG_PREFIX = "mlflow_archive."
-SOURCE_RUN_TAG = "mlflow_archive.source_run_id"
-SOURCE_MODEL_ID_TAG = "mlflow_archive.source_model_id"
-SOURCE_MODEL_NAME_TAG = "mlflow_archive.source_model_name"
-SOURCE_VERSION_TAG = "mlflow_archive.source_version"
+from tags import ARCHIVE_TAG_PREFIX, SOURCE_MODEL_ID_TAG, SOURCE_MODEL_NAME_TAG, SOURCE_RUN_TAG, SOURCE_VERSION_TAG
+
 SOURCES_EXPERIMENT = "mlflow-archive-model-sources"
 PIP_REQUIREMENTS = ["scikit-learn"]
 

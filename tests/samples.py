@@ -12,7 +12,6 @@ import io
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -539,8 +538,3 @@ class CliBatch:
                 os.unlink(spec[key])
         return results
 
-
-def script(name: str) -> str:
-    """A console script of this environment (next to the interpreter, so no shim is in between)."""
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else shutil.which(name) or name

@@ -34,6 +34,7 @@ from mlflow_archive.errors import ArchiveError, DamagedArchiveError, Unsupported
 from mlflow_archive.inspection import inspect_archive, verify_archive
 from mlflow_archive.members import encode_arrows, encode_parquet
 from mlflow_archive.schemas import TABLES
+from servers import console_script
 from samples import (
     LONG,
     MTIME,
@@ -49,7 +50,6 @@ from samples import (
     pax_records,
     read_back,
     same,
-    script,
     ustar_header,
 )
 
@@ -89,7 +89,7 @@ def test_round_trip_through_mlflow_cli_pipes(sample, tmp_path, damage):
     # (Requesting `damage` starts the damage tests' CLI batch now, so it runs alongside these two processes.)
     path = tmp_path / "sample.mlar"
     path.write_bytes(sample.data)
-    mlflow = script("mlflow")
+    mlflow = console_script("mlflow")
 
     def pipeline(*args):  # cat FILE | mlflow archive ARGS -
         cat = subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE)

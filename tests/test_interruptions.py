@@ -11,10 +11,11 @@ import threading
 from mlflow import MlflowClient
 
 import archive_cli
-from compare import IMPORT_STATE_TAG, SOURCE_RUN_TAG, server_runs
+from compare import server_runs
 from flaky_proxy import FlakyProxy
 from mlflow_archive import export_archive, log_demo_runs
 from servers import start_server
+from tags import IMPORT_STATE_TAG, SOURCE_RUN_TAG
 
 HELD_RUN = 5  # the import is stopped while creating this run
 

@@ -1,10 +1,8 @@
 """Archives on an S3-compatible object store: a real moto server on 127.0.0.1, no mocks."""
 
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import boto3
 import pytest
@@ -12,7 +10,7 @@ import pytest
 import archive_cli
 from compare import compare_servers
 from flaky_proxy import FlakyProxy
-from servers import free_port
+from servers import console_script, free_port
 from tracking_data import build_small_experiment
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -24,7 +22,7 @@ def s3_env(tmp_path_factory):
     port = free_port()
     with open(tmp_path_factory.mktemp("moto") / "moto.log", "wb") as log:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            [console_script("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:

@@ -26,20 +26,20 @@ from mlflow.entities import LoggedModelStatus, Metric
 
 import archive_cli
 from archive_tables import archive_contents, column
-from compare import (
+from compare import all_runs
+from flaky_proxy import FlakyProxy
+from mlflow_archive import export_archive, inspect_archive
+from models_data import model_versions
+from tags import (
     ARCHIVE_TAG_PREFIX,
     LOG_MODEL_HISTORY_TAG,
     SOURCE_EXPERIMENT_TAG,
     SOURCE_RUN_TAG,
-    all_runs,
-    compare_servers,
+    SOURCE_TAG_PREFIX,
+    SOURCE_VERSION_TAG,
+    USER_TAG,
 )
-from flaky_proxy import FlakyProxy
-from mlflow_archive import export_archive, inspect_archive
-from models_data import SOURCE_VERSION_TAG, model_versions
-from tracking_data import USER_TAG, build_small_experiment
-
-SOURCE_TAG_PREFIX = ARCHIVE_TAG_PREFIX + "source."
+from tracking_data import build_small_experiment
 
 
 def dest_runs(uri: str, experiment_name: str) -> list:

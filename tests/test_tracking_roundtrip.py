@@ -44,8 +44,7 @@ from tracking_data import (
     ms,
 )
 
-SOURCE_CREATION_TAG = "mlflow_archive.source.creation_time"
-SOURCE_UPDATE_TAG = "mlflow_archive.source.last_update_time"
+from tags import IMPORT_STATE_TAG, SOURCE_CREATION_TAG, SOURCE_UPDATE_TAG
 
 
 def assert_import_summary(proc, **expected: tuple[int, int, int]) -> dict:
@@ -440,7 +439,7 @@ def _cut_points(path: Path) -> list[tuple[int, str]]:
 
 
 def _run_states(url: str) -> dict[str, str | None]:
-    return {r.info.run_id: r.data.tags.get("mlflow_archive.import_state") for r in server_runs(url)}
+    return {r.info.run_id: r.data.tags.get(IMPORT_STATE_TAG) for r in server_runs(url)}
 
 
 def _assert_one_error(proc, where: str) -> None:
