@@ -91,11 +91,16 @@ def runs(tmp_path_factory):
         "broken cli": ([mlflow, "--help"], {**env, "PYTHONPATH": str(broken_cli)}),
         "no plugin": ([mlflow, "--help"], {**env, "PYTHONPATH": str(no_plugin)}),
     }
-    procs = {
-        key: subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
-        for key, (args, env) in commands_to_run.items()
-    }
-    return {key: (proc, *proc.communicate(timeout=300)) for key, proc in procs.items()}
+    procs = {}
+    try:
+        for key, (args, env) in commands_to_run.items():
+            procs[key] = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
+        return {key: (proc, *proc.communicate(timeout=300)) for key, proc in procs.items()}
+    finally:
+        for proc in procs.values():  # still running only when something above failed
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
 def test_mlflow_help_lists_archive(runs):

@@ -334,14 +334,12 @@ def test_no_use_src_user_id(scratch_server, dest_server, unique_prefix, tmp_path
 
     archive = tmp_path / "users.mlar"
     archive_cli.export(archive, scratch_server.url, "--experiments", name)
-    rename = tmp_path / "rename.csv"
-    rename.write_text(f"old,new\n{name},{name} mine\n", encoding="utf-8")
-    archive_cli.import_(archive, dest_server.url)
-    archive_cli.import_(archive, dest_server.url, "--no-use-src-user-id", "--experiment-rename-file", rename)
+    assert column(archive, "runs", "user_id") == {source_user}
+    # One import only: a second copy of the same source run on the shared destination would be a duplicate
+    # for every comparison of it; the default (the source's user) is checked by every round trip.
+    archive_cli.import_(archive, dest_server.url, "--no-use-src-user-id")
 
-    (kept,) = dest_runs(dest_server.url, name)
-    (mine,) = dest_runs(dest_server.url, f"{name} mine")
-    assert (kept.info.user_id, kept.data.tags.get(USER_TAG)) == (source_user, source_user)
+    (mine,) = dest_runs(dest_server.url, name)
     assert mine.info.user_id == _get_user() != source_user
     assert mine.data.tags.get(USER_TAG) != source_user
 
