@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .errors import ArchiveError, OutputClosedError, one_line
 
@@ -18,7 +18,7 @@ def _is_remote(location: str) -> bool:
 
 
 def _local_path(location: str) -> Path:
-    return Path(urlsplit(location).path if location.startswith("file:") else location).expanduser()
+    return Path(unquote(urlsplit(location).path) if location.startswith("file:") else location).expanduser()
 
 
 class _PipeReader:

@@ -1,4 +1,5 @@
-"""The one way tests run ``mlflow archive``: in-process through click's runner, or as a real process.
+"""The one way tests run ``mlflow archive``: in-process through click's runner, as a real process,
+or (``CliBatch``) hundreds of real processes forked from one interpreter.
 
 In-process (``run``) costs nothing to start, so it is the default for checks of options,
 messages and exit codes. ``run_process`` starts the real ``mlflow`` console script, for the
@@ -11,6 +12,7 @@ Both run with neither MLFLOW_TRACKING_URI nor MLFLOW_REGISTRY_URI set unless a
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import shlex
@@ -18,13 +20,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-MLFLOW = str(Path(sys.executable).parent / "mlflow") if (Path(sys.executable).parent / "mlflow").exists() else "mlflow"
+from servers import console_script
+
+MLFLOW = console_script("mlflow")
 PROCESS_TIMEOUT = 300
 IMPORT_LINE = re.compile(r"^(\w+): (\d+) created, (\d+) already present, (\d+) failed", re.MULTILINE)
 EXPORT_LINE = re.compile(r"^(\w+): (\d+) exported", re.MULTILINE)
@@ -39,6 +44,16 @@ class CliResult:
     returncode: int
     stdout_text: str
     stderr_text: str
+
+    def one_line_error(self) -> str | None:
+        """None if this is a clean failure (non-zero, one `Error: ` line, no traceback), else what is wrong."""
+        if self.returncode == 0:
+            return f"exit code 0, stdout {self.stdout_text!r}"
+        if "Traceback" in self.stdout_text + self.stderr_text:
+            return f"traceback: {self.stderr_text[-2000:]!r}"
+        if not self.stderr_text.startswith("Error: ") or self.stderr_text.count("\n") != 1 or not self.stderr_text.endswith("\n"):
+            return f"stderr is not one `Error: ` line: {self.stderr_text!r}"
+        return None
 
     def describe(self) -> str:
         return (
@@ -130,3 +145,92 @@ def demo_archive(root: Path) -> Path:
     archive = root / "demo.mlar"
     export(archive, uri)
     return archive
+
+
+# -- many runs at once, each a process of its own -----------------------------------------------
+
+_FORK_SERVER = textwrap.dedent(
+    """
+    import json, os, signal, sys, traceback
+    from mlflow_archive.cli import cli
+    import mlflow_archive.inspection  # imported once here, not once per child
+
+    jobs, running, results, width = json.load(open(sys.argv[1])), {}, {}, int(sys.argv[2])
+
+    def child(job):
+        signal.alarm(60)  # a hung reader fails its job (killed by SIGALRM) instead of the whole batch
+        fd = os.open(job["stdin"], os.O_RDONLY)
+        os.dup2(fd, 0)
+        for target, path in ((1, job["out"]), (2, job["err"])):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(fd, target)
+        code = 1
+        try:
+            cli.main(args=job["args"], prog_name="mlflow-archive")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def reap():
+        pid, status = os.wait()
+        results[running.pop(pid)] = os.waitstatus_to_exitcode(status)
+
+    for i, job in enumerate(jobs):
+        while len(running) >= width:
+            reap()
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            child(job)
+        running[pid] = i
+    while running:
+        reap()
+    print(json.dumps([results[i] for i in range(len(jobs))]))
+    """
+)
+
+
+class CliBatch:
+    """Runs the `mlflow-archive` CLI once per job, each in its own process, with the job's bytes on stdin.
+
+    One Python process pays for the imports, then forks one child per job that runs the
+    CLI's click entry point (what the console script calls) with its own stdin, stdout,
+    stderr and exit code, so hundreds of damaged archives are checked in seconds. The
+    batch runs in the background until ``results()`` is called. In ``args``, ``{file}``
+    stands for the job's bytes as a file path.
+    """
+
+    def __init__(self, tmp: Path, jobs: list[tuple[list[str], bytes]], width: int = 1) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.specs = []
+        for i, (args, stdin) in enumerate(jobs):
+            path = tmp / f"job{i}.mlar"
+            path.write_bytes(stdin)
+            args = [str(path) if a == "{file}" else a for a in args]
+            self.specs.append({"args": args, "stdin": str(path), "out": f"{tmp}/job{i}.out", "err": f"{tmp}/job{i}.err"})
+        (tmp / "jobs.json").write_text(json.dumps(self.specs))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _FORK_SERVER, str(tmp / "jobs.json"), str(width)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def results(self) -> list[CliResult]:
+        try:
+            out, err = self.proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        assert self.proc.returncode == 0, err
+        results = []
+        for spec, code in zip(self.specs, json.loads(out), strict=True):
+            results.append(CliResult(shlex.join(["mlflow-archive", *spec["args"]]), code, Path(spec["out"]).read_text(), Path(spec["err"]).read_text()))
+            for key in ("stdin", "out", "err"):
+                os.unlink(spec[key])
+        return results
+

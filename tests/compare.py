@@ -27,15 +27,16 @@ from typing import Callable, Iterable
 from mlflow import MlflowClient
 from mlflow.entities import Experiment, Run, ViewType
 
-ARCHIVE_TAG_PREFIX = "mlflow_archive."
-SOURCE_RUN_TAG = "mlflow_archive.source_run_id"
-SOURCE_EXPERIMENT_TAG = "mlflow_archive.source_experiment_id"
-PARENT_TAG = "mlflow.parentRunId"
-LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"  # classic models: its entries name their run
-# The importer marks its runs partial until all their data is in; a run left partial by an
-# interrupted import is deleted and marked abandoned by the next import, which starts over.
-IMPORT_STATE_TAG = "mlflow_archive.import_state"
-ABANDONED = "abandoned"
+from tags import (
+    ABANDONED,
+    ARCHIVE_TAG_PREFIX,
+    IMPORT_STATE_TAG,
+    LOG_MODEL_HISTORY_TAG,
+    PARENT_TAG,
+    SOURCE_EXPERIMENT_TAG,
+    SOURCE_RUN_TAG,
+)
+
 DEFAULT_EXPERIMENT_NAME = "Default"
 
 

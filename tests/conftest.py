@@ -1,47 +1,45 @@
+"""Fixtures of the whole suite: the sample archive, and real ``mlflow server`` processes.
+
+Servers (tests/servers.py): ``source_server`` with the shared data set ``tracking_dataset``
+(tests/tracking_data.py), ``scratch_server`` (a shared source for small per-test data under
+``unique_prefix`` names), ``dest_server`` (a shared destination), ``module_dest_server`` and
+``fresh_dest_server`` (empty, per module and per test), ``legacy_server`` (MLflow 2.22). A server
+starts only when a selected test needs one; when the first is asked for, the pool queues every
+server the selected tests will need, in the order they will need them, so startups overlap with
+the tests. Every server is stopped at the end of the session, or of its module or test.
+"""
+
+import os
+import re
+import threading
+import uuid
+
 import pytest
 
 from samples import build_sample
-
-
-@pytest.fixture(scope="session")
-def sample(tmp_path_factory):
-    """The sample archive (tests/samples.py): every table, every member kind, edge values."""
-    return build_sample(tmp_path_factory.mktemp("sample"))
-
-
-# ===========================================================================================
-# Real tracking servers for the round-trip tests (tests/servers.py, tests/tracking_data.py,
-# tests/compare.py). Fixtures: source_server, tracking_dataset, dest_server, scratch_server,
-# legacy_server (MLflow 2.22), module_dest_server, fresh_dest_server, unique_prefix. A server starts only when a selected
-# test needs one; when the first is asked for, the pool queues every server the selected
-# tests will need, in the order they will need them, so startups overlap with the tests.
-# ===========================================================================================
-import os as _srv_os
-
-import pytest as _srv_pytest
+from servers import prepare_legacy_venv, start_legacy_server_async, start_server_async, stop_all, timings
+from tracking_data import build_dataset
 
 # A dead or hung server must fail a test fast, not after minutes of retries.
-_srv_os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-_srv_os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
 # No usage reports from test processes and the CLI subprocesses they start.
-_srv_os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-_SRV_NAMED_FIXTURES = {
+NAMED_SERVER_FIXTURES = {
     "source_server": "source",
     "tracking_dataset": "source",
     "dest_server": "dest",
     "scratch_server": "scratch",
     "legacy_server": "legacy",
 }
-_SRV_FRESH_LOOKAHEAD = 2  # fresh servers started ahead of the test that takes them
+FRESH_LOOKAHEAD = 2  # fresh servers started ahead of the test that takes them
 
 
 class _ServerPool:
     """Starts ``mlflow server`` processes ahead of need and stops them all at the end."""
 
     def __init__(self, base, plan):
-        import threading
-
         self._base = base
         self._lock = threading.Lock()
         self._named = {}
@@ -52,14 +50,12 @@ class _ServerPool:
         self._fresh_demand = plan.count("fresh")
         for entry in plan:
             if entry == "fresh":
-                if len(self._fresh) < _SRV_FRESH_LOOKAHEAD:
+                if len(self._fresh) < FRESH_LOOKAHEAD:
                     self._fresh.append(self._submit("fresh"))
             else:
                 self._named_future(entry)
 
     def _submit(self, label):
-        from servers import start_legacy_server_async, start_server_async
-
         self._count += 1
         start = start_legacy_server_async if label == "legacy" else start_server_async
         future = start(self._base / f"{self._count:02d}-{label}")
@@ -79,13 +75,11 @@ class _ServerPool:
         with self._lock:
             future = self._fresh.pop(0) if self._fresh else self._submit("fresh")
             self._fresh_demand = max(self._fresh_demand - 1, 0)
-            while len(self._fresh) < min(self._fresh_demand, _SRV_FRESH_LOOKAHEAD):
+            while len(self._fresh) < min(self._fresh_demand, FRESH_LOOKAHEAD):
                 self._fresh.append(self._submit("fresh"))
         return future.result()
 
     def stop_all(self):
-        from servers import stop_all
-
         started = []
         for future in self._all:
             if future.cancel():  # still queued: never started
@@ -97,12 +91,12 @@ class _ServerPool:
         stop_all(started)
 
 
-def _srv_plan(items):
+def _server_plan(items):
     plan, seen_modules = [], set()
     for item in items:
         names = getattr(item, "fixturenames", ())
         for fixture in names:
-            server = _SRV_NAMED_FIXTURES.get(fixture)
+            server = NAMED_SERVER_FIXTURES.get(fixture)
             if server is not None and server not in plan:
                 plan.append(server)
         if "module_dest_server" in names and getattr(item, "module", None) not in seen_modules:
@@ -118,14 +112,10 @@ def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     if any("legacy_server" in getattr(item, "fixturenames", ()) for item in session.items):
-        from servers import prepare_legacy_venv
-
         prepare_legacy_venv()
 
 
 def pytest_terminal_summary(terminalreporter):
-    from servers import timings
-
     if timings:
         terminalreporter.write_line(
             f"MLflow 2.x test server: virtualenv build {timings.get('venv_build', 0):.1f} s (0: cached), "
@@ -133,46 +123,44 @@ def pytest_terminal_summary(terminalreporter):
         )
 
 
-@_srv_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def mlflow_server_pool(request, tmp_path_factory):
-    pool = _ServerPool(tmp_path_factory.mktemp("mlflow-servers"), _srv_plan(getattr(request.session, "items", [])))
+    pool = _ServerPool(tmp_path_factory.mktemp("mlflow-servers"), _server_plan(getattr(request.session, "items", [])))
     yield pool
     pool.stop_all()
 
 
-@_srv_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def source_server(mlflow_server_pool):
     """The server holding the shared data set (``tracking_dataset``); tests must not change it."""
     return mlflow_server_pool.named("source")
 
 
-@_srv_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def tracking_dataset(source_server):
     """The shared data set of tests/tracking_data.py, built once on ``source_server``."""
-    from tracking_data import build_dataset
-
     return build_dataset(source_server.url)
 
 
-@_srv_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def dest_server(mlflow_server_pool):
     """A destination shared by the session: tests must use names from ``unique_prefix``."""
     return mlflow_server_pool.named("dest")
 
 
-@_srv_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def scratch_server(mlflow_server_pool):
     """A source shared by the session for small per-test data under ``unique_prefix`` names."""
     return mlflow_server_pool.named("scratch")
 
 
-@_srv_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def legacy_server(mlflow_server_pool):
     """An MLflow 2.22 server (tests/servers.py builds and caches its virtualenv); tests use ``unique_prefix`` names."""
     return mlflow_server_pool.named("legacy")
 
 
-@_srv_pytest.fixture(scope="module")
+@pytest.fixture(scope="module")
 def module_dest_server(mlflow_server_pool):
     """An empty destination for the tests of one module."""
     server = mlflow_server_pool.fresh()
@@ -180,7 +168,7 @@ def module_dest_server(mlflow_server_pool):
     server.stop_in_background()
 
 
-@_srv_pytest.fixture
+@pytest.fixture
 def fresh_dest_server(mlflow_server_pool):
     """An empty destination for one test."""
     server = mlflow_server_pool.fresh()
@@ -188,12 +176,14 @@ def fresh_dest_server(mlflow_server_pool):
     server.stop_in_background()
 
 
-@_srv_pytest.fixture
+@pytest.fixture
 def unique_prefix(request):
     """A prefix no other test uses, for experiment names on the shared servers."""
-    import re
-    import uuid
-
     stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name.removeprefix("test_"))[:30].strip("-")
     return f"{stem}-{uuid.uuid4().hex[:8]}-"
-# ============================ end of real-server fixtures ==================================
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """The sample archive (tests/samples.py): every table, every member kind, edge values."""
+    return build_sample(tmp_path_factory.mktemp("sample"))

@@ -2,7 +2,8 @@
 
 ``FlakyProxy(target_url, fail)`` listens on 127.0.0.1 and records every request; ``fail(n, method, path)`` says what the
 n-th request gets: None (forwarded), an HTTP status to answer instead (e.g. 503), or "drop"
-to close the connection without an answer, as a worker that restarts mid-request does.
+to close the connection without an answer, as a worker that restarts mid-request does; ``vanish()`` stops it
+listening, so that the next connections are refused.
 Failed requests never reach the server, so what the server holds stays deterministic.
 """
 
@@ -70,6 +71,10 @@ class FlakyProxy:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def vanish(self) -> None:
+        """Stop listening: connections from now on are refused, as by a server that went away."""
         self.server.shutdown()
         self.server.server_close()
+
+    def __exit__(self, *exc) -> None:
+        self.vanish()

@@ -27,11 +27,8 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus, ViewType
 from sklearn.linear_model import LinearRegression
 
-ARCHIVE_TAG_PREFIX = "mlflow_archive."
-SOURCE_RUN_TAG = "mlflow_archive.source_run_id"
-SOURCE_MODEL_ID_TAG = "mlflow_archive.source_model_id"
-SOURCE_MODEL_NAME_TAG = "mlflow_archive.source_model_name"
-SOURCE_VERSION_TAG = "mlflow_archive.source_version"
+from tags import ARCHIVE_TAG_PREFIX, SOURCE_MODEL_ID_TAG, SOURCE_MODEL_NAME_TAG, SOURCE_RUN_TAG, SOURCE_VERSION_TAG
+
 SOURCES_EXPERIMENT = "mlflow-archive-model-sources"
 PIP_REQUIREMENTS = ["scikit-learn"]
 
@@ -138,6 +135,16 @@ def dest_logged_models_by_source(uri: str) -> dict[str, list]:
 def download(uri: str, artifact_uri: str, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(target), tracking_uri=uri))
+
+
+def model_files(uri: str, artifact_location: str, target: Path, where: str, diffs: list[str]) -> dict[str, bytes]:
+    """A logged model's files by relative path; none for a model whose location holds nothing."""
+    try:
+        return files_under(download(uri, artifact_location, target))
+    except Exception as exc:
+        if "No such file" not in str(exc) and "not found" not in str(exc).lower():
+            diffs.append(f"{where}: cannot download files: {type(exc).__name__}: {str(exc)[:200]}")
+        return {}
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -524,19 +531,10 @@ def compare_logged_models(
 
         # files: identical, except MLmodel whose IDs and location point at the destination
         target = workdir / source_id
-        try:
-            src_files = files_under(download(source_uri, s.artifact_location, target / "src"))
-        except Exception as exc:  # a model without files
-            src_files = {}
-            if "No such file" not in str(exc) and "not found" not in str(exc).lower():
-                diffs.append(f"{where}: cannot download source files: {exc}")
+        src_files = model_files(source_uri, s.artifact_location, target / "src", f"{where}: source", diffs)
         if expect_files and "MLmodel" not in src_files:
             diffs.append(f"{where}: no MLmodel downloaded from the source (test setup error?): {sorted(src_files)}")
-        try:
-            dst_files = files_under(download(dest_uri, d.artifact_location, target / "dst")) if src_files else {}
-        except Exception as exc:
-            diffs.append(f"{where}: cannot download destination files: {type(exc).__name__}: {str(exc)[:200]}")
-            continue
+        dst_files = model_files(dest_uri, d.artifact_location, target / "dst", f"{where}: destination", diffs)
         if sorted(src_files) != sorted(dst_files):
             diffs.append(f"{where}: files source {sorted(src_files)}, destination {sorted(dst_files)}")
         for path in sorted(set(src_files) & set(dst_files)):

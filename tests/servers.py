@@ -28,10 +28,13 @@ STOP_TIMEOUT = 5.0
 _LOG_TAIL = 4000
 
 
-def _mlflow_executable() -> str:
-    """The ``mlflow`` console script of the interpreter running the tests."""
-    candidate = Path(sys.executable).parent / "mlflow"
-    return str(candidate) if candidate.exists() else "mlflow"
+def console_script(name: str) -> str:
+    """A console script (``mlflow``, ``mlflow-archive``, ``moto_server``) of the interpreter running the tests,
+    never whatever comes first on PATH."""
+    candidate = Path(sys.executable).parent / name
+    if not candidate.exists():
+        raise FileNotFoundError(f"{name} is not installed next to {sys.executable}")
+    return str(candidate)
 
 
 def free_port() -> int:
@@ -151,7 +154,7 @@ def _launch(root: Path, port: int, venv: Path | None) -> MlflowServer:
     log_path = root / f"server-{port}.log"
     log_file = open(log_path, "wb")
     cmd = [
-        str(venv / "bin" / "mlflow") if venv else _mlflow_executable(),
+        str(venv / "bin" / "mlflow") if venv else console_script("mlflow"),
         "server",
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", str(artifacts),

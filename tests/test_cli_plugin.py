@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+import archive_cli
 import mlflow_archive
-from samples import script
+from servers import console_script
 
 PACKAGE = Path(mlflow_archive.__file__).parent
 MLFLOW_OWN_COMMANDS = {"experiments", "runs", "server", "db", "models", "artifacts", "gc"}
@@ -45,23 +46,34 @@ def shadow_package(root: Path, *, plugin: bool, cli_source: str | None) -> Path:
     return root
 
 
-def test_plugin_import_is_cheap():
-    """Importing the hook (what `import mlflow` pays for us) takes under 10 ms and loads nothing heavy."""
+# What importing the hook may load: MLflow imports it on every `import mlflow`, so it must stay cheap.
+PLUGIN_MAY_IMPORT = {"mlflow_archive", "mlflow_archive._plugin"}
+
+
+def test_plugin_import_loads_nothing_heavy():
+    """Importing the hook loads only the package's ``__init__`` and the hook itself: no MLflow, no pyarrow, no CLI."""
     code = (
-        "import sys, time, pathlib, importlib.metadata, importlib.abc, importlib.util, click\n"
-        "start = time.perf_counter()\n"
+        "import sys\n"
+        "before = set(sys.modules)\n"
         "import mlflow_archive._plugin\n"
-        "took = time.perf_counter() - start\n"
-        "heavy = sorted(m for m in ('pyarrow', 'zstandard', 'orjson', 'mlflow', 'mlflow_archive.cli',\n"
-        "                           'mlflow_archive.archive') if m in sys.modules)\n"
-        "print(took, ','.join(heavy))\n"
+        "print('\\n'.join(sorted(set(sys.modules) - before)))\n"
     )
-    times = []
-    for _ in range(5):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-        assert out[1:] == [], f"importing the plugin loaded {out[1]}"
-        times.append(float(out[0]))
-    assert min(times) < 0.010, f"importing mlflow_archive._plugin took {min(times) * 1000:.1f} ms at best ({times})"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    ours = {m for m in loaded if m.split(".")[0] == "mlflow_archive"}
+    assert ours == PLUGIN_MAY_IMPORT, f"importing the plugin loaded {sorted(ours - PLUGIN_MAY_IMPORT)}"
+    heavy = {m.split(".")[0] for m in loaded} & {"mlflow", "pyarrow", "zstandard", "orjson", "pandas", "numpy", "boto3"}
+    assert not heavy, f"importing the plugin loaded {sorted(heavy)}"
+
+
+def test_every_command_has_help():
+    from mlflow_archive.cli import cli
+
+    names = sorted(cli.commands)
+    assert {"export", "import", "inspect", "verify", "demo"} <= set(names), names
+    for name in names:
+        result = archive_cli.run(name, "--help")
+        assert f" {name} [OPTIONS]" in result.stdout_text.splitlines()[0], result.describe()
+        assert "--help" in result.stdout_text and result.stderr_text == "", result.describe()
 
 
 @pytest.fixture(scope="module")
@@ -71,19 +83,24 @@ def runs(tmp_path_factory):
     broken_cli = shadow_package(tmp / "broken-cli", plugin=True,
                                 cli_source='raise ImportError("simulated: a dependency of the CLI is missing")\n')
     no_plugin = shadow_package(tmp / "no-plugin", plugin=False, cli_source=None)
-    mlflow = script("mlflow")
+    mlflow = console_script("mlflow")
     commands_to_run = {
         "mlflow": ([mlflow, "--help"], env),
         "mlflow archive": ([mlflow, "archive", "--help"], env),
-        "mlflow-archive": ([script("mlflow-archive"), "--help"], env),
+        "mlflow-archive": ([console_script("mlflow-archive"), "--help"], env),
         "broken cli": ([mlflow, "--help"], {**env, "PYTHONPATH": str(broken_cli)}),
         "no plugin": ([mlflow, "--help"], {**env, "PYTHONPATH": str(no_plugin)}),
     }
-    procs = {
-        key: subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
-        for key, (args, env) in commands_to_run.items()
-    }
-    return {key: (proc, *proc.communicate(timeout=300)) for key, proc in procs.items()}
+    procs = {}
+    try:
+        for key, (args, env) in commands_to_run.items():
+            procs[key] = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
+        return {key: (proc, *proc.communicate(timeout=300)) for key, proc in procs.items()}
+    finally:
+        for proc in procs.values():  # still running only when something above failed
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
 def test_mlflow_help_lists_archive(runs):

@@ -1,7 +1,7 @@
 """The archive format and its container: round trip, damage, forward compatibility, golden v1, interop.
 
 Every damaged archive is checked twice: through the `verify` CLI, each in its own process
-(see samples.CliBatch), and through ArchiveReader, which must never hand out a member that
+(see archive_cli.CliBatch), and through ArchiveReader, which must never hand out a member that
 was damaged.
 """
 
@@ -34,11 +34,12 @@ from mlflow_archive.errors import ArchiveError, DamagedArchiveError, Unsupported
 from mlflow_archive.inspection import inspect_archive, verify_archive
 from mlflow_archive.members import encode_arrows, encode_parquet
 from mlflow_archive.schemas import TABLES
+from archive_cli import CliBatch
+from servers import console_script
 from samples import (
     LONG,
     MTIME,
     UNICODE,
-    CliBatch,
     RawArchive,
     artifact_tar,
     build_sample,
@@ -49,7 +50,6 @@ from samples import (
     pax_records,
     read_back,
     same,
-    script,
     ustar_header,
 )
 
@@ -89,7 +89,7 @@ def test_round_trip_through_mlflow_cli_pipes(sample, tmp_path, damage):
     # (Requesting `damage` starts the damage tests' CLI batch now, so it runs alongside these two processes.)
     path = tmp_path / "sample.mlar"
     path.write_bytes(sample.data)
-    mlflow = script("mlflow")
+    mlflow = console_script("mlflow")
 
     def pipeline(*args):  # cat FILE | mlflow archive ARGS -
         cat = subprocess.Popen(["cat", str(path)], stdout=subprocess.PIPE)
@@ -571,7 +571,7 @@ def test_truncation_at_any_offset_is_detected(sample, damage):
         if problem:
             failures.append(f"truncated to {n} bytes ({region.kind} of {region.member}): {problem}")
     for n, result in zip(damage.truncations, damage.cli_truncations()):
-        problem = result.one_line_error() or (result.stdout and f"stdout {result.stdout!r}")
+        problem = result.one_line_error() or (result.stdout_text and f"stdout {result.stdout_text!r}")
         if problem:
             failures.append(f"verify of the file truncated to {n} bytes: {problem}")
     assert not failures, "\n".join(failures)
@@ -592,7 +592,7 @@ def test_every_single_bit_flip_is_detected(sample, damage):
             failures.append(f"bit {bit} of byte {pos} ({region.kind} of {region.member}, "
                             f"{data[pos:pos + 1]!r} at +{pos - region.start}): {problem}")
     for (pos, bit), result in zip(damage.flips, damage.cli_flips()):
-        problem = result.one_line_error() or (result.stdout and f"stdout {result.stdout!r}")
+        problem = result.one_line_error() or (result.stdout_text and f"stdout {result.stdout_text!r}")
         if problem:
             failures.append(f"verify with bit {bit} of byte {pos} flipped: {problem}")
     assert not failures, f"{len(failures)} undetected:\n" + "\n".join(failures)
@@ -640,15 +640,15 @@ def test_named_damage(sample, damage, name):
         assert result.paths == ["ok.txt"]
     cli = damage.cli_named(name)
     assert cli.one_line_error() is None, cli.one_line_error()
-    assert phrase in cli.stderr
-    assert cli.stdout == ""
+    assert phrase in cli.stderr_text
+    assert cli.stdout_text == ""
 
 
 def test_version_messages(damage):
-    newer = damage.cli_named("newer_version").stderr
+    newer = damage.cli_named("newer_version").stderr_text
     assert newer.startswith(f"Error: This archive needs format reader version {READER_VERSION + 1},")
     assert "`pip install -U mlflow-archive`" in newer
-    feature = damage.cli_named("required_feature").stderr
+    feature = damage.cli_named("required_feature").stderr_text
     assert "zstd-dictionaries" in feature and "`pip install -U mlflow-archive`" in feature
     for name in ("newer_version", "required_feature"):
         with pytest.raises(UnsupportedArchiveError):
@@ -736,9 +736,9 @@ def test_unknown_members_are_skipped_and_listed(forward_cli):
     assert names == ["experiments/000001/experiments-0001.parquet", "runs/000001/run_tags-0001.parquet"]
     assert reader.ignored == ["future/000001/thing-0001.bin", "runs/000001/newtable-0001.parquet"]
     cli = forward_cli["future_members"]
-    assert cli.returncode == 0, cli.stderr
-    assert cli.stdout.endswith(", 2 unknown member(s) ignored.\n")
-    assert cli.stdout.startswith(f"OK: format version {WRITER_VERSION}, 6 members, 2 table rows,")
+    assert cli.returncode == 0, cli.stderr_text
+    assert cli.stdout_text.endswith(", 2 unknown member(s) ignored.\n")
+    assert cli.stdout_text.startswith(f"OK: format version {WRITER_VERSION}, 6 members, 2 table rows,")
 
 
 def test_unknown_columns_are_dropped(forward_cli):
@@ -750,8 +750,8 @@ def test_unknown_columns_are_dropped(forward_cli):
     assert tables["spans"].to_pylist() == [complete("spans", {
         "trace_id": "t", "span_id": "s", "name": "n", "start_time_ns": 1, "status_code": "OK",
         "attributes_json": "{}", "events_json": "[]"})]
-    assert forward_cli["extra_columns"].returncode == 0, forward_cli["extra_columns"].stderr
-    assert "2 table rows" in forward_cli["extra_columns"].stdout
+    assert forward_cli["extra_columns"].returncode == 0, forward_cli["extra_columns"].stderr_text
+    assert "2 table rows" in forward_cli["extra_columns"].stdout_text
 
 
 def test_unknown_header_trailer_and_comment_fields_are_ignored(forward_cli):
@@ -760,8 +760,8 @@ def test_unknown_header_trailer_and_comment_fields_are_ignored(forward_cli):
     assert [m.read_table().num_rows for m in reader] == [1]
     assert reader.trailer["future_trailer_field"] == "x"
     assert reader.ignored == []
-    assert forward_cli["unknown_fields"].returncode == 0, forward_cli["unknown_fields"].stderr
-    assert forward_cli["unknown_fields"].stdout.startswith("OK: format version 1, 3 members, 1 table rows,")
+    assert forward_cli["unknown_fields"].returncode == 0, forward_cli["unknown_fields"].stderr_text
+    assert forward_cli["unknown_fields"].stdout_text.startswith("OK: format version 1, 3 members, 1 table rows,")
 
 
 # == 4. Golden v1 ===========================================================================

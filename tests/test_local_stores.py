@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 import archive_cli
+from tags import SOURCE_MODEL_ID_TAG
 
 MODEL = "local-store-model"
 
@@ -51,7 +52,7 @@ def test_model_versions_import_into_sqlite(registry_archive, tmp_path, named_by)
     assert [str(v.version) for v in versions] == ["1"]
     assert versions[0].source.startswith("models:/m-"), versions[0].source
     imported_model = MlflowClient(tracking_uri=dest).get_logged_model(versions[0].source.removeprefix("models:/"))
-    assert imported_model.name == "net" and imported_model.tags.get("mlflow_archive.source_model_id")
+    assert imported_model.name == "net" and imported_model.tags.get(SOURCE_MODEL_ID_TAG)
     assert list(workdir.iterdir()) == [], "the import wrote outside its destination"
 
 

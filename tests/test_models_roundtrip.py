@@ -21,12 +21,10 @@ import pytest
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
-from mlflow_archive.archive import ArchiveReader
-from mlflow_archive.members import ARTIFACTS_EXT
 from mlflow_archive.objects.registry import PLACEHOLDER_TAG
-from mlflow_archive.streams import open_input
 
 import archive_cli
+from archive_tables import archive_contents
 from archive_cli import import_counts, export_counts
 from compare import compare_servers, runs_by_source_id
 from models_data import (
@@ -62,19 +60,6 @@ def import_(path, dest_uri: str, *options, check: bool = False):
 
 def inspect_json(path) -> dict:
     return json.loads(archive_cli.run("inspect", path, "--json").stdout_text)
-
-
-def archive_contents(path) -> tuple[dict[str, list[dict]], list[str]]:
-    """Every table's rows (by table name) and every artifact path of an archive, read with the package's reader."""
-    tables: dict[str, list[dict]] = {}
-    artifacts: list[str] = []
-    with open_input(str(path)) as stream:
-        for member in ArchiveReader(stream):
-            if member.kind == ARTIFACTS_EXT:
-                artifacts += [f"{member.section}:{p}" for p, _ in member.iter_artifacts()]
-            else:
-                tables.setdefault(member.stem, []).extend(member.read_table().to_pylist())
-    return tables, artifacts
 
 
 def fail_on(diffs: list[str], what: str) -> None:
@@ -278,53 +263,50 @@ def test_prompt_is_not_a_registered_model(models_data, models_source, module_des
 
 
 def test_prompt_named_in_models_selector(models_data, models_source, tmp_path):
-    """Naming the prompt explicitly: an error, or an archive without it; never a registered model."""
+    """Naming the prompt in --models is an error (it is no registered model), and writes no archive."""
     path = tmp_path / "prompt.mlar"
-    proc = archive_cli.run("export", "-o", path, "--tracking-uri", models_source.url, "--quiet", "--models", models_data.prompt, check=False)
+    proc = archive_cli.export(path, models_source.url, "--models", models_data.prompt, check=False)
+    assert proc.returncode != 0, describe(proc)
     assert "Traceback" not in proc.stderr_text, describe(proc)
-    if proc.returncode != 0:
-        assert [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")], describe(proc)
-        return
-    assert inspect_json(path)["counts"].get("registered_models", 0) == 0, describe(proc)
+    errors = [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: No registered model named {models_data.prompt!r} on the source; check --models."], describe(proc)
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- 6. --model-rename-file and --delete-model ---------------------------------------------------
 
 
-def test_model_rename_file(models_data, models_source, dest_server, selected_export, tmp_path):
-    data, src, dst = models_data, models_source.url, dest_server.url
-    new_name = f"{data.prefix}renamed main ü"
-    client = client_for(dst)
-    original_before = registry_snapshot(dst, [data.main_model]) if data.main_model in registered_model_names(client) else None
+def rename_models(path, renames: dict[str, str]):
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["old", "new"], *renames.items()])
+    return path
 
-    rename = tmp_path / "models.csv"
-    with rename.open("w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows([["old", "new"], [data.main_model, new_name]])
+
+def test_model_rename_file(models_data, models_source, dest_server, selected_export, unique_prefix, tmp_path):
+    """Both models of the archive renamed to names of this test, so no other test's import is in the way."""
+    data, src, dst = models_data, models_source.url, dest_server.url
+    new_name, new_aux = f"{unique_prefix}renamed main ü", f"{unique_prefix}renamed aux"
+    rename = rename_models(tmp_path / "models.csv", {data.main_model: new_name, data.aux_model: new_aux})
     proc = import_(selected_export[0], dst, "--model-rename-file", rename)
     assert proc.returncode == 0, describe(proc)
     counts = import_counts(proc.stderr_text)
-    assert counts.get("registered_models", (0, 0, 0))[2] == 0 and counts.get("model_versions", (0, 0, 0))[2] == 0, proc.stderr_text
+    assert (counts.get("registered_models"), counts.get("model_versions")) == ((2, 0, 0), (5, 0, 0)), proc.stderr_text
 
-    names = registered_model_names(client)
-    assert new_name in names
-    if original_before is None:
-        assert data.main_model not in names, "the rename file was not applied: the old name was created"
-    else:
-        assert registry_snapshot(dst, [data.main_model]) == original_before, "the model of the old name was changed"
+    names = registered_model_names(client_for(dst))
+    assert {new_name, new_aux} <= names
     maps = id_maps(dst, runs_by_source_id(dst))
     diffs = compare_registered_model(src, dst, data.main_model, maps, dest_name=new_name, restored_from_files={data.deleted_run_version})
-    fail_on(diffs, "the renamed model")
+    diffs += compare_registered_model(src, dst, data.aux_model, maps, dest_name=new_aux)
+    fail_on(diffs, "the renamed models")
     assert predict(dst, f"models:/{new_name}@rescued") == predict(src, f"models:/{data.main_model}@rescued")
 
 
-def test_delete_model(models_data, models_source, dest_server, selected_export):
+def test_delete_model(models_data, models_source, dest_server, selected_export, unique_prefix, tmp_path):
+    """A model of the same name that the destination made itself, with versions of its own, is replaced."""
     data, src, dst = models_data, models_source.url, dest_server.url
     client = client_for(dst)
-    name = data.main_model
-    if name in registered_model_names(client):
-        client.delete_registered_model(name)
-    # a model of the same name that the destination made itself, with versions of its own
-    experiment_id = client.create_experiment(f"{data.prefix}dest only")
+    name, aux = f"{unique_prefix}main", f"{unique_prefix}aux"
+    experiment_id = client.create_experiment(f"{unique_prefix}dest only")
     run_id = client.create_run(experiment_id, run_name="dest-own").info.run_id
     client.log_text(run_id, "not a model", "model/README.txt")
     client.create_registered_model(name, tags={"dest": "only"}, description="destination's own model")
@@ -332,25 +314,25 @@ def test_delete_model(models_data, models_source, dest_server, selected_export):
         client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id, tags={"dest": "own"})
     client.set_registered_model_alias(name, "champion", "2")
 
-    proc = import_(selected_export[0], dst, "--delete-model")
+    rename = rename_models(tmp_path / "models.csv", {data.main_model: name, data.aux_model: aux})
+    proc = import_(selected_export[0], dst, "--delete-model", "--model-rename-file", rename)
     assert proc.returncode == 0, describe(proc)
     counts = import_counts(proc.stderr_text)
-    assert counts.get("registered_models", (0, 0, 0))[0] >= 1, proc.stderr_text
-    assert counts.get("model_versions", (0, 0, 0))[2] == 0, proc.stderr_text
+    assert (counts.get("registered_models"), counts.get("model_versions")) == ((2, 0, 0), (5, 0, 0)), proc.stderr_text
 
     model = client.get_registered_model(name)
     assert "dest" not in model.tags, model.tags
-    assert model.tags.get(SOURCE_MODEL_NAME_TAG) == name
+    assert model.tags.get(SOURCE_MODEL_NAME_TAG) == data.main_model
     versions = model_versions(client, name)
     assert sorted(versions) == data.main_versions
     assert not [v.version for v in versions.values() if v.run_id == run_id or "dest" in v.tags]
     maps = id_maps(dst, runs_by_source_id(dst))
     fail_on(
-        compare_registered_model(src, dst, name, maps, restored_from_files={data.deleted_run_version}),
+        compare_registered_model(src, dst, data.main_model, maps, dest_name=name, restored_from_files={data.deleted_run_version}),
         "the model replaced with --delete-model",
     )
-    assert predict(dst, f"models:/{name}@champion") == predict(src, f"models:/{name}@champion")
-    assert predict(dst, f"models:/{name}@rescued") == predict(src, f"models:/{name}@rescued")
+    assert predict(dst, f"models:/{name}@champion") == predict(src, f"models:/{data.main_model}@champion")
+    assert predict(dst, f"models:/{name}@rescued") == predict(src, f"models:/{data.main_model}@rescued")
     holder = client.get_run(versions[data.deleted_run_version].run_id)
     assert client.get_experiment(holder.info.experiment_id).name == SOURCES_EXPERIMENT
 
@@ -359,7 +341,10 @@ def test_delete_model(models_data, models_source, dest_server, selected_export):
 
 
 def test_logged_models_without_files(scratch_server, dest_server, unique_prefix, tmp_path):
-    """A FAILED model and an external model: logged models without any artifacts."""
+    """A FAILED model (no files at all) and an external model (only the MLmodel MLflow writes for it).
+
+    The destination's files are listed either way, so files that should not be there are reported.
+    """
 
     src, dst = scratch_server.url, dest_server.url
     client = client_for(src)

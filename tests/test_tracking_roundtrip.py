@@ -44,8 +44,7 @@ from tracking_data import (
     ms,
 )
 
-SOURCE_CREATION_TAG = "mlflow_archive.source.creation_time"
-SOURCE_UPDATE_TAG = "mlflow_archive.source.last_update_time"
+from tags import IMPORT_STATE_TAG, SOURCE_CREATION_TAG, SOURCE_UPDATE_TAG
 
 
 def assert_import_summary(proc, **expected: tuple[int, int, int]) -> dict:
@@ -165,7 +164,8 @@ def test_full_roundtrip(tracking_dataset, source_server, module_dest_server, ful
     assert PARENT_TAG not in parent.data.tags
     assert child.data.tags[PARENT_TAG] == parent.info.run_id
     assert grandchild.data.tags[PARENT_TAG] == child.info.run_id
-    assert {child.info.run_id, grandchild.info.run_id}.isdisjoint(data.all_run_ids)
+    for role, run in (("parent", parent), ("child", child), ("grandchild", grandchild)):
+        assert run.data.tags.get(SOURCE_RUN_TAG) == data.runs[role], f"{role}: the run map does not lead back to its source"
 
     # deleted objects arrive deleted
     assert dest.get_run(run_map[data.runs["deleted"]]).info.lifecycle_stage == "deleted"
@@ -439,7 +439,7 @@ def _cut_points(path: Path) -> list[tuple[int, str]]:
 
 
 def _run_states(url: str) -> dict[str, str | None]:
-    return {r.info.run_id: r.data.tags.get("mlflow_archive.import_state") for r in server_runs(url)}
+    return {r.info.run_id: r.data.tags.get(IMPORT_STATE_TAG) for r in server_runs(url)}
 
 
 def _assert_one_error(proc, where: str) -> None:

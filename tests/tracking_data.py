@@ -22,9 +22,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param
 
-PARENT_TAG = "mlflow.parentRunId"
-NOTE_TAG = "mlflow.note.content"
-USER_TAG = "mlflow.user"
+from tags import NOTE_TAG, PARENT_TAG, USER_TAG
+
 
 EXPERIMENT_MAIN = "实验 ü 🚀 main"
 EXPERIMENT_WINDOWS = "time windows ⏱"

@@ -83,8 +83,8 @@ class Importer:
             SOURCE_TAG_PREFIX + "experiment_id": row["experiment_id"],
             SOURCE_TAG_PREFIX + "tracking_uri": str(source.get("tracking_uri")),
         }
-        for key in ("creation_time", "last_update_time"):
-            if row[key] is not None:
+        for key in ("artifact_location", "creation_time", "last_update_time"):
+            if row.get(key) is not None:
                 tags[SOURCE_TAG_PREFIX + key] = str(row[key])
         return tags
 
