@@ -458,9 +458,23 @@ class TrackingSource(_Endpoint):
         Going by URI (known from the run or model listing) saves the lookup a run-ID download makes.
         """
         repository = _artifact_repository(artifact_uri, self.uri)
-        # Each top-level entry on its own: a download of "" would list the root twice more.
-        for entry in repository.list_artifacts(""):
-            repository.download_artifacts(entry.path, str(destination))
+        # One listing per folder and one request per file: MLflow's download_artifacts would list the
+        # root twice, and a folder's (or file's) path once more before it.
+        root = destination.resolve()
+        downloads, folders = [], [""]
+        while folders:
+            for entry in repository.list_artifacts(folders.pop()):
+                local = (root / entry.path).resolve()
+                if not local.is_relative_to(root):
+                    raise SourceError(f"the artifact listing of {artifact_uri} names a path outside it: {entry.path!r}")
+                if entry.is_dir:
+                    local.mkdir(parents=True, exist_ok=True)
+                    folders.append(entry.path)
+                else:
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    downloads.append(repository.thread_pool.submit(repository._download_file, entry.path, str(local)))
+        for download in downloads:
+            download.result()
         return destination
 
     def download_version(self, name: str, version: str, destination: Path) -> Path:
