@@ -18,6 +18,11 @@ What it does, in this order:
    ``log_batch``, 1000 per call, into a fresh experiment on the destination, from 1 thread,
    then from ``--workers`` threads. Runs are created before the clock starts.
 
+With ``--latency-ms 0,20,50``, steps 3-6 run again at each latency with a local proxy (tests/flaky_proxy.py)
+in front of each server that adds that delay to every request's round trip, as between two clouds, into a
+new empty destination each time; a last table gives, per latency, requests per run, runs/s, points/s and the
+ratio of export to the raw paged reads and of import to the raw ``log_batch`` writes at the same latency.
+
 Export and import run in their own child processes, so "peak RSS" is the high-water
 mark (VmHWM) of the process doing that phase alone; "RSS ready" is its RSS once
 MLflow and mlflow_archive are imported, before the call. The child also counts every
@@ -57,6 +62,9 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import workload  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent / "tests"))
+from flaky_proxy import FlakyProxy  # noqa: E402  (the tests' proxy, with latency)
 
 TARGET_RATIO = 1.25
 TARGET_BYTES_PER_POINT = 10.0
@@ -431,6 +439,20 @@ def request_rows(phase: Phase, runs: int) -> list[list[str]]:
     return rows
 
 
+def latency_rows(by: dict, latencies: list[int], n: int, runs: int) -> list[list[str]]:
+    """Export against raw paged history reads, import against raw log_batch writes, at each latency."""
+    rows = []
+    for latency in latencies:
+        suffix = f" @{latency} ms" if latency else ""
+        for ours, limit in (("export_archive", "read get_metric_history"), ("import_archive", "write log_batch")):
+            p, lim = by[(f"ours: {ours}" + suffix, n)], by[(f"limit: {limit}" + suffix, n)]
+            s = max(p.seconds, 1e-9)
+            requests = sum(v[0] for v in p.requests.values())
+            rows.append([str(latency), ours, f"{requests / max(runs, 1):.2f}", f"{p.runs / s:.1f}", _fmt(p.points / s),
+                         f"{p.seconds:.1f}", f"{lim.seconds:.1f}", f"{p.seconds / max(lim.seconds, 1e-9):.2f}"])
+    return rows
+
+
 def _uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -446,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fill-threads", type=int, default=4, help="client threads filling the source (default 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--values", choices=["mixed", "float64"], default="mixed", help="metric values, see workload.py")
+    parser.add_argument("--latency-ms", default="0",
+                        help="comma-separated round-trip delays added to every request by a local proxy in front of "
+                             "each server, e.g. 0,20,50; export, import and the raw limits run at each (default 0)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (servers' files, archive, logs)")
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="record the export and import children (raw stacks, --idle --threads) and the servers during "
@@ -460,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = workload.get_scale(args.scale)
     n = max(1, args.workers)
+    latencies = [int(x) for x in args.latency_ms.split(",") if x.strip()] or [0]
     tmp = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     servers = [Server(tmp / "source", "source"), Server(tmp / "destination", "destination")]
     log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)  # noqa: E731
@@ -499,39 +525,48 @@ def main(argv: list[str] | None = None) -> int:
                     break
         pairs = [(r.info.run_id, k) for r in runs for k in sorted(r.data.metrics)]
 
-        for threads in (1, n):
-            phase = Phase(f"limit: read get_metric_history", threads, spec.runs, 0)
-            with ServerProfile(source, args.py_spy if threads == n else None, f"server-read-{threads}t"), Measure(phase, source):
-                phase.points = raw_read(source.url, pairs, threads)
-            phase.note = f"{len(pairs)} histories, source server"
-            phases.append(phase)
-            log(f"raw read, {threads} thread(s): {phase.seconds:.1f} s")
-
-        archive = tmp / "bench.mlar"
         results = {}
-        for kind, server in (("export", source), ("import", dest)):
-            phase = Phase(f"ours: {kind}_archive", n, spec.runs, filled.metric_points, filled.artifact_bytes)
-            with ServerProfile(server, args.py_spy, f"server-{kind}"), Measure(phase, server, own_cpu=False):
-                res = run_child(kind, server.url, archive, n, tmp, args.py_spy)
-            results[kind] = res
-            phase.seconds = res["seconds"]  # the call alone, without the child's start and imports
-            phase.client_cpu = res["client_cpu"]
-            phase.peak_rss_mb = res["peak_rss_kb"] / 1024
-            phase.ready_rss_mb = res["ready_rss_kb"] / 1024
-            phase.requests = res["requests"]
-            counts = res["counts"]
-            points_key = "exported" if kind == "export" else "created"
-            phase.points = counts.get("metric_points", {}).get(points_key, 0)
-            phase.note = f"ok={res['ok']}; " + "; ".join(res["lines"]) + f"; code: {res.get('code')}"
-            phases.append(phase)
-            log(f"{kind}: {phase.seconds:.1f} s, ok={res['ok']}")
+        for latency in latencies:
+            suffix = f" @{latency} ms" if latency else ""
+            if latency != latencies[0]:  # an empty destination for each latency: a second import would create nothing
+                dest.stop()
+                dest = Server(tmp / f"destination-{latency}ms", f"destination {latency} ms").start()
+                servers.append(dest)
+            with FlakyProxy(source.url, latency=latency / 1000) as src_proxy, FlakyProxy(dest.url, latency=latency / 1000) as dest_proxy:
+                src_uri = src_proxy.url if latency else source.url
+                dest_uri = dest_proxy.url if latency else dest.url
+                for threads in (1, n) if not latency else (n,):
+                    phase = Phase("limit: read get_metric_history" + suffix, threads, spec.runs, 0)
+                    with ServerProfile(source, args.py_spy if threads == n else None, f"server-read-{threads}t"), Measure(phase, source):
+                        phase.points = raw_read(src_uri, pairs, threads)
+                    phase.note = f"{len(pairs)} histories, source server"
+                    phases.append(phase)
+                    log(f"raw read{suffix}, {threads} thread(s): {phase.seconds:.1f} s")
 
-        for threads in (1, n):
-            phase = Phase("limit: write log_batch", threads, spec.runs, 0)
-            with ServerProfile(dest, args.py_spy if threads == n else None, f"server-write-{threads}t"):
-                raw_write(dest.url, spec, args.seed, args.values, threads, f"{threads}t", phase, dest)
-            phases.append(phase)
-            log(f"raw write, {threads} thread(s): {phase.seconds:.1f} s")
+                archive = tmp / "bench.mlar"
+                for kind, server, uri in (("export", source, src_uri), ("import", dest, dest_uri)):
+                    phase = Phase(f"ours: {kind}_archive" + suffix, n, spec.runs, filled.metric_points, filled.artifact_bytes)
+                    with ServerProfile(server, args.py_spy, f"server-{kind}"), Measure(phase, server, own_cpu=False):
+                        res = run_child(kind, uri, archive, n, tmp, args.py_spy)
+                    results[kind] = res
+                    phase.seconds = res["seconds"]  # the call alone, without the child's start and imports
+                    phase.client_cpu = res["client_cpu"]
+                    phase.peak_rss_mb = res["peak_rss_kb"] / 1024
+                    phase.ready_rss_mb = res["ready_rss_kb"] / 1024
+                    phase.requests = res["requests"]
+                    counts = res["counts"]
+                    points_key = "exported" if kind == "export" else "created"
+                    phase.points = counts.get("metric_points", {}).get(points_key, 0)
+                    phase.note = f"ok={res['ok']}; " + "; ".join(res["lines"]) + f"; code: {res.get('code')}"
+                    phases.append(phase)
+                    log(f"{kind}{suffix}: {phase.seconds:.1f} s, ok={res['ok']}")
+
+                for threads in (1, n) if not latency else (n,):
+                    phase = Phase("limit: write log_batch" + suffix, threads, spec.runs, 0)
+                    with ServerProfile(dest, args.py_spy if threads == n else None, f"server-write-{threads}t"):
+                        raw_write(dest_uri, spec, args.seed, args.values, threads, f"{threads}t{latency}ms", phase, dest)
+                    phases.append(phase)
+                    log(f"raw write{suffix}, {threads} thread(s): {phase.seconds:.1f} s")
     finally:
         for s in servers:
             s.stop()
@@ -544,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- report
     by = {(p.name, p.threads): p for p in phases}
-    export_p, import_p = by[("ours: export_archive", n)], by[("ours: import_archive", n)]
+    first = f" @{latencies[0]} ms" if latencies[0] else ""
+    export_p, import_p = by[("ours: export_archive" + first, n)], by[("ours: import_archive" + first, n)]
     print(f"end:   {end_uptime}")
     print()
     print(table(
@@ -558,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
 
     def ratio_row(ours: Phase, limit_name: str, threads: int, with_create: bool = False) -> list[str]:
-        lim = by[(limit_name, threads)]
+        lim = by[(limit_name + first, threads)]
         limit_seconds = lim.seconds + (lim.create_seconds or 0.0 if with_create else 0.0)
         r = ours.seconds / max(limit_seconds, 1e-9)
         against = f"{limit_name} x{threads}" + (" + its create_run" if with_create else "")
@@ -594,6 +630,10 @@ def main(argv: list[str] | None = None) -> int:
         "lrr",
     ))
     print(f"(artifact files: {filled.artifact_files}, {filled.artifact_bytes / MB:.1f} MB raw; metric points: {filled.metric_points:,})")
+    print()
+    print(f"At each latency (added to every request's round trip by a local proxy), {n} workers / threads:")
+    print(table(["latency ms", "phase", "requests per run", "runs/s", "points/s", "seconds", "raw limit s", "ratio to raw limit"],
+                latency_rows(by, latencies, n, spec.runs)))
     for p in (export_p, import_p):
         print()
         print(f"HTTP requests made by {p.name} ({spec.runs} runs; latency summed over all threads):")

@@ -61,6 +61,11 @@ REACHABLE_TIMEOUT = 10  # seconds for the first request; later requests use MLfl
 PROMPT_FILTER = f"tags.`{IS_PROMPT_TAG_KEY}` = 'true'"
 RECORDS_PAGE_SIZE = 1000  # the server's own default page of dataset records
 TRACE_PAGE_SIZE = 500
+# MLflow's server endpoint for full (not sampled) histories of one key over several runs, no paging;
+# its handler's limits: at most 100 runs per request, at most 25,000 points per answer over all its runs.
+BULK_HISTORY = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+BULK_HISTORY_RUNS = 100
+BULK_HISTORY_POINTS = 25000
 # Back-off between tries of a call the server failed in a way a retry can cure (a worker
 # restarting drops connections, a server under load answers 5xx): 7.5 s in all, on top of
 # MLflow's own retries (MLFLOW_HTTP_REQUEST_MAX_RETRIES). A refused connection or a timeout is
@@ -387,15 +392,89 @@ class TrackingSource(_Endpoint):
             if not token:
                 return
 
+    def bulk_metric_histories(self, run_ids: list[str], key: str) -> tuple[dict[str, list[Metric]], list[str]]:
+        """Full histories of one key for up to BULK_HISTORY_RUNS runs, in as few requests as the limits allow.
+
+        Returns the histories read, and the runs whose history must be read with ``metric_history``:
+        all of them on a store that is not an HTTP server or has no bulk endpoint (older or other hosts),
+        a run whose history alone fills an answer (it may go on), and a run with a value the JSON did not carry
+        as a number (MLflow's server writes NaN and ±infinity as JSON's non-standard literals, which Python reads). An answer is sorted by run: when it is full, every run in it but the last is whole.
+        """
+        histories: dict[str, list[Metric]] = {}
+        pending, paged = list(run_ids), []
+        while pending and self._bulk_history:
+            points = with_retries(self._bulk_history_answer, pending, key)
+            if points is None:
+                break
+            by_run: dict[str, list[dict]] = {}
+            for point in points:
+                by_run.setdefault(point["run_id"], []).append(point)
+            if len(points) < BULK_HISTORY_POINTS:
+                whole = set(pending)
+            else:
+                last = points[-1]["run_id"]
+                whole = set(by_run) - {last}
+                if not whole:
+                    paged.append(last)
+                    whole = {last}
+                    by_run.pop(last)
+            for run_id in whole:
+                history = by_run.get(run_id, [])
+                if all(type(p.get("value")) in (float, int) for p in history):
+                    histories[run_id] = [Metric(key, float(p["value"]), p["timestamp"], p["step"]) for p in history]
+                elif run_id not in paged:
+                    paged.append(run_id)
+            pending = [r for r in pending if r not in whole]
+        return histories, paged + pending
+
+    @functools.cached_property
+    def _bulk_history(self) -> bool:
+        """Whether to try the bulk endpoint: an HTTP server that has not answered 404 for it (yet)."""
+        return self.uri.startswith(("http://", "https://"))
+
+    def _bulk_history_answer(self, run_ids: list[str], key: str) -> list[dict] | None:
+        """The points of one bulk request, sorted by run; None where the server has no such endpoint or refuses it."""
+        import requests
+        from mlflow.utils.rest_utils import http_request
+
+        response = http_request(
+            self.store.get_host_creds(), BULK_HISTORY, "GET",
+            params={"run_id": run_ids, "metric_key": key, "max_results": BULK_HISTORY_POINTS}, raise_on_status=False,
+        )
+        if response.status_code >= 500:
+            raise requests.exceptions.HTTPError(f"{response.status_code} on {BULK_HISTORY}", response=response)
+        if response.status_code == 404:
+            self._bulk_history = False  # not there: every later history goes the paged way at once
+        if response.status_code != 200:
+            return None
+        try:
+            return response.json()["metrics"]
+        except (ValueError, KeyError, TypeError):
+            return None
+
     def download_uri(self, artifact_uri: str, destination: Path) -> Path:
         """Download everything under an artifact URI; a location that holds no files gives an empty folder.
 
         Going by URI (known from the run or model listing) saves the lookup a run-ID download makes.
         """
         repository = _artifact_repository(artifact_uri, self.uri)
-        # Each top-level entry on its own: a download of "" would list the root twice more.
-        for entry in repository.list_artifacts(""):
-            repository.download_artifacts(entry.path, str(destination))
+        # One listing per folder and one request per file: MLflow's download_artifacts would list the
+        # root twice, and a folder's (or file's) path once more before it.
+        root = destination.resolve()
+        downloads, folders = [], [""]
+        while folders:
+            for entry in repository.list_artifacts(folders.pop()):
+                local = (root / entry.path).resolve()
+                if not local.is_relative_to(root):
+                    raise SourceError(f"the artifact listing of {artifact_uri} names a path outside it: {entry.path!r}")
+                if entry.is_dir:
+                    local.mkdir(parents=True, exist_ok=True)
+                    folders.append(entry.path)
+                else:
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    downloads.append(repository.thread_pool.submit(repository._download_file, entry.path, str(local)))
+        for download in downloads:
+            download.result()
         return destination
 
     def download_version(self, name: str, version: str, destination: Path) -> Path:

@@ -1,10 +1,11 @@
-"""A proxy in front of a tracking server that fails some requests as a server under load does.
+"""A proxy in front of a tracking server that fails some requests as a server under load does, or delays them
+as a distant one does.
 
-``FlakyProxy(target_url, fail)`` listens on 127.0.0.1 and records every request; ``fail(n, method, path)`` says what the
-n-th request gets: None (forwarded), an HTTP status to answer instead (e.g. 503), or "drop"
-to close the connection without an answer, as a worker that restarts mid-request does; ``vanish()`` stops it
-listening, so that the next connections are refused.
-Failed requests never reach the server, so what the server holds stays deterministic.
+``FlakyProxy(target_url, fail, latency)`` listens on 127.0.0.1 and records every request; ``fail(n, method, path)``
+says what the n-th request gets: None (forwarded), an HTTP status to answer instead (e.g. 503, or 404 for an
+endpoint an older server lacks), or "drop" to close the connection without an answer, as a worker that restarts
+mid-request does; ``vanish()`` stops it listening, so that the next connections are refused. Failed requests never reach the server, so what the server holds stays deterministic.
+``latency`` (seconds) is added to every request's round trip, as between two clouds (the benchmarks use it too).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import urlsplit
@@ -20,7 +22,7 @@ HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 
 class FlakyProxy:
-    def __init__(self, target_url: str, fail: Callable[[int, str, str], int | str | None]) -> None:
+    def __init__(self, target_url: str, fail: Callable[[int, str, str], int | str | None] | None = None, latency: float = 0.0) -> None:
         target = urlsplit(target_url)
         counter = itertools.count(1)
         self.failures = 0
@@ -36,7 +38,8 @@ class FlakyProxy:
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 proxy.requests.append((self.command, self.path))
-                outcome = fail(next(counter), self.command, self.path)
+                time.sleep(latency)
+                outcome = fail(next(counter), self.command, self.path) if fail else None
                 if outcome is not None:
                     proxy.failures += 1
                     if outcome == "drop":

@@ -33,6 +33,7 @@ from mlflow.utils.mlflow_tags import (
 from ..archive import Member
 from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
 from ..errors import ArchiveError
+from ..endpoints import BULK_HISTORY_POINTS, BULK_HISTORY_RUNS
 from ..members import ARTIFACTS_EXT
 from ._common import ABANDONED, COMPLETE, PARTIAL, ChunkReplay, batches, group_rows, pack_artifacts
 from .experiments import RUN_SOURCE_ID_TAG
@@ -97,13 +98,16 @@ def _kv_rows(runs: list[Run], attribute: str) -> dict[str, list]:
 
 def _history(ctx: ExportContext, run_key: tuple[str, str]) -> pa.Table:
     run_id, key = run_key
-    values, timestamps, steps = [], [], []
-    for page in ctx.source.metric_history(run_id, key):
-        for m in page:
-            values.append(m.value)
-            timestamps.append(m.timestamp)
-            steps.append(m.step)
-    table = pa.table({"value": pa.array(values, pa.float64()), "timestamp": pa.array(timestamps, pa.int64()), "step": pa.array(steps, pa.int64())})
+    return _history_table(run_id, key, [m for page in ctx.source.metric_history(run_id, key) for m in page])
+
+
+def _history_table(run_id: str, key: str, points: list[Metric]) -> pa.Table:
+    """One history as archive rows, sorted by step then timestamp (a stable sort keeps the server's order of ties)."""
+    table = pa.table({
+        "value": pa.array([m.value for m in points], pa.float64()),
+        "timestamp": pa.array([m.timestamp for m in points], pa.int64()),
+        "step": pa.array([m.step for m in points], pa.int64()),
+    })
     table = table.sort_by([("step", "ascending"), ("timestamp", "ascending")])
     n = table.num_rows
     return pa.table(
@@ -115,6 +119,39 @@ def _history(ctx: ExportContext, run_key: tuple[str, str]) -> pa.Table:
             "step": table["step"],
         }
     )
+
+
+def _bulk_groups(runs: list[Run]) -> list[tuple[str, list[str]]]:
+    """(key, runs) groups for bulk history reads: at most BULK_HISTORY_RUNS runs, and about BULK_HISTORY_POINTS
+    points by the estimate ``latest step + 1`` (a wrong estimate costs a request, never a point)."""
+    estimates: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for run in runs:
+        for metric in run.data._metric_objs:  # the latest point of each key: the only place its step is given
+            estimates[metric.key].append((run.info.run_id, min(max(metric.step + 1, 1), BULK_HISTORY_POINTS)))
+    groups = []
+    for key in sorted(estimates):
+        group, points = [], 0
+        for run_id, estimate in estimates[key]:
+            if group and (len(group) == BULK_HISTORY_RUNS or points + estimate > BULK_HISTORY_POINTS):
+                groups.append((key, group))
+                group, points = [], 0
+            group.append(run_id)
+            points += estimate
+        groups.append((key, group))
+    return groups
+
+
+def _metric_tables(ctx: ExportContext, runs: list[Run]):
+    """Every history of the chunk's runs, run by run and key by key: read in bulk where the server can,
+    each remaining history with the paged call."""
+    bulk: dict[tuple[str, str], pa.Table] = {}
+    paged: set[tuple[str, str]] = set()
+    groups = _bulk_groups(runs)
+    for (key, _), (histories, rest) in zip(groups, ctx.ordered_map(lambda g: ctx.source.bulk_metric_histories(g[1], g[0]), groups)):
+        bulk.update({(run_id, key): _history_table(run_id, key, points) for run_id, points in histories.items()})
+        paged.update((run_id, key) for run_id in rest)
+    keys = [(r.info.run_id, key) for r in runs for key in sorted(r.data.metrics)]
+    return ctx.ordered_map(lambda rk: _history(ctx, rk) if rk in paged else bulk.pop(rk), keys)
 
 
 def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
@@ -137,8 +174,7 @@ def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
     chunk.write_table("run_tags", _kv_rows(runs, "tags"))
     points = 0
     with chunk.table("run_metrics") as sink:
-        keys = [(r.info.run_id, key) for r in runs for key in sorted(r.data.metrics)]
-        for history in ctx.ordered_map(lambda rk: _history(ctx, rk), keys):
+        for history in _metric_tables(ctx, runs):
             sink.append(history)
             points += history.num_rows
     chunk.write_table("run_inputs", _input_rows(runs))
