@@ -21,8 +21,11 @@ INSERT_BATCH = 10_000  # rows per executemany call
 
 class DatabaseDestination:
     def __init__(self, uri: str) -> None:
+        from mlflow.store.db.utils import _make_parent_dirs_if_sqlite
+
         self.uri = uri
         try:
+            _make_parent_dirs_if_sqlite(uri)
             self.engine = sa.create_engine(uri)
             if self.engine.dialect.name == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -21,6 +21,7 @@ from .streams import open_input
 from .summary import Progress, Summary
 
 RESTORERS = (experiments, runs)
+NOT_YET = {"logged_models": "logged models", "registry": "registered models", "evaluation_datasets": "evaluation datasets"}
 
 
 def restore_archive(
@@ -70,7 +71,7 @@ def _replay(input: str, restorers: dict, check: bool) -> None:
             if restorer is None:
                 if member.info.rows:
                     raise ArchiveError(
-                        f"This archive holds {member.section.replace('_', ' ')}, which restore does not write yet; "
+                        f"This archive holds {NOT_YET.get(member.section, member.section)}, which restore does not write yet; "
                         "use `mlflow archive import` for it, or export without them."
                     )
                 continue
