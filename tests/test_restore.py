@@ -84,6 +84,34 @@ def test_restore_killed_then_run_again(full_archive, restored, tmp_path):
     assert files == sorted(p.relative_to(restored[0] / "artifacts") for p in (restored[0] / "artifacts").rglob("*") if p.is_file())
 
 
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A private PostgreSQL 16 from the pgserver wheel; yields a URI maker for new databases."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+
+    def database(name: str) -> str:
+        server.psql(f"CREATE DATABASE {name};")
+        return server.get_uri().replace("postgresql://", "postgresql+psycopg2://").replace("/postgres?", f"/{name}?")
+
+    yield database
+    server.cleanup()
+
+
+def test_restore_into_postgresql(full_archive, restored, postgres, tmp_path):
+    """The same rows as in SQLite, and the experiment sequence moved past the restored IDs."""
+    uri = postgres("restored")
+    run_cli("restore", "-i", full_archive, "--tracking-uri", uri, "--artifacts-destination", tmp_path, "--quiet")
+    assert database_rows(uri) == restored[2]
+    counts = import_counts(run_cli("restore", "-i", full_archive, "--tracking-uri", uri,
+                                   "--artifacts-destination", tmp_path, "--quiet").stderr_text)
+    assert counts["runs"][0] == 0 and counts["runs"][1] > 0
+    client = MlflowClient(uri)
+    highest = max(int(e.experiment_id) for e in client.search_experiments(view_type=3))
+    assert int(client.create_experiment("created after restore")) > highest
+
+
 @pytest.fixture
 def half_and_full(scratch_server, unique_prefix, tmp_path):
     """Archives of one experiment's first two runs and of all four."""
