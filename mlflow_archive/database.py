@@ -23,14 +23,14 @@ class DatabaseDestination:
     def __init__(self, uri: str) -> None:
         from mlflow.store.db.utils import _make_parent_dirs_if_sqlite
 
-        self.uri = uri
         try:
+            self.uri = sa.engine.make_url(uri).render_as_string(hide_password=True)  # for messages
             _make_parent_dirs_if_sqlite(uri)
             self.engine = sa.create_engine(uri)
             if self.engine.dialect.name == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         except Exception as exc:
-            raise ArchiveError(f"Cannot open the database {uri}: {exc}.") from None
+            raise ArchiveError(f"Cannot open the database {uri}: {reason(exc)}.") from None
 
     def prepare(self) -> None:
         """Create MLflow's schema in an empty database; refuse one at another schema revision."""
@@ -40,7 +40,7 @@ class DatabaseDestination:
         try:
             found = _get_schema_version(self.engine)
         except Exception as exc:
-            raise ArchiveError(f"Cannot open the database {self.uri}: {exc}.") from None
+            raise ArchiveError(f"Cannot open the database {self.uri}: {reason(exc)}.") from None
         if found is not None and found != expected:
             raise ArchiveError(
                 f"The database {self.uri} has MLflow schema revision {found}, but the installed MLflow writes "
@@ -81,6 +81,12 @@ class DatabaseDestination:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def reason(exc: Exception) -> str:
+    """The driver's own first line of an error, without SQLAlchemy's statement dump and background link."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .archive import ArchiveReader
-from .database import DatabaseDestination
+from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
 from .restore import RestoreContext
@@ -56,6 +58,11 @@ def restore_archive(
         _replay(input, restorers, check=True)
         _replay(input, restorers, check=False)
         db.advance_sequences()
+    except SQLAlchemyError as exc:
+        raise ArchiveError(
+            f"The database {db.uri} failed a write ({reason(exc)}); "
+            "what was committed stays, and the same command finishes the restore once the cause is fixed."
+        ) from None
     finally:
         progress.close()
         db.close()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from archive_cli import MLFLOW, SCRATCH_CWD, import_counts
 from archive_cli import export as export_cli
 from archive_cli import run as run_cli
@@ -158,3 +159,16 @@ def test_other_object_kinds_refused(scratch_server, unique_prefix, tmp_path):
     assert proc.returncode == 1
     assert "holds registered models, which restore does not write yet; use `mlflow archive import`" in proc.stderr_text
     assert database_rows(f"sqlite:///{tmp_path / 'mlflow.db'}")["runs"] == []
+
+
+def test_other_schema_revision_refused(half_and_full, tmp_path):
+    _, half, _ = half_and_full
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    restore_cli(half, tmp_path)
+    engine = sa.create_engine(uri)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'an0ther'"))
+    engine.dispose()
+    proc = restore_cli(half, tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "has MLflow schema revision an0ther, but the installed MLflow writes revision" in proc.stderr_text

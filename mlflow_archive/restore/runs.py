@@ -111,12 +111,15 @@ class Restorer:
         value = table["value"]
         is_nan = pc.is_nan(value)
         value = pc.if_else(is_nan, 0.0, pc.max_element_wise(pc.min_element_wise(value, MAX_DOUBLE), -MAX_DOUBLE))
+        columns = ("key", "timestamp", "step", "run_uuid", "value", "is_nan")
         points = pa.table({
             "key": table["key"], "timestamp": table["timestamp"], "step": table["step"],
             "run_uuid": table["run_id"], "value": value, "is_nan": is_nan,
         })
+        # One row per primary key, as MLflow's log_batch keeps it (a file-store source can repeat a point).
+        points = points.group_by(list(columns), use_threads=False).aggregate([]).select(list(columns))
         # Primary-key order: the B-tree grows at its end instead of splitting pages everywhere.
-        self._add(SqlMetric.__table__, points.sort_by([(c, "ascending") for c in ("key", "timestamp", "step", "run_uuid", "value")]).to_pylist())
+        self._add(SqlMetric.__table__, points.sort_by([(c, "ascending") for c in columns[:-1]]).to_pylist())
         # MLflow's latest metric: the greatest (step, timestamp, value) of each run and key.
         latest = points.sort_by([("run_uuid", "ascending"), ("key", "ascending"), ("step", "descending"),
                                  ("timestamp", "descending"), ("value", "descending")])
@@ -126,7 +129,7 @@ class Restorer:
         self._add(SqlLatestMetric.__table__, latest.rename_columns(
             [n.removesuffix("_first") for n in latest.column_names]
         ).to_pylist())
-        self.ctx.summary.add("metric_points", "created", points.num_rows)
+        self.ctx.summary.add("metric_points", "created", table.num_rows)
 
     def _inputs(self, table: pa.Table) -> None:
         """Each (experiment, name, digest) is one dataset row, shared by its runs, as MLflow's log_inputs makes it."""
