@@ -150,15 +150,47 @@ def test_conflicting_run_refused_before_writing(half_and_full, tmp_path):
     assert database_rows(uri) == before  # the two runs the archive adds were not written either
 
 
-def test_other_object_kinds_refused(scratch_server, unique_prefix, tmp_path):
+def test_registry_round_trip(scratch_server, unique_prefix, tmp_path):
+    """Registered models and versions keep numbers (with a deleted version's gap), stages, status, times, aliases and tags."""
+    client = MlflowClient(scratch_server.url)
+    small = build_small_experiment(scratch_server.url, f"{unique_prefix}reg", n_runs=1)
     name = f"{unique_prefix}model"
-    MlflowClient(scratch_server.url).create_registered_model(name)
+    client.create_registered_model(name, tags={"team": "a"}, description="restored exactly")
+    for _ in range(3):
+        client.create_model_version(name, f"runs:/{small.run_ids[0]}/out", run_id=small.run_ids[0], tags={"k": "v"})
+    client.delete_model_version(name, "2")
+    client.transition_model_version_stage(name, "3", "Staging")
+    client.set_registered_model_alias(name, "champion", "3")
     archive = tmp_path / "models.mlar"
     export_cli(archive, scratch_server.url, "--models", name)
+    counts = import_counts(restore_cli(archive, tmp_path).stderr_text)
+    assert counts["model_versions"] == (2, 0, 0)
+    # Both databases read by MLflow's own store, so that both sides are rendered alike.
+    restored, source = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), MlflowClient(scratch_server.backend_uri)
+    def model(c):
+        found = dict(c.get_registered_model(name))
+        return {**found, "latest_versions": [dict(v) for v in found["latest_versions"]]}
+
+    got, expected = model(restored), model(source)
+    assert got == expected, str([(k, a[k], b[k]) for a, b in zip(got["latest_versions"], expected["latest_versions"]) for k in a if a[k] != b[k]])
+
+    def versions(c):
+        return sorted((dict(v) for v in c.search_model_versions(f"name = '{name}'")), key=lambda v: v["version"])
+
+    assert versions(restored) == versions(source)
+    assert [v["version"] for v in versions(restored)] == [1, 3]
+
+
+def test_other_object_kinds_refused(scratch_server, unique_prefix, tmp_path):
+    experiment_id = MlflowClient(scratch_server.url).create_experiment(f"{unique_prefix}models")
+    model = MlflowClient(scratch_server.url).create_logged_model(experiment_id, name="m")
+    archive = tmp_path / "logged.mlar"
+    export_cli(archive, scratch_server.url, "--logged-models", model.model_id)
     proc = restore_cli(archive, tmp_path, check=False)
     assert proc.returncode == 1
-    assert "holds registered models, which restore does not write yet; use `mlflow archive import`" in proc.stderr_text
-    assert database_rows(f"sqlite:///{tmp_path / 'mlflow.db'}")["runs"] == []
+    assert "holds logged models, which restore does not write yet; use `mlflow archive import`" in proc.stderr_text
+    assert database_rows(f"sqlite:///{tmp_path / 'mlflow.db'}")["experiments"] == database_rows(
+        f"sqlite:///{tmp_path / 'mlflow.db'}")["experiments"][:1]  # only MLflow's own Default
 
 
 def test_other_schema_revision_refused(half_and_full, tmp_path):
