@@ -1,6 +1,7 @@
 """Runs with their IDs and times: params, tags, full metric histories, latest metrics, dataset inputs, artifacts.
 
-A chunk's rows go in one transaction at ``end_chunk``; its files are written before that, under
+A chunk's rows go in one transaction, inserted member by member (so memory holds one member's rows)
+and committed at ``end_chunk``; its files are written before that, under
 ``<artifacts>/<experiment>/<run>/artifacts``. A run whose row is already there (same content) was
 written whole by an earlier restore and is skipped; files of a chunk killed before its commit are
 simply written again.
@@ -64,8 +65,9 @@ class Restorer:
         self._reset()
 
     def _reset(self) -> None:
+        self.conn = None
         self.runs: dict[str, dict] = {}  # run ID -> run row, for the runs this chunk writes
-        self.tables: dict[sa.Table, list[dict]] = {}  # rows to insert
+        self.transaction = None
         self.skipped = 0
 
     def _plan(self, member: Member) -> tuple[list[dict], int]:
@@ -105,7 +107,10 @@ class Restorer:
             self._inputs(table)
 
     def _add(self, table: sa.Table, rows: list[dict]) -> None:
-        self.tables.setdefault(table, []).extend(rows)
+        if self.transaction is None:
+            self.transaction = self.ctx.db.begin()
+            self.conn = self.transaction.__enter__()
+        self.ctx.db.insert(self.conn, table, rows)
 
     def _metrics(self, table: pa.Table) -> None:
         value = table["value"]
@@ -138,12 +143,11 @@ class Restorer:
             return
         datasets = SqlDataset.__table__
         experiments = {self.runs[r["run_id"]]["experiment_id"] for r in rows}
-        with self.ctx.db.engine.connect() as conn:
-            known = {
-                (d.experiment_id, d.name, d.digest): d.dataset_uuid
-                for d in conn.execute(sa.select(datasets).where(datasets.c.experiment_id.in_(experiments)))
-            }
-        known.update({(d["experiment_id"], d["name"], d["digest"]): d["dataset_uuid"] for d in self.tables.get(datasets, [])})
+        self._add(datasets, [])  # opens the chunk's transaction, whose reads see its own inserts
+        known = {
+            (d.experiment_id, d.name, d.digest): d.dataset_uuid
+            for d in self.conn.execute(sa.select(datasets).where(datasets.c.experiment_id.in_(experiments)))
+        }
         for r in rows:
             experiment_id = self.runs[r["run_id"]]["experiment_id"]
             dataset_key = (experiment_id, r["name"], r["digest"])
@@ -176,12 +180,9 @@ class Restorer:
         self.ctx.summary.add("artifact_files", "skipped", present)
 
     def end_chunk(self) -> None:
-        # Parents first: the foreign keys of params, tags, metrics and inputs name runs and datasets.
-        order = (RUNS, SqlParam.__table__, SqlTag.__table__, SqlMetric.__table__, SqlLatestMetric.__table__,
-                 SqlDataset.__table__, SqlInput.__table__, SqlInputTag.__table__)
-        with self.ctx.db.begin() as conn:
-            for table in order:
-                self.ctx.db.insert(conn, table, self.tables.get(table, []))
+        # Members come runs first, so every foreign key (of params, tags, metrics, inputs) finds its run.
+        if self.transaction is not None:
+            self.transaction.__exit__(None, None, None)
         self.ctx.summary.add("runs", "created", len(self.runs))
         self.ctx.summary.add("runs", "skipped", self.skipped)
         self.ctx.progress.update("runs restored", self.ctx.summary.counts["runs"].created)
