@@ -10,6 +10,7 @@ _PUBLIC = {
     "export_archive": "mlflow_archive.exporting",
     "import_archive": "mlflow_archive.importing",
     "log_demo_runs": "mlflow_archive.demo",
+    "restore_archive": "mlflow_archive.restoring",
     "inspect_archive": "mlflow_archive.inspection",
     "verify_archive": "mlflow_archive.inspection",
     "ArchiveError": "mlflow_archive.errors",

@@ -241,6 +241,28 @@ def import_command(archive, tracking_uri, experiment_rename_file, model_rename_f
     )
 
 
+@cli.command("restore")
+@_archive_in
+@click.option("--tracking-uri", required=True,
+              help="Database to write: a SQLAlchemy URI that MLflow's SQL store accepts (sqlite:///new.db, postgresql://...).")
+@click.option("--artifacts-destination", required=True, type=click.Path(file_okay=False),
+              help="Folder for the runs' files, as given to `mlflow server --artifacts-destination` on the restored database.")
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Check the archive whole before writing anything.",
+)
+@_quiet
+@_reports_errors
+def restore_command(archive, tracking_uri, artifacts_destination, verify, quiet):
+    """Write an archive into a database with every ID and time kept (an exact copy; see also import)."""
+    from .restoring import restore_archive
+
+    _report(restore_archive(archive, tracking_uri=tracking_uri, artifacts_destination=artifacts_destination,
+                            verify=verify, quiet=quiet))
+
+
 @cli.command()
 @_tracking_uri
 @click.option("--runs", type=click.IntRange(1, 1000), default=3, show_default=True)

@@ -1,0 +1,97 @@
+"""A tracking database written directly, through the installed MLflow's own ORM tables.
+
+``restore`` uses it to keep every ID and time, which the REST API cannot set. The schema is
+MLflow's: an empty database gets it by instantiating MLflow's ``SqlAlchemyStore`` once (which
+runs MLflow's migrations and creates the ``Default`` experiment); a database at another schema
+revision is refused, since rows built for this MLflow would not fit it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import sqlalchemy as sa
+
+from .errors import ArchiveError
+
+# The server's own value for --artifacts-destination: experiments get `mlflow-artifacts:/<id>`.
+ARTIFACTS_ROOT = "mlflow-artifacts:/"
+INSERT_BATCH = 10_000  # rows per executemany call
+
+
+class DatabaseDestination:
+    def __init__(self, uri: str) -> None:
+        from mlflow.store.db.utils import _make_parent_dirs_if_sqlite
+
+        try:
+            self.uri = sa.engine.make_url(uri).render_as_string(hide_password=True)  # for messages
+            _make_parent_dirs_if_sqlite(uri)
+            self.engine = sa.create_engine(uri)
+            if self.engine.dialect.name == "sqlite":
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        except Exception as exc:
+            raise ArchiveError(f"Cannot open the database {uri}: {reason(exc)}.") from None
+
+    def prepare(self) -> None:
+        """Create MLflow's schema in an empty database; refuse one at another schema revision."""
+        from mlflow.store.db.utils import _get_latest_schema_revision, _get_schema_version
+
+        expected = _get_latest_schema_revision()
+        try:
+            found = _get_schema_version(self.engine)
+        except Exception as exc:
+            raise ArchiveError(f"Cannot open the database {self.uri}: {reason(exc)}.") from None
+        if found is not None and found != expected:
+            raise ArchiveError(
+                f"The database {self.uri} has MLflow schema revision {found}, but the installed MLflow writes "
+                f"revision {expected}; run `mlflow db upgrade {self.uri}` (or restore with the MLflow that made it) first."
+            )
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        SqlAlchemyStore(self.uri, ARTIFACTS_ROOT).engine.dispose()
+
+    def fetch(self, table: sa.Table, key: str, values: Iterable) -> dict:
+        """Rows of ``table`` whose ``key`` is one of ``values``, as ``{key value: row mapping}``."""
+        values = list(values)
+        found = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(values), 500):
+                query = sa.select(table).where(table.c[key].in_(values[start : start + 500]))
+                found.update({row[key]: row for row in conn.execute(query).mappings()})
+        return found
+
+    def begin(self):
+        """One transaction: a chunk is written whole or not at all, so a killed restore resumes cleanly."""
+        return self.engine.begin()
+
+    @staticmethod
+    def insert(conn, table: sa.Table, rows: list[dict]) -> None:
+        for start in range(0, len(rows), INSERT_BATCH):
+            conn.execute(table.insert(), rows[start : start + INSERT_BATCH])
+
+    def advance_sequences(self) -> None:
+        """Move PostgreSQL's experiment ID sequence past the restored IDs, so new experiments do not collide."""
+        if self.engine.dialect.name != "postgresql":
+            return  # SQLite takes max(id) + 1 itself; MySQL's AUTO_INCREMENT follows inserted values
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(
+                "SELECT setval(pg_get_serial_sequence('experiments', 'experiment_id'), "
+                "GREATEST((SELECT COALESCE(MAX(experiment_id), 0) FROM experiments), 1))"
+            ))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def reason(exc: Exception) -> str:
+    """The driver's own first line of an error, without SQLAlchemy's statement dump and background link."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL: a server may read while we write. NORMAL sync: a killed process loses nothing committed.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -1,0 +1,189 @@
+"""Runs with their IDs and times: params, tags, full metric histories, latest metrics, dataset inputs, artifacts.
+
+A chunk's rows go in one transaction, inserted member by member (so memory holds one member's rows)
+and committed at ``end_chunk``; its files are written before that, under
+``<artifacts>/<experiment>/<run>/artifacts``. A run whose row is already there (same content) was
+written whole by an earlier restore and is skipped; files of a chunk killed before its commit are
+simply written again.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from mlflow.entities import SourceType
+from mlflow.store.tracking.dbmodels.models import (
+    SqlDataset,
+    SqlInput,
+    SqlInputTag,
+    SqlLatestMetric,
+    SqlMetric,
+    SqlParam,
+    SqlRun,
+    SqlTag,
+)
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+from ..archive import Member
+from ..database import ARTIFACTS_ROOT
+from ..errors import ArchiveError
+from ..members import ARTIFACTS_EXT, extract_file
+from . import RestoreContext, conflict
+
+SECTION = "runs"
+RUNS = SqlRun.__table__
+COMPARED = ("experiment_id", "name", "user_id", "status", "start_time", "end_time", "lifecycle_stage")
+MAX_DOUBLE = 1.7976931348623157e308  # MLflow stores +-inf as the largest finite double (SqlAlchemyStore.log_metric)
+
+
+def run_row(row: dict) -> dict:
+    experiment_id, run_id = int(row["experiment_id"]), row["run_id"]
+    return {
+        "run_uuid": run_id,
+        "experiment_id": experiment_id,
+        "name": row["run_name"],
+        "user_id": row["user_id"],
+        "status": row["status"],
+        "start_time": row["start_time"],
+        "end_time": row["end_time"],
+        "lifecycle_stage": row["lifecycle_stage"],
+        "artifact_uri": f"{ARTIFACTS_ROOT}{experiment_id}/{run_id}/{SqlAlchemyStore.ARTIFACTS_FOLDER_NAME}",
+        "source_type": SourceType.to_string(SourceType.UNKNOWN),
+        "source_name": "",
+        "entry_point_name": "",
+        "source_version": "",
+        "deleted_time": None,
+    }
+
+
+class Restorer:
+    def __init__(self, ctx: RestoreContext) -> None:
+        self.ctx = ctx
+        self._reset()
+
+    def _reset(self) -> None:
+        self.conn = None
+        self.runs: dict[str, dict] = {}  # run ID -> run row, for the runs this chunk writes
+        self.transaction = None
+        self.skipped = 0
+
+    def _plan(self, member: Member) -> tuple[list[dict], int]:
+        wanted = [run_row(r) for r in member.read_table().to_pylist()]
+        present = self.ctx.db.fetch(RUNS, "run_uuid", [w["run_uuid"] for w in wanted])
+        new = []
+        for want in wanted:
+            have = present.get(want["run_uuid"])
+            if have is None:
+                new.append(want)
+            elif any(have[k] != want[k] for k in COMPARED):
+                raise ArchiveError(conflict(f"run {want['run_uuid']}", {k: want[k] for k in COMPARED}, dict(have)))
+        return new, len(wanted) - len(new)
+
+    def check(self, member: Member) -> None:
+        if member.stem == "runs":
+            self._plan(member)
+
+    def member(self, member: Member) -> None:
+        if member.kind == ARTIFACTS_EXT:
+            self._write_files(member)
+            return
+        if member.stem == "runs":
+            new, self.skipped = self._plan(member)
+            self.runs = {r["run_uuid"]: r for r in new}
+            self._add(RUNS, new)
+            return
+        archived = member.read_table()
+        table = archived.filter(pc.is_in(archived["run_id"], pa.array(list(self.runs), pa.string())))
+        if member.stem in ("run_params", "run_tags"):
+            target = SqlParam.__table__ if member.stem == "run_params" else SqlTag.__table__
+            self._add(target, table.rename_columns(["run_uuid", "key", "value"]).to_pylist())
+        elif member.stem == "run_metrics":
+            self._metrics(table)
+            self.ctx.summary.add("metric_points", "skipped", archived.num_rows - table.num_rows)
+        elif member.stem == "run_inputs":
+            self._inputs(table)
+
+    def _add(self, table: sa.Table, rows: list[dict]) -> None:
+        if self.transaction is None:
+            self.transaction = self.ctx.db.begin()
+            self.conn = self.transaction.__enter__()
+        self.ctx.db.insert(self.conn, table, rows)
+
+    def _metrics(self, table: pa.Table) -> None:
+        value = table["value"]
+        is_nan = pc.is_nan(value)
+        value = pc.if_else(is_nan, 0.0, pc.max_element_wise(pc.min_element_wise(value, MAX_DOUBLE), -MAX_DOUBLE))
+        columns = ("key", "timestamp", "step", "run_uuid", "value", "is_nan")
+        points = pa.table({
+            "key": table["key"], "timestamp": table["timestamp"], "step": table["step"],
+            "run_uuid": table["run_id"], "value": value, "is_nan": is_nan,
+        })
+        # One row per primary key, as MLflow's log_batch keeps it (a file-store source can repeat a point).
+        points = points.group_by(list(columns), use_threads=False).aggregate([]).select(list(columns))
+        # Primary-key order: the B-tree grows at its end instead of splitting pages everywhere.
+        self._add(SqlMetric.__table__, points.sort_by([(c, "ascending") for c in columns[:-1]]).to_pylist())
+        # MLflow's latest metric: the greatest (step, timestamp, value) of each run and key.
+        latest = points.sort_by([("run_uuid", "ascending"), ("key", "ascending"), ("step", "descending"),
+                                 ("timestamp", "descending"), ("value", "descending")])
+        latest = latest.group_by(["run_uuid", "key"], use_threads=False).aggregate(
+            [(c, "first") for c in ("value", "timestamp", "step", "is_nan")]
+        )
+        self._add(SqlLatestMetric.__table__, latest.rename_columns(
+            [n.removesuffix("_first") for n in latest.column_names]
+        ).to_pylist())
+        self.ctx.summary.add("metric_points", "created", table.num_rows)
+
+    def _inputs(self, table: pa.Table) -> None:
+        """Each (experiment, name, digest) is one dataset row, shared by its runs, as MLflow's log_inputs makes it."""
+        rows = table.to_pylist()
+        if not rows:
+            return
+        datasets = SqlDataset.__table__
+        experiments = {self.runs[r["run_id"]]["experiment_id"] for r in rows}
+        self._add(datasets, [])  # opens the chunk's transaction, whose reads see its own inserts
+        known = {
+            (d.experiment_id, d.name, d.digest): d.dataset_uuid
+            for d in self.conn.execute(sa.select(datasets).where(datasets.c.experiment_id.in_(experiments)))
+        }
+        for r in rows:
+            experiment_id = self.runs[r["run_id"]]["experiment_id"]
+            dataset_key = (experiment_id, r["name"], r["digest"])
+            if dataset_key not in known:
+                known[dataset_key] = uuid.uuid4().hex
+                self._add(datasets, [{
+                    "dataset_uuid": known[dataset_key], "experiment_id": experiment_id, "name": r["name"], "digest": r["digest"],
+                    "dataset_source_type": r["source_type"], "dataset_source": r["source"],
+                    "dataset_schema": r["schema"], "dataset_profile": r["profile"],
+                }])
+            input_uuid = uuid.uuid4().hex
+            self._add(SqlInput.__table__, [{
+                "input_uuid": input_uuid, "source_type": "DATASET", "source_id": known[dataset_key],
+                "destination_type": "RUN", "destination_id": r["run_id"],
+            }])
+            self._add(SqlInputTag.__table__, [{"input_uuid": input_uuid, "name": t["key"], "value": t["value"]} for t in r["tags"]])
+
+    def _write_files(self, member: Member) -> None:
+        written = present = 0
+        for path, data in member.iter_artifacts():
+            run_id, _, relative = path.partition("/")
+            run = self.runs.get(run_id)
+            if run is None:
+                present += 1
+                continue
+            folder = self.ctx.artifacts.joinpath(*run["artifact_uri"].removeprefix(ARTIFACTS_ROOT).split("/"))
+            extract_file(data, folder, relative)
+            written += 1
+        self.ctx.summary.add("artifact_files", "created", written)
+        self.ctx.summary.add("artifact_files", "skipped", present)
+
+    def end_chunk(self) -> None:
+        # Members come runs first, so every foreign key (of params, tags, metrics, inputs) finds its run.
+        if self.transaction is not None:
+            self.transaction.__exit__(None, None, None)
+        self.ctx.summary.add("runs", "created", len(self.runs))
+        self.ctx.summary.add("runs", "skipped", self.skipped)
+        self.ctx.progress.update("runs restored", self.ctx.summary.counts["runs"].created)
+        self._reset()

@@ -1,0 +1,67 @@
+"""Comparison helpers for ``restore``: the destination must equal the source, IDs and times included."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from compare import all_experiments, compare_servers
+from mlflow import MlflowClient
+
+# Rows restore writes, per table; the UUIDs MLflow draws at random for datasets and inputs are left out
+# (the archive does not carry them), the rows that name them are compared by their other columns.
+RESTORED_TABLES = {
+    "experiments": None, "experiment_tags": None, "runs": None, "params": None, "tags": None,
+    "metrics": None, "latest_metrics": None,
+    "datasets": ("experiment_id", "name", "digest", "dataset_source_type", "dataset_source", "dataset_schema", "dataset_profile"),
+    "inputs": ("source_type", "destination_type", "destination_id", "step"),
+    "input_tags": ("name", "value"),
+}
+
+
+def compare_exact(source_uri: str, dest_uri: str, experiment_names=None) -> list[str]:
+    """Every difference between two servers, matching experiments and runs by their own IDs and comparing every time."""
+    comparison = compare_servers(
+        source_uri, dest_uri, experiment_names=experiment_names, match_by_id=True,
+        require_experiment_source_tag=False, raise_on_difference=False,
+    )
+    diffs = list(comparison.differences)
+    src, dst = MlflowClient(source_uri), MlflowClient(dest_uri)
+    dst_by_id = {e.experiment_id: e for e in all_experiments(dst)}
+    wanted = None if experiment_names is None else set(experiment_names)
+    for exp in all_experiments(src):
+        if wanted is not None and exp.name not in wanted:
+            continue
+        got = dst_by_id.get(exp.experiment_id)
+        if got is None:
+            diffs.append(f"experiment {exp.name!r}: no destination experiment with ID {exp.experiment_id}")
+            continue
+        for attr in ("name", "lifecycle_stage", "creation_time", "last_update_time"):
+            if getattr(exp, attr) != getattr(got, attr):
+                diffs.append(f"experiment {exp.experiment_id} {attr}: source {getattr(exp, attr)!r}, destination {getattr(got, attr)!r}")
+    for source_id, dest_id in comparison.run_map.items():
+        if source_id != dest_id:
+            diffs.append(f"run {source_id} arrived as {dest_id}")
+    return diffs
+
+
+def database_rows(uri: str, setup_default: bool = True) -> dict[str, list[tuple]]:
+    """The rows restore writes, sorted, table by table (a whole database, for comparing two restores of one archive).
+
+    ``setup_default=False`` leaves out experiment 0, which MLflow's schema set-up creates with the time of its run
+    when the archive holds no experiment 0.
+    """
+    engine = sa.create_engine(uri)
+    try:
+        meta = sa.MetaData()
+        meta.reflect(engine, only=list(RESTORED_TABLES))
+        out = {}
+        with engine.connect() as conn:
+            for name, columns in RESTORED_TABLES.items():
+                table = meta.tables[name]
+                selected = [table.c[c] for c in columns] if columns else list(table.c)
+                query = sa.select(*selected)
+                if name == "experiments" and not setup_default:
+                    query = query.where(table.c.experiment_id != 0)
+                out[name] = sorted(tuple(map(repr, row)) for row in conn.execute(query))
+        return out
+    finally:
+        engine.dispose()
