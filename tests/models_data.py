@@ -27,7 +27,7 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus, ViewType
 from sklearn.linear_model import LinearRegression
 
-from tags import ARCHIVE_TAG_PREFIX, SOURCE_MODEL_ID_TAG, SOURCE_MODEL_NAME_TAG, SOURCE_RUN_TAG, SOURCE_VERSION_TAG
+from tags import ARCHIVE_TAG_PREFIX, SOURCE_MODEL_ID_TAG, SOURCE_MODEL_NAME_TAG, SOURCE_VERSION_TAG
 
 SOURCES_EXPERIMENT = "mlflow-archive-model-sources"
 PIP_REQUIREMENTS = ["scikit-learn"]
