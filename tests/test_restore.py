@@ -204,3 +204,35 @@ def test_other_schema_revision_refused(half_and_full, tmp_path):
     proc = restore_cli(half, tmp_path, check=False)
     assert proc.returncode == 1
     assert "has MLflow schema revision an0ther, but the installed MLflow writes revision" in proc.stderr_text
+
+
+def test_history_split_across_parts_keeps_one_latest_metric(tmp_path):
+    """A long history is written in several parts of one chunk: the latest point is the greatest of all of them."""
+    from mlflow_archive.archive import ArchiveWriter
+
+    run_id, archive = "a" * 32, tmp_path / "split.mlar"
+    with open(archive, "wb") as out:
+        writer = ArchiveWriter(out, {"source": {"tracking_uri": "test"}}, 0)
+        writer.chunk("experiments").write_table("experiments", {
+            "experiment_id": ["1"], "name": ["split"], "artifact_location": [None], "lifecycle_stage": ["active"],
+            "creation_time": [1], "last_update_time": [2], "tags": [[]],
+        })
+        chunk = writer.chunk("runs")
+        chunk.write_table("runs", {
+            "run_id": [run_id], "experiment_id": ["1"], "run_name": ["r"], "user_id": ["u"], "status": ["FINISHED"],
+            "start_time": [1], "end_time": [2], "lifecycle_stage": ["active"], "artifact_uri": [None],
+        })
+        with chunk.table("run_metrics") as sink:
+            for steps in (range(0, 5), range(5, 10)):  # one part each
+                sink.append({"run_id": [run_id] * 5, "key": ["loss"] * 5, "value": [float(s) for s in steps],
+                             "timestamp": [100 + s for s in steps], "step": list(steps)})
+                sink.flush()
+        writer.close()
+
+    restore_cli(archive, tmp_path / "restored")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'restored' / 'mlflow.db'}")
+    with engine.connect() as conn:
+        latest = conn.execute(sa.text("SELECT key, value, step FROM latest_metrics WHERE run_uuid = :r"), {"r": run_id}).all()
+        points = conn.execute(sa.text("SELECT count(*) FROM metrics WHERE run_uuid = :r"), {"r": run_id}).scalar()
+    engine.dispose()
+    assert [tuple(row) for row in latest] == [("loss", 9.0, 9)] and points == 10

@@ -69,6 +69,7 @@ class Restorer:
         self.runs: dict[str, dict] = {}  # run ID -> run row, for the runs this chunk writes
         self.transaction = None
         self.skipped = 0
+        self.latest: list[pa.Table] = []  # per metrics member: its latest point of each run and key
 
     def _plan(self, member: Member) -> tuple[list[dict], int]:
         wanted = [run_row(r) for r in member.read_table().to_pylist()]
@@ -106,11 +107,18 @@ class Restorer:
         elif member.stem == "run_inputs":
             self._inputs(table)
 
-    def _add(self, table: sa.Table, rows: list[dict]) -> None:
+    def _connection(self):
+        """The chunk's transaction, opened by its first write."""
         if self.transaction is None:
             self.transaction = self.ctx.db.begin()
             self.conn = self.transaction.__enter__()
-        self.ctx.db.insert(self.conn, table, rows)
+        return self.conn
+
+    def _add(self, table: sa.Table, rows: list[dict]) -> None:
+        self.ctx.db.insert(self._connection(), table, rows)
+
+    def _add_columns(self, table: sa.Table, columns: dict[str, list]) -> None:
+        self.ctx.db.insert_columns(self._connection(), table, columns)
 
     def _metrics(self, table: pa.Table) -> None:
         value = table["value"]
@@ -124,16 +132,10 @@ class Restorer:
         # One row per primary key, as MLflow's log_batch keeps it (a file-store source can repeat a point).
         points = points.group_by(list(columns), use_threads=False).aggregate([]).select(list(columns))
         # Primary-key order: the B-tree grows at its end instead of splitting pages everywhere.
-        self._add(SqlMetric.__table__, points.sort_by([(c, "ascending") for c in columns[:-1]]).to_pylist())
-        # MLflow's latest metric: the greatest (step, timestamp, value) of each run and key.
-        latest = points.sort_by([("run_uuid", "ascending"), ("key", "ascending"), ("step", "descending"),
-                                 ("timestamp", "descending"), ("value", "descending")])
-        latest = latest.group_by(["run_uuid", "key"], use_threads=False).aggregate(
-            [(c, "first") for c in ("value", "timestamp", "step", "is_nan")]
-        )
-        self._add(SqlLatestMetric.__table__, latest.rename_columns(
-            [n.removesuffix("_first") for n in latest.column_names]
-        ).to_pylist())
+        ordered = points.sort_by([(c, "ascending") for c in columns[:-1]])
+        self._add_columns(SqlMetric.__table__, {name: ordered[name].to_pylist() for name in columns})
+        # A run's history can span several parts of the chunk: its latest point is known at the chunk's end.
+        self.latest.append(_latest(points))
         self.ctx.summary.add("metric_points", "created", table.num_rows)
 
     def _inputs(self, table: pa.Table) -> None:
@@ -143,10 +145,10 @@ class Restorer:
             return
         datasets = SqlDataset.__table__
         experiments = {self.runs[r["run_id"]]["experiment_id"] for r in rows}
-        self._add(datasets, [])  # opens the chunk's transaction, whose reads see its own inserts
+        conn = self._connection()  # the chunk's transaction: its reads see its own inserts
         known = {
             (d.experiment_id, d.name, d.digest): d.dataset_uuid
-            for d in self.conn.execute(sa.select(datasets).where(datasets.c.experiment_id.in_(experiments)))
+            for d in conn.execute(sa.select(datasets).where(datasets.c.experiment_id.in_(experiments)))
         }
         for r in rows:
             experiment_id = self.runs[r["run_id"]]["experiment_id"]
@@ -180,6 +182,8 @@ class Restorer:
         self.ctx.summary.add("artifact_files", "skipped", present)
 
     def end_chunk(self) -> None:
+        if self.latest:
+            self._add(SqlLatestMetric.__table__, _latest(pa.concat_tables(self.latest)).to_pylist())
         # Members come runs first, so every foreign key (of params, tags, metrics, inputs) finds its run.
         if self.transaction is not None:
             self.transaction.__exit__(None, None, None)
@@ -187,3 +191,13 @@ class Restorer:
         self.ctx.summary.add("runs", "skipped", self.skipped)
         self.ctx.progress.update("runs restored", self.ctx.summary.counts["runs"].created)
         self._reset()
+
+
+def _latest(points: pa.Table) -> pa.Table:
+    """MLflow's latest metric: the greatest (step, timestamp, value) of each run and key."""
+    ordered = points.sort_by([("run_uuid", "ascending"), ("key", "ascending"), ("step", "descending"),
+                              ("timestamp", "descending"), ("value", "descending")])
+    latest = ordered.group_by(["run_uuid", "key"], use_threads=False).aggregate(
+        [(c, "first") for c in ("value", "timestamp", "step", "is_nan")]
+    )
+    return latest.rename_columns([n.removesuffix("_first") for n in latest.column_names])
