@@ -65,8 +65,6 @@ def export_archive(
     >>> summary = export_archive("backup.mlar", tracking_uri="http://127.0.0.1:5000")  # doctest: +SKIP
     >>> summary.counts["runs"].exported  # doctest: +SKIP
     """
-    if prompts is not None and no_prompts:
-        raise ArchiveError("--prompts and --no-prompts exclude each other; give one of them.")
     options = ExportOptions(
         experiments=experiments,
         models=models,

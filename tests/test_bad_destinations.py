@@ -89,3 +89,12 @@ def test_file_store_destination_names_the_setting(demo_archive, tmp_path):
     )
     assert "MLFLOW_ALLOW_FILE_STORE=true" in one_error(result)
     assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize("kind", ["prompts", "traces", "evaluation-datasets"])
+def test_a_kind_both_named_and_left_out_is_refused(tmp_path, kind):
+    result = archive_cli.export(
+        tmp_path / "x.mlar", f"sqlite:///{tmp_path / 'mlflow.db'}", f"--{kind}", "all", f"--no-{kind}", check=False
+    )
+    assert f"--{kind} and --no-{kind} exclude each other" in one_error(result)
+    assert not (tmp_path / "x.mlar").exists()
