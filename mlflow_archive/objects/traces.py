@@ -48,7 +48,7 @@ from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
 from ..endpoints import server_trouble
 from ..errors import ArchiveError, one_line
 from ..schemas import TABLES
-from ._common import COMPLETE, PARTIAL, ChunkReplay, key_values
+from ._common import COMPLETE, PARTIAL, ChunkReplay, batches, key_values
 from .runs import window_filter
 
 SECTION = "traces"
@@ -119,7 +119,7 @@ def export(ctx: ExportContext) -> None:
         return
     pending: list[tuple[TraceInfo, list[str] | None, list[dict]]] = []
     size = 0
-    for group in ctx.ordered_map(lambda selected: _read_group(ctx, selected), _groups(_selected(ctx), SERVER_READ_BATCH)):
+    for group in ctx.ordered_map(lambda selected: _read_group(ctx, selected), batches(_selected(ctx), SERVER_READ_BATCH)):
         for info, links, spans in group:
             pending.append((info, links, spans))
             size += sum(len(r["attributes_json"]) + len(r["events_json"]) for r in spans)
@@ -128,17 +128,6 @@ def export(ctx: ExportContext) -> None:
                 pending, size = [], 0
     if pending:
         _export_chunk(ctx, pending)
-
-
-def _groups(infos, size: int):
-    group = []
-    for info in infos:
-        group.append(info)
-        if len(group) == size:
-            yield group
-            group = []
-    if group:
-        yield group
 
 
 def _spans_location(info: TraceInfo) -> str | None:
