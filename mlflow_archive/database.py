@@ -3,7 +3,8 @@
 ``restore`` uses it to keep every ID and time, which the REST API cannot set. The schema is
 MLflow's: an empty database gets it by instantiating MLflow's ``SqlAlchemyStore`` once (which
 runs MLflow's migrations and creates the ``Default`` experiment); a database at another schema
-revision is refused, since rows built for this MLflow would not fit it.
+revision is refused, since rows built for this MLflow would not fit it, unless it holds no data
+(a schema creation cut off by a killed restore), which is created again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .errors import ArchiveError, one_line
 
 # The server's own value for --artifacts-destination: experiments get `mlflow-artifacts:/<id>`.
 ARTIFACTS_ROOT = "mlflow-artifacts:/"
+# Rows MLflow's schema creation writes itself: the schema revision and the default workspace.
+SCHEMA_ROWS_TABLES = {"alembic_version", "workspaces"}
 INSERT_BATCH = 10_000  # rows per executemany call
 
 
@@ -41,7 +44,9 @@ class DatabaseDestination:
             found = _get_schema_version(self.engine)
         except Exception as exc:
             raise ArchiveError(f"Cannot open the database {self.uri}: {reason(exc)}.") from None
-        if found is not None and found != expected:
+        if found != expected and self._holds_no_data():
+            self._drop_schema()  # a schema creation that was cut off (a killed restore) is begun again
+        elif found is not None and found != expected:
             raise ArchiveError(
                 f"The database {self.uri} has MLflow schema revision {found}, but the installed MLflow writes "
                 f"revision {expected}; run `mlflow db upgrade {self.uri}` (or restore with the MLflow that made it) first."
@@ -49,6 +54,27 @@ class DatabaseDestination:
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
         SqlAlchemyStore(self.uri, ARTIFACTS_ROOT).engine.dispose()
+
+    def _holds_no_data(self) -> bool:
+        """True when no table holds a row beyond what MLflow's schema creation itself writes."""
+        metadata = sa.MetaData()
+        metadata.reflect(self.engine)
+        with self.engine.connect() as conn:
+            for table in metadata.tables.values():
+                name = table.name.removeprefix("_alembic_tmp_")  # a table copy an interrupted migration left
+                if name in SCHEMA_ROWS_TABLES:
+                    continue
+                if name == "experiments":
+                    if conn.execute(sa.select(table.c.experiment_id).where(table.c.experiment_id != 0).limit(1)).first():
+                        return False
+                elif conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
+                    return False
+        return True
+
+    def _drop_schema(self) -> None:
+        metadata = sa.MetaData()
+        metadata.reflect(self.engine)
+        metadata.drop_all(self.engine)
 
     def fetch(self, table: sa.Table, key: str, values: Iterable) -> dict:
         """Rows of ``table`` whose ``key`` is one of ``values``, as ``{key value: row mapping}``."""

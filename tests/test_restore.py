@@ -206,6 +206,25 @@ def test_other_schema_revision_refused(half_and_full, tmp_path):
     assert "has MLflow schema revision an0ther, but the installed MLflow writes revision" in proc.stderr_text
 
 
+def test_schema_creation_cut_off_is_begun_again(half_and_full, tmp_path):
+    """A database left at an earlier revision with no data (a restore killed while MLflow's migrations ran) is restored into."""
+    from alembic import command
+    from mlflow.store.db.base_sql_model import Base
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    _, half, _ = half_and_full
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    engine = sa.create_engine(uri)
+    InitialBase.metadata.create_all(engine)
+    command.upgrade(_get_alembic_config(uri), "a8c4a736bde6")  # a revision from the middle of MLflow's history
+    engine.dispose()
+    restore_cli(half, tmp_path)
+    rows = database_rows(uri)
+    assert len(rows["runs"]) > 0
+    assert set(Base.metadata.tables) <= set(sa.inspect(sa.create_engine(uri)).get_table_names())
+
+
 def test_history_split_across_parts_keeps_one_latest_metric(tmp_path):
     """A long history is written in several parts of one chunk: the latest point is the greatest of all of them."""
     from mlflow_archive.archive import ArchiveWriter
