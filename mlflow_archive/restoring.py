@@ -18,12 +18,12 @@ from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
 from .restore import RestoreContext
-from .restore import experiments, registry, runs
+from .restore import experiments, logged_models, registry, runs
 from .streams import open_input
 from .summary import Progress, Summary
 
-RESTORERS = (experiments, runs, registry)
-NOT_YET = {"logged_models": "logged models", "evaluation_datasets": "evaluation datasets"}
+RESTORERS = (experiments, runs, logged_models, registry)
+NOT_YET = {"evaluation_datasets": "evaluation datasets"}
 
 
 def restore_archive(

@@ -14,6 +14,9 @@ RESTORED_TABLES = {
     "datasets": ("experiment_id", "name", "digest", "dataset_source_type", "dataset_source", "dataset_schema", "dataset_profile"),
     "inputs": ("source_type", "destination_type", "destination_id", "step"),
     "input_tags": ("name", "value"),
+    "logged_models": None, "logged_model_params": None, "logged_model_tags": None, "logged_model_metrics": None,
+    "registered_models": None, "registered_model_tags": None, "registered_model_aliases": None,
+    "model_versions": None, "model_version_tags": None,
 }
 
 

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from ..database import DatabaseDestination
+from ..archive import Member
+from ..database import ARTIFACTS_ROOT, DatabaseDestination
+from ..errors import ArchiveError
+from ..members import extract_file
 from ..summary import Progress, Summary
 
 
@@ -19,6 +23,48 @@ class RestoreContext:
     artifacts: Path  # the server's --artifacts-destination: `mlflow-artifacts:/<path>` lives at `<artifacts>/<path>`
     summary: Summary
     progress: Progress
+
+
+def write_files(ctx: RestoreContext, member: Member, locations: dict[str, str], owner_parts: int = 1) -> dict[str, Path]:
+    """Extract an artifact member's files of the owners in ``locations`` (owner -> its ``mlflow-artifacts:/`` URI).
+
+    An owner is the first ``owner_parts`` components of a file's path. Files of other owners (written by an
+    earlier restore, or not needed) count as present. Returns the folder of each owner written.
+    """
+    folders: dict[str, Path] = {}
+    written = present = 0
+    for path, data in member.iter_artifacts():
+        parts = path.split("/", owner_parts)
+        owner, relative = "/".join(parts[:owner_parts]), parts[-1]
+        location = locations.get(owner)
+        if location is None or len(parts) <= owner_parts:
+            present += 1
+            continue
+        folders[owner] = ctx.artifacts.joinpath(*location.removeprefix(ARTIFACTS_ROOT).split("/"))
+        extract_file(data, folders[owner], relative)
+        written += 1
+    ctx.summary.add("artifact_files", "created", written)
+    ctx.summary.add("artifact_files", "skipped", present)
+    return folders
+
+
+def missing_rows(ctx: RestoreContext, table, key: str, rows: list[dict], row_of: Callable[[dict], dict],
+                 compared: tuple[str, ...], what: str) -> list[dict]:
+    """The archive ``rows`` whose database row (``row_of(row)``) the destination lacks, by ``key``.
+
+    One it holds with the same ``compared`` columns was written by an earlier restore; one with other
+    content stops the restore, naming ``what`` (formatted with the key's value).
+    """
+    present = ctx.db.fetch(table, key, [row_of(r)[key] for r in rows])
+    new = []
+    for row in rows:
+        want = row_of(row)
+        have = present.get(want[key])
+        if have is None:
+            new.append(row)
+        elif any(have[k] != want[k] for k in compared):
+            raise ArchiveError(conflict(what.format(want[key]), {k: want[k] for k in compared}, dict(have)))
+    return new
 
 
 def conflict(what: str, fields: dict, present: dict) -> str:

@@ -1,10 +1,16 @@
 """Registered models and their versions: numbers (with the gaps deleted versions left), stages, status, times, aliases, tags.
 
 A chunk's models and versions go in one transaction; a model already present with the same
-creation time was written whole by an earlier restore and is skipped with its versions.
+creation time was written whole by an earlier restore and is skipped with its versions. A version
+made from a logged model gets that model's artifact location as its storage location, as MLflow's
+registry gives it. Model files carried by ``--export-version-model`` are written, for versions whose
+source is neither a logged model nor a run the destination holds, under ``<artifacts>/model-versions/``,
+and become the version's storage location (where downloads read from); the source itself is kept.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from mlflow.store.model_registry.dbmodels.models import (
     SqlModelVersion,
@@ -13,15 +19,18 @@ from mlflow.store.model_registry.dbmodels.models import (
     SqlRegisteredModelAlias,
     SqlRegisteredModelTag,
 )
+from mlflow.store.tracking.dbmodels.models import SqlLoggedModel, SqlRun
 
 from ..archive import Member
-from ..errors import ArchiveError
+from ..database import ARTIFACTS_ROOT
 from ..members import ARTIFACTS_EXT
-from . import RestoreContext, conflict
+from ..objects.registry import RUNS_URI, version_owner
+from . import RestoreContext, missing_rows, write_files
 
 SECTION = "registry"
 MODELS = SqlRegisteredModel.__table__
 COMPARED = ("creation_time", "last_updated_time", "description")
+VERSION_FILES = "model-versions"  # folder under the artifacts destination for carried version files
 
 
 def model_row(row: dict) -> dict:
@@ -41,38 +50,25 @@ class Restorer:
     def _reset(self) -> None:
         self.models: set[str] = set()  # names this chunk writes
         self.rows: dict = {}  # ORM table -> rows to insert
+        self.unlocated: dict[str, dict] = {}  # archive owner of version files -> its version row, for the files to locate
         self.skipped = 0
 
     def _plan(self, member: Member) -> list[dict]:
-        if member.kind == ARTIFACTS_EXT:
-            raise ArchiveError(
-                "This archive carries model version files (--export-version-model), which restore does not write yet; "
-                "use `mlflow archive import`, or export without that option."
-            )
         rows = member.read_table().to_pylist()
         if member.stem == "model_versions":
-            linked = next((r for r in rows if r["model_id"]), None)
-            if linked:
-                raise ArchiveError(
-                    f"Version {linked['version']} of registered model {linked['name']!r} is made from logged model "
-                    f"{linked['model_id']}, and restore does not write logged models yet; use `mlflow archive import`."
-                )
             return rows
-        present = self.ctx.db.fetch(MODELS, "name", [r["name"] for r in rows])
-        new = []
-        for row in rows:
-            want, have = model_row(row), present.get(row["name"])
-            if have is None:
-                new.append(row)
-            elif any(have[k] != want[k] for k in COMPARED):
-                raise ArchiveError(conflict(f"registered model {row['name']!r}", {k: want[k] for k in COMPARED}, dict(have)))
+        new = missing_rows(self.ctx, MODELS, "name", rows, model_row, COMPARED, "registered model {!r}")
         self.skipped = len(rows) - len(new)
         return new
 
     def check(self, member: Member) -> None:
-        self._plan(member)
+        if member.kind != ARTIFACTS_EXT:
+            self._plan(member)
 
     def member(self, member: Member) -> None:
+        if member.kind == ARTIFACTS_EXT:
+            self._write_version_files(member)
+            return
         rows = self._plan(member)
         if member.stem == "registered_models":
             self.models = {r["name"] for r in rows}
@@ -81,18 +77,47 @@ class Restorer:
             self._add(SqlRegisteredModelAlias.__table__, [{"name": r["name"], **a} for r in rows for a in r["aliases"]])
             return
         versions = [r for r in rows if r["name"] in self.models]
-        self._add(SqlModelVersion.__table__, [{
+        version_rows = [{
             "name": v["name"], "version": v["version"], "creation_time": v["creation_timestamp"],
             # The archive writes an empty description or run link as null; a server stores them as "" (its request defaults).
             "last_updated_time": v["last_updated_timestamp"], "description": v["description"] or "", "user_id": v["user_id"],
             "current_stage": v["current_stage"], "source": v["source"], "storage_location": v["source"],
             "run_id": v["run_id"], "run_link": v["run_link"] or "", "status": v["status"], "status_message": v["status_message"],
-        } for v in versions])
+        } for v in versions]
+        self._locate(versions, version_rows)
+        self._add(SqlModelVersion.__table__, version_rows)
         self._add(SqlModelVersionTag.__table__, [
             {"name": v["name"], "version": v["version"], **t} for v in versions for t in v["tags"]
         ])
         self.ctx.summary.add("model_versions", "created", len(versions))
         self.ctx.summary.add("model_versions", "skipped", len(rows) - len(versions))
+
+    def _locate(self, versions: list[dict], rows: list[dict]) -> None:
+        """Storage locations of versions made from logged models; versions held by no restored run or model await files."""
+        logged = self.ctx.db.fetch(SqlLoggedModel.__table__, "model_id", {v["model_id"] for v in versions if v["model_id"]})
+        run_sources = [RUNS_URI.match(v["source"] or "") for v in versions]
+        runs = self.ctx.db.fetch(SqlRun.__table__, "run_uuid", {m.group(1) for m in run_sources if m})
+        for version, row, run_source in zip(versions, rows, run_sources):
+            model = logged.get(version["model_id"])
+            if model is not None:
+                row["storage_location"] = model["artifact_location"]
+            elif not (run_source and run_source.group(1) in runs):
+                self.unlocated[version_owner(version["name"], version["version"])] = row
+            if version["model_id"] and model is None:
+                self.ctx.summary.note(
+                    f"version {version['version']} of {version['name']!r} is made from logged model {version['model_id']}, "
+                    "which neither the archive nor the destination holds: its source is kept as it was"
+                )
+
+    def _write_version_files(self, member: Member) -> None:
+        """Carried files of versions no restored run or logged model holds; their storage location names them."""
+        locations = {}
+        for owner, row in self.unlocated.items():
+            # A folder name the artifact proxy reads back unchanged, whatever characters the model name has.
+            digest = hashlib.sha256(row["name"].encode()).hexdigest()[:32]
+            locations[owner] = f"{ARTIFACTS_ROOT}{VERSION_FILES}/{digest}/{row['version']}"
+        for owner in write_files(self.ctx, member, locations, owner_parts=2):
+            self.unlocated[owner]["storage_location"] = locations[owner]
 
     def _add(self, table, rows: list[dict]) -> None:
         self.rows.setdefault(table, []).extend(rows)

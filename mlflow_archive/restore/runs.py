@@ -30,8 +30,8 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from ..archive import Member
 from ..database import ARTIFACTS_ROOT
 from ..errors import ArchiveError
-from ..members import ARTIFACTS_EXT, extract_file
-from . import RestoreContext, conflict
+from ..members import ARTIFACTS_EXT
+from . import RestoreContext, conflict, write_files
 
 SECTION = "runs"
 RUNS = SqlRun.__table__
@@ -89,7 +89,7 @@ class Restorer:
 
     def member(self, member: Member) -> None:
         if member.kind == ARTIFACTS_EXT:
-            self._write_files(member)
+            write_files(self.ctx, member, {run_id: run["artifact_uri"] for run_id, run in self.runs.items()})
             return
         if member.stem == "runs":
             new, self.skipped = self._plan(member)
@@ -166,20 +166,6 @@ class Restorer:
                 "destination_type": "RUN", "destination_id": r["run_id"],
             }])
             self._add(SqlInputTag.__table__, [{"input_uuid": input_uuid, "name": t["key"], "value": t["value"]} for t in r["tags"]])
-
-    def _write_files(self, member: Member) -> None:
-        written = present = 0
-        for path, data in member.iter_artifacts():
-            run_id, _, relative = path.partition("/")
-            run = self.runs.get(run_id)
-            if run is None:
-                present += 1
-                continue
-            folder = self.ctx.artifacts.joinpath(*run["artifact_uri"].removeprefix(ARTIFACTS_ROOT).split("/"))
-            extract_file(data, folder, relative)
-            written += 1
-        self.ctx.summary.add("artifact_files", "created", written)
-        self.ctx.summary.add("artifact_files", "skipped", present)
 
     def end_chunk(self) -> None:
         if self.latest:

@@ -1,0 +1,94 @@
+"""Data and field-by-field comparisons for the restore of logged models, traces, prompts and evaluation datasets.
+
+Builders use public MLflow APIs on a server; comparisons read both sides through MLflow's own SQL store
+(the source server's database and the restored one), so both are rendered alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelInput, LoggedModelOutput, LoggedModelStatus, Metric
+
+METRIC_TIME = 1_700_000_000_000
+
+
+@dataclass
+class LoggedModelsData:
+    experiment: str
+    experiment_id: str
+    run_ids: list[str]
+    model_ids: list[str]
+    registered_model: str
+
+
+def build_logged_models(uri: str, prefix: str, tmp: Path) -> LoggedModelsData:
+    """Two logged models (params, tags, metrics with datasets, files, a run's output and another run's input),
+    a registered model with versions from ``models:/`` sources, and a version of files from an unexported run."""
+    client = MlflowClient(uri, registry_uri=uri)
+    experiment = f"{prefix}models"
+    experiment_id = client.create_experiment(experiment)
+    runs = [client.create_run(experiment_id, run_name=f"r{i}").info.run_id for i in range(2)]
+    files = tmp / "model-files"
+    (files / "data").mkdir(parents=True)
+    model_ids = []
+    for i, (name, status) in enumerate((("ready", LoggedModelStatus.READY), ("failed", LoggedModelStatus.FAILED))):
+        model = client.create_logged_model(
+            experiment_id, name=name, source_run_id=runs[0], tags={"team": "a", "i": str(i)},
+            params={"alpha": str(0.5 + i), "layers": "3"}, model_type="agent" if i == 0 else None,
+        )
+        (files / "MLmodel").write_text(f"artifact_path: {model.artifact_location}\nmodel_id: {model.model_id}\nrun_id: {runs[0]}\n")
+        (files / "data" / "weights.bin").write_bytes(bytes(range(256)) * (i + 1))
+        client.log_model_artifacts(model.model_id, str(files))
+        client.log_batch(runs[0], metrics=[
+            Metric("accuracy", 0.5 + step / 10 + i, METRIC_TIME + step, step, model_id=model.model_id,
+                   dataset_name="eval", dataset_digest="abc123", run_id=runs[0])
+            for step in range(3)
+        ] + [Metric("nan", float("nan"), METRIC_TIME, 0, model_id=model.model_id, run_id=runs[0])])
+        client.finalize_logged_model(model.model_id, status)
+        model_ids.append(model.model_id)
+    client.log_outputs(runs[0], [LoggedModelOutput(model_ids[0], step=4)])
+    client.log_inputs(runs[1], models=[LoggedModelInput(model_ids[0])])
+
+    name = f"{prefix}registered"
+    client.create_registered_model(name, tags={"k": "v"})
+    client.create_model_version(name, f"models:/{model_ids[0]}", run_id=runs[0], model_id=model_ids[0], tags={"from": "model"})
+    outside_experiment = client.create_experiment(f"{prefix}outside")
+    outside = client.create_run(outside_experiment).info.run_id
+    (tmp / "outside").mkdir()
+    (tmp / "outside" / "model.pkl").write_bytes(b"outside model")
+    client.log_artifacts(outside, str(tmp / "outside"), "model")
+    source = f"{client.get_run(outside).info.artifact_uri}/model"
+    client.create_model_version(name, source, run_id=outside, description="files carried")
+    client.delete_run(outside)  # so the export leaves it out: the version's files travel as carried files
+    client.set_registered_model_alias(name, "champion", "1")
+    return LoggedModelsData(experiment, experiment_id, runs, model_ids, name)
+
+
+def logged_model_fields(client: MlflowClient, model_id: str) -> dict:
+    model = client.get_logged_model(model_id)
+    return {
+        "model_id": model.model_id, "experiment_id": model.experiment_id, "name": model.name,
+        "creation_timestamp": model.creation_timestamp, "last_updated_timestamp": model.last_updated_timestamp,
+        "status": model.status, "status_message": model.status_message, "model_type": model.model_type,
+        "source_run_id": model.source_run_id, "tags": model.tags, "params": model.params,
+        "artifact_location": model.artifact_location,
+        "metrics": sorted((m.key, str(m.value), m.timestamp, m.step, m.run_id, m.model_id, m.dataset_name, m.dataset_digest)
+                          for m in model.metrics or []),
+    }
+
+
+def run_model_links(client: MlflowClient, run_id: str) -> tuple:
+    run = client.get_run(run_id)
+    return (sorted(m.model_id for m in run.inputs.model_inputs or []),
+            sorted((m.model_id, m.step) for m in run.outputs.model_outputs or []) if run.outputs else [])
+
+
+def differences(expected: dict, got: dict, what: str) -> list[str]:
+    return [f"{what} {key}: source {expected[key]!r}, restored {got.get(key)!r}" for key in expected if expected[key] != got.get(key)]
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
