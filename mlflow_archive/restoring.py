@@ -18,11 +18,11 @@ from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
 from .restore import RestoreContext
-from .restore import experiments, logged_models, registry, runs
+from .restore import experiments, logged_models, registry, runs, traces
 from .streams import open_input
 from .summary import Progress, Summary
 
-RESTORERS = (experiments, runs, logged_models, registry)
+RESTORERS = (experiments, runs, logged_models, registry, traces)
 NOT_YET = {"evaluation_datasets": "evaluation datasets"}
 
 
@@ -51,9 +51,9 @@ def restore_archive(
     db = DatabaseDestination(tracking_uri)
     summary = Summary("restore")
     progress = Progress(quiet)
+    ctx = RestoreContext(db=db, artifacts=Path(artifacts_destination), summary=summary, progress=progress)
     try:
         db.prepare()
-        ctx = RestoreContext(db=db, artifacts=Path(artifacts_destination), summary=summary, progress=progress)
         restorers = {module.SECTION: module.Restorer(ctx) for module in RESTORERS}
         _replay(input, restorers, check=True)
         _replay(input, restorers, check=False)
@@ -65,6 +65,7 @@ def restore_archive(
         ) from None
     finally:
         progress.close()
+        ctx.close()
         db.close()
     summary.seconds = time.time() - started
     return summary

@@ -6,8 +6,9 @@ import sqlalchemy as sa
 from compare import all_experiments, compare_servers
 from mlflow import MlflowClient
 
-# Rows restore writes, per table; the UUIDs MLflow draws at random for datasets and inputs are left out
-# (the archive does not carry them), the rows that name them are compared by their other columns.
+# Rows restore writes, per table; the UUIDs MLflow draws at random for datasets, inputs and entity associations
+# are left out (the archive does not carry them, nor an association's time), the rows that name them are compared
+# by their other columns.
 RESTORED_TABLES = {
     "experiments": None, "experiment_tags": None, "runs": None, "params": None, "tags": None,
     "metrics": None, "latest_metrics": None,
@@ -17,6 +18,8 @@ RESTORED_TABLES = {
     "logged_models": None, "logged_model_params": None, "logged_model_tags": None, "logged_model_metrics": None,
     "registered_models": None, "registered_model_tags": None, "registered_model_aliases": None,
     "model_versions": None, "model_version_tags": None,
+    "trace_info": None, "trace_tags": None, "trace_request_metadata": None, "spans": None, "assessments": None,
+    "entity_associations": ("source_type", "source_id", "destination_type", "destination_id"),
 }
 
 

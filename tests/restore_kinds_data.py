@@ -6,11 +6,14 @@ Builders use public MLflow APIs on a server; comparisons read both sides through
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelInput, LoggedModelOutput, LoggedModelStatus, Metric
+from mlflow.entities import LoggedModelInput, LoggedModelOutput, LoggedModelStatus, Metric, Trace, TraceData
+from mlflow.tracing.client import TracingClient
+from mlflow.tracing.constant import SpansLocation, TraceTagKey
 
 METRIC_TIME = 1_700_000_000_000
 
@@ -92,3 +95,18 @@ def differences(expected: dict, got: dict, what: str) -> list[str]:
 
 def files_under(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def stored_traces(database: Path, artifacts: Path, experiment_id: str) -> dict:
+    """The traces of an experiment with their spans, read from a server's database and artifacts folder through
+    MLflow's SQL store (no server): spans kept as ``traces.json`` are read where the trace's artifact location points."""
+    client = TracingClient(f"sqlite:///{database}")
+    found = {}
+    for info in client.search_traces(locations=[experiment_id], max_results=500, include_spans=False):
+        if info.info.tags.get(TraceTagKey.SPANS_LOCATION) == SpansLocation.TRACKING_STORE.value:
+            found[info.info.trace_id] = client.get_trace(info.info.trace_id)
+            continue
+        location = info.info.tags["mlflow.artifactLocation"].removeprefix("mlflow-artifacts:/")
+        data = json.loads((artifacts / location / "traces.json").read_text(encoding="utf-8"))
+        found[info.info.trace_id] = Trace(client.get_trace_info(info.info.trace_id), TraceData.from_dict(data))
+    return found

@@ -10,8 +10,17 @@ from archive_cli import export as export_cli
 from archive_cli import import_counts
 from archive_cli import run as run_cli
 from mlflow import MlflowClient
+from mlflow.tracing.client import TracingClient
 from restore_data import database_rows
-from restore_kinds_data import build_logged_models, differences, files_under, logged_model_fields, run_model_links
+from restore_kinds_data import (
+    build_logged_models,
+    differences,
+    files_under,
+    logged_model_fields,
+    stored_traces,
+    run_model_links,
+)
+from traces_data import build_traces, compare_trace
 
 
 def restore(archive, root):
@@ -64,4 +73,35 @@ def test_logged_models_and_their_versions(scratch_server, unique_prefix, tmp_pat
     before = database_rows(f"sqlite:///{root / 'mlflow.db'}")
     again, _ = restore(archive, root)
     assert again["logged_models"] == (0, 2, 0) and again["model_versions"][0] == 0
+    assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == before
+
+
+def test_traces(scratch_server, unique_prefix, tmp_path):
+    """Trace infos, spans (from the span table, and a traces.json artifact), assessments with overrides, run links."""
+    name = f"{unique_prefix}traces"
+    ids = build_traces(scratch_server.url, name)
+    experiment_id = MlflowClient(scratch_server.url).get_experiment_by_name(name).experiment_id
+    archive, root = tmp_path / "traces.mlar", tmp_path / "restored"
+    export_cli(archive, scratch_server.url, "--experiments", name)
+    counts, _ = restore(archive, root)
+    assert counts["traces"] == (len(ids), 0, 0)
+
+    source = stored_traces(scratch_server.backend_path, scratch_server.artifacts_path, experiment_id)
+    restored = stored_traces(root / "mlflow.db", root / "artifacts", experiment_id)
+    assert sorted(restored) == sorted(source)
+    same = {run.info.run_id: run.info.run_id for run in MlflowClient(scratch_server.url).search_runs([experiment_id])}
+    models = {m.model_id: m.model_id for m in MlflowClient(scratch_server.url).search_logged_models([experiment_id])}
+    diffs = [d for trace_id in source for d in compare_trace(source[trace_id], restored[trace_id], same, models, imported=False)]
+    assert not diffs, "\n".join(diffs)
+    overridden = [a for a in restored[ids["pipeline"]].info.assessments if a.name == "quality"]
+    assert sorted(a.valid for a in overridden) == [False, True] and sum(1 for a in overridden if a.overrides) == 1
+    linked = TracingClient(f"sqlite:///{root / 'mlflow.db'}").search_traces(
+        locations=[experiment_id], run_id=next(iter(same)), include_spans=False)
+    source_linked = TracingClient(scratch_server.url).search_traces(locations=[experiment_id], run_id=next(iter(same)),
+                                                                    include_spans=False)
+    assert sorted(t.info.trace_id for t in linked) == sorted(t.info.trace_id for t in source_linked)
+
+    before = database_rows(f"sqlite:///{root / 'mlflow.db'}")
+    again, _ = restore(archive, root)
+    assert again["traces"] == (0, len(ids), 0)
     assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == before

@@ -188,8 +188,11 @@ def _assessment_fields(a, run_ids: dict[str, str]) -> dict:
     return fields
 
 
-def compare_trace(source, dest, run_ids: dict[str, str], model_ids: dict[str, str]) -> list[str]:
-    """Differences between a source trace and its imported copy, with documented rewrites applied."""
+def compare_trace(source, dest, run_ids: dict[str, str], model_ids: dict[str, str], imported: bool = True) -> list[str]:
+    """Differences between a source trace and its imported copy, with documented rewrites applied.
+
+    ``imported=False`` for a restored copy, which carries no import state tag.
+    """
     diffs = []
     s, d = source.info, dest.info
     for field in ("trace_id", "request_time", "execution_duration", "state", "request_preview",
@@ -207,7 +210,9 @@ def compare_trace(source, dest, run_ids: dict[str, str], model_ids: dict[str, st
     dest_tags = {k: v for k, v in d.tags.items() if k not in IGNORED_TAGS}
     if source_tags != dest_tags:
         diffs.append(f"{s.trace_id} tags: {source_tags} != {dest_tags}")
-    if d.tags.get("mlflow_archive.import_state") != "complete":
+    if not imported and "mlflow_archive.import_state" in d.tags:
+        diffs.append(f"{s.trace_id} still carries the restore's import state tag")
+    if imported and d.tags.get("mlflow_archive.import_state") != "complete":
         diffs.append(f"{s.trace_id} is not marked complete on the destination")
     source_spans = sorted((_span_fields(x) for x in source.data.spans), key=lambda f: f["span_id"])
     dest_spans = sorted((_span_fields(x) for x in dest.data.spans), key=lambda f: f["span_id"])

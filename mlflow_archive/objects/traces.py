@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import replace
+from typing import Callable
 
 import pyarrow as pa
 from mlflow.entities import (
@@ -338,18 +339,7 @@ class Importer(ChunkReplay):
             # The destination's trace archive is the server's to fill: the spans go to its tracking store.
             tags[TraceTagKey.SPANS_LOCATION] = SpansLocation.TRACKING_STORE.value
         tags[STATE_TAG] = PARTIAL
-        row["sent"] = TraceInfo(
-            trace_id=source_id,
-            trace_location=TraceLocation.from_experiment_id(experiment_id),
-            request_time=row["request_time"],
-            state=TraceState(row["state"]),
-            request_preview=row["request_preview"],
-            response_preview=row["response_preview"],
-            client_request_id=row["client_request_id"],
-            execution_duration=row["execution_duration"],
-            trace_metadata=metadata,
-            tags=tags,
-        )
+        row["sent"] = trace_info_entity(row, experiment_id, metadata, tags)
         row["info"] = ctx.dest.start_trace(row["sent"])
         row["dest_id"] = source_id
         for run_id in row["linked_run_ids"] or ():
@@ -440,24 +430,7 @@ class Importer(ChunkReplay):
         self.for_each(create, list(by_trace.items()))
 
     def _assessment(self, row: dict) -> Assessment:
-        metadata = {m["key"]: m["value"] for m in row["metadata"]} or None
-        if metadata and metadata.get(AssessmentMetadataKey.SOURCE_RUN_ID):
-            metadata[AssessmentMetadataKey.SOURCE_RUN_ID] = self._dest_id("run", metadata[AssessmentMetadataKey.SOURCE_RUN_ID])
-        return Assessment(
-            name=row["name"],
-            source=AssessmentSource(source_type=row["source_type"], source_id=row["source_id"]),
-            trace_id=self.dest(row["trace_id"]),
-            run_id=self._dest_id("run", row["run_id"]) if row["run_id"] else None,
-            rationale=row["rationale"],
-            metadata=metadata,
-            span_id=row["span_id"],
-            create_time_ms=row["create_time"],
-            last_update_time_ms=row["last_update_time"],
-            assessment_id=row["assessment_id"],
-            overrides=row["overrides"],
-            valid=row["valid"],
-            **_assessment_value(row),
-        )
+        return assessment_entity(row, lambda run_id: self._dest_id("run", run_id))
 
     def end_chunk(self) -> None:
         artifact_spans, self.artifact_spans = self.artifact_spans, defaultdict(list)
@@ -489,6 +462,44 @@ class Importer(ChunkReplay):
                 f"traces or assessments name {len(self.unmapped_runs)} run(s) that are not in the archive: their "
                 "metadata and run IDs keep the source run ID, and no link_traces_to_run link is made"
             )
+
+
+def trace_info_entity(row: dict, experiment_id: str, metadata: dict[str, str], tags: dict[str, str]) -> TraceInfo:
+    """The trace info of an archive row, in ``experiment_id``, with the given metadata and tags."""
+    return TraceInfo(
+        trace_id=row["trace_id"],
+        trace_location=TraceLocation.from_experiment_id(experiment_id),
+        request_time=row["request_time"],
+        state=TraceState(row["state"]),
+        request_preview=row["request_preview"],
+        response_preview=row["response_preview"],
+        client_request_id=row["client_request_id"],
+        execution_duration=row["execution_duration"],
+        trace_metadata=metadata,
+        tags=tags,
+    )
+
+
+def assessment_entity(row: dict, run_of: Callable[[str], str]) -> Assessment:
+    """The assessment of an archive row, with its run IDs passed through ``run_of`` (source run ID -> destination's)."""
+    metadata = {m["key"]: m["value"] for m in row["metadata"]} or None
+    if metadata and metadata.get(AssessmentMetadataKey.SOURCE_RUN_ID):
+        metadata[AssessmentMetadataKey.SOURCE_RUN_ID] = run_of(metadata[AssessmentMetadataKey.SOURCE_RUN_ID])
+    return Assessment(
+        name=row["name"],
+        source=AssessmentSource(source_type=row["source_type"], source_id=row["source_id"]),
+        trace_id=row["trace_id"],  # trace IDs are kept
+        run_id=run_of(row["run_id"]) if row["run_id"] else None,
+        rationale=row["rationale"],
+        metadata=metadata,
+        span_id=row["span_id"],
+        create_time_ms=row["create_time"],
+        last_update_time_ms=row["last_update_time"],
+        assessment_id=row["assessment_id"],
+        overrides=row["overrides"],
+        valid=row["valid"],
+        **_assessment_value(row),
+    )
 
 
 def _assessment_value(row: dict) -> dict:

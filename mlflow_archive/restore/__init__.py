@@ -23,6 +23,20 @@ class RestoreContext:
     artifacts: Path  # the server's --artifacts-destination: `mlflow-artifacts:/<path>` lives at `<artifacts>/<path>`
     summary: Summary
     progress: Progress
+    _store: object = None
+
+    def store(self):
+        """MLflow's own SQL store on the destination: traces are written through it, since MLflow derives much
+        from their spans (analytics columns, span metrics, rollups) that rows copied by hand would miss."""
+        if self._store is None:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            self._store = SqlAlchemyStore(self.db.engine.url.render_as_string(hide_password=False), ARTIFACTS_ROOT)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.engine.dispose()
 
 
 def write_files(ctx: RestoreContext, member: Member, locations: dict[str, str], owner_parts: int = 1) -> dict[str, Path]:
