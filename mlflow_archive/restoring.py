@@ -18,11 +18,11 @@ from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
 from .restore import RestoreContext
-from .restore import experiments, logged_models, registry, runs, traces
+from .restore import experiments, logged_models, prompts, registry, runs, traces
 from .streams import open_input
 from .summary import Progress, Summary
 
-RESTORERS = (experiments, runs, logged_models, registry, traces)
+RESTORERS = (experiments, runs, logged_models, registry, prompts, traces)
 NOT_YET = {"evaluation_datasets": "evaluation datasets"}
 
 

@@ -11,6 +11,8 @@ from archive_cli import import_counts
 from archive_cli import run as run_cli
 from mlflow import MlflowClient
 from mlflow.tracing.client import TracingClient
+from models_data import client_for
+from prompts_data import build_prompts_dataset, compare_prompt, prompt_versions
 from restore_data import database_rows
 from restore_kinds_data import (
     build_logged_models,
@@ -105,3 +107,28 @@ def test_traces(scratch_server, unique_prefix, tmp_path):
     again, _ = restore(archive, root)
     assert again["traces"] == (0, len(ids), 0)
     assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == before
+
+
+def test_prompts(scratch_server, unique_prefix, tmp_path):
+    """Prompts: templates (text and chat), response formats, model configurations, deleted-version gaps, aliases, tags."""
+    data = build_prompts_dataset(scratch_server.url, unique_prefix)
+    archive, root = tmp_path / "prompts.mlar", tmp_path / "restored"
+    export_cli(archive, scratch_server.url, "--experiments", data.experiment, "--prompts", ",".join(data.names))
+    counts, _ = restore(archive, root)
+    assert counts["prompts"] == (2, 0, 0) and counts["prompt_versions"] == (5, 0, 0)
+
+    source, restored = scratch_server.backend_uri, f"sqlite:///{root / 'mlflow.db'}"
+    same = {data.experiment_id: data.experiment_id}, {data.run_id: data.run_id}
+    diffs = [d for name in data.names for d in compare_prompt(source, restored, name, *same)]
+    for name in data.names:
+        expected, got = prompt_versions(source, name), prompt_versions(restored, name)
+        assert sorted(got) == sorted(expected)
+        diffs += [d for number in expected for d in differences(dict(expected[number]), dict(got[number]), f"{name} v{number}")]
+        diffs += differences(*(dict(client_for(uri)._get_registry_client().get_registered_model(name)) for uri in (source, restored)), name)
+    assert not diffs, "\n".join(diffs)
+    assert data.deleted_version not in prompt_versions(restored, data.main)  # the gap, with no placeholder
+
+    before = database_rows(restored)
+    again, _ = restore(archive, root)
+    assert again["prompts"] == (0, 2, 0) and again["prompt_versions"][0] == 0
+    assert database_rows(restored) == before

@@ -43,6 +43,9 @@ def model_row(row: dict) -> dict:
 
 
 class Restorer:
+    parents, versions = "registered_models", "model_versions"  # the archive's stems, and the summary's names
+    what = "registered model {!r}"
+
     def __init__(self, ctx: RestoreContext) -> None:
         self.ctx = ctx
         self._reset()
@@ -53,11 +56,15 @@ class Restorer:
         self.unlocated: dict[str, dict] = {}  # archive owner of version files -> its version row, for the files to locate
         self.skipped = 0
 
+    def _read(self, member: Member) -> list[dict]:
+        """The member's rows, in the shape of the ``registered_models`` and ``model_versions`` tables."""
+        return member.read_table().to_pylist()
+
     def _plan(self, member: Member) -> list[dict]:
-        rows = member.read_table().to_pylist()
-        if member.stem == "model_versions":
+        rows = self._read(member)
+        if member.stem == self.versions:
             return rows
-        new = missing_rows(self.ctx, MODELS, "name", rows, model_row, COMPARED, "registered model {!r}")
+        new = missing_rows(self.ctx, MODELS, "name", rows, model_row, COMPARED, self.what)
         self.skipped = len(rows) - len(new)
         return new
 
@@ -70,7 +77,7 @@ class Restorer:
             self._write_version_files(member)
             return
         rows = self._plan(member)
-        if member.stem == "registered_models":
+        if member.stem == self.parents:
             self.models = {r["name"] for r in rows}
             self._add(MODELS, [model_row(r) for r in rows])
             self._add(SqlRegisteredModelTag.__table__, [{"name": r["name"], **t} for r in rows for t in r["tags"]])
@@ -89,8 +96,8 @@ class Restorer:
         self._add(SqlModelVersionTag.__table__, [
             {"name": v["name"], "version": v["version"], **t} for v in versions for t in v["tags"]
         ])
-        self.ctx.summary.add("model_versions", "created", len(versions))
-        self.ctx.summary.add("model_versions", "skipped", len(rows) - len(versions))
+        self.ctx.summary.add(self.versions, "created", len(versions))
+        self.ctx.summary.add(self.versions, "skipped", len(rows) - len(versions))
 
     def _locate(self, versions: list[dict], rows: list[dict]) -> None:
         """Storage locations of versions made from logged models; versions held by no restored run or model await files."""
@@ -127,6 +134,6 @@ class Restorer:
             for table in (MODELS, SqlRegisteredModelTag.__table__, SqlModelVersion.__table__,
                           SqlModelVersionTag.__table__, SqlRegisteredModelAlias.__table__):
                 self.ctx.db.insert(conn, table, self.rows.get(table, []))
-        self.ctx.summary.add("registered_models", "created", len(self.models))
-        self.ctx.summary.add("registered_models", "skipped", self.skipped)
+        self.ctx.summary.add(self.parents, "created", len(self.models))
+        self.ctx.summary.add(self.parents, "skipped", self.skipped)
         self._reset()
