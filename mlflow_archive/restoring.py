@@ -1,9 +1,9 @@
 """``restore_archive``: an exact copy of an archive in a tracking database, IDs and times kept.
 
 Where ``import`` replays an archive through a server's REST API (new IDs, the server's
-times), ``restore`` writes the rows itself through the installed MLflow's ORM tables. Before
-the first write, one pass over the archive checks that no ID it holds is taken in the
-destination by something else, and that it holds no object kind restore cannot write yet.
+times), ``restore`` writes the rows itself through the installed MLflow's ORM tables (traces
+through MLflow's own SQL store, which derives much from their spans). Before the first write,
+one pass over the archive checks that no ID it holds is taken in the destination by something else.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
 from .restore import RestoreContext
-from .restore import experiments, logged_models, prompts, registry, runs, traces
+from .restore import evaluation_datasets, experiments, logged_models, prompts, registry, runs, traces
 from .streams import open_input
 from .summary import Progress, Summary
 
-RESTORERS = (experiments, runs, logged_models, registry, prompts, traces)
-NOT_YET = {"evaluation_datasets": "evaluation datasets"}
+RESTORERS = (experiments, runs, logged_models, registry, prompts, traces, evaluation_datasets)
 
 
 def restore_archive(
@@ -75,14 +74,7 @@ def _replay(input: str, restorers: dict, check: bool) -> None:
     with open_input(input) as stream:
         current = None
         for member in ArchiveReader(stream):
-            restorer = restorers.get(member.section)
-            if restorer is None:
-                if member.info.rows:
-                    raise ArchiveError(
-                        f"This archive holds {NOT_YET.get(member.section, member.section)}, which restore does not write yet; "
-                        "use `mlflow archive import` for it, or export without them."
-                    )
-                continue
+            restorer = restorers[member.section]  # one for every section of the format
             if check:
                 restorer.check(member)
                 continue

@@ -20,6 +20,7 @@ RESTORED_TABLES = {
     "model_versions": None, "model_version_tags": None,
     "trace_info": None, "trace_tags": None, "trace_request_metadata": None, "spans": None, "assessments": None,
     "entity_associations": ("source_type", "source_id", "destination_type", "destination_id"),
+    "evaluation_datasets": None, "evaluation_dataset_tags": None, "evaluation_dataset_records": None,
 }
 
 

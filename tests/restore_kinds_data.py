@@ -10,10 +10,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow.genai.datasets as genai_datasets
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelInput, LoggedModelOutput, LoggedModelStatus, Metric, Trace, TraceData
 from mlflow.tracing.client import TracingClient
 from mlflow.tracing.constant import SpansLocation, TraceTagKey
+
+from datasets_data import _make_traces, _nested_batches
+from models_data import using_server
 
 METRIC_TIME = 1_700_000_000_000
 
@@ -110,3 +114,34 @@ def stored_traces(database: Path, artifacts: Path, experiment_id: str) -> dict:
         data = json.loads((artifacts / location / "traces.json").read_text(encoding="utf-8"))
         found[info.info.trace_id] = Trace(client.get_trace_info(info.info.trace_id), TraceData.from_dict(data))
     return found
+
+
+def build_dataset(uri: str, prefix: str) -> tuple[str, list[str], str]:
+    """(name, experiment names, dataset ID) of a dataset linked to two experiments, with records of every shape
+    (nested JSON, outputs of every kind, tags, a document source) and records made from traces."""
+    experiments = [f"{prefix}a", f"{prefix}b"]
+    ids = [MlflowClient(uri).create_experiment(name) for name in experiments]
+    with using_server(uri):
+        dataset = genai_datasets.create_dataset(f"{prefix}dataset", experiment_id=ids, tags={"purpose": "restore", "ü": "✓"})
+        for batch in _nested_batches():
+            dataset.merge_records(batch)
+        traces = _make_traces(MlflowClient(uri), ids[0], 2)
+        dataset.merge_records([MlflowClient(uri).get_trace(t) for t in traces])
+    return dataset.name, experiments, dataset.dataset_id
+
+
+def dataset_fields(uri: str, dataset_id: str) -> dict:
+    """Everything MLflow's store reads of a dataset, its experiment links and records (IDs and times included)."""
+    client = MlflowClient(uri)
+    store = client._tracking_client.store
+    dataset = store.get_dataset(dataset_id)
+    return {
+        **{k: getattr(dataset, k) for k in ("dataset_id", "name", "digest", "created_time", "last_update_time",
+                                             "created_by", "last_updated_by", "schema", "profile", "tags")},
+        "experiment_ids": sorted(store.get_dataset_experiment_ids(dataset_id)),
+        "records": [{
+            **{k: getattr(r, k) for k in ("dataset_record_id", "inputs", "outputs", "expectations", "tags", "source_id",
+                                          "created_time", "last_update_time", "created_by", "last_updated_by")},
+            "source": r.source.to_dict() if r.source else None,
+        } for r in store._load_dataset_records(dataset_id, max_results=None)[0]],
+    }

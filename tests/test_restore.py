@@ -181,23 +181,6 @@ def test_registry_round_trip(scratch_server, unique_prefix, tmp_path):
     assert [v["version"] for v in versions(restored)] == [1, 3]
 
 
-def test_other_object_kinds_refused(scratch_server, unique_prefix, tmp_path):
-    from mlflow.genai import datasets as genai_datasets
-    from models_data import using_server
-
-    experiment_id = MlflowClient(scratch_server.url).create_experiment(f"{unique_prefix}datasets")
-    with using_server(scratch_server.url):
-        dataset = genai_datasets.create_dataset(f"{unique_prefix}dataset", experiment_id=experiment_id)
-        dataset.merge_records([{"inputs": {"q": "one"}}])
-    archive = tmp_path / "datasets.mlar"
-    export_cli(archive, scratch_server.url, "--evaluation-datasets", dataset.name)
-    proc = restore_cli(archive, tmp_path, check=False)
-    assert proc.returncode == 1
-    assert "holds evaluation datasets, which restore does not write yet; use `mlflow archive import`" in proc.stderr_text
-    assert database_rows(f"sqlite:///{tmp_path / 'mlflow.db'}")["experiments"] == database_rows(
-        f"sqlite:///{tmp_path / 'mlflow.db'}")["experiments"][:1]  # only MLflow's own Default
-
-
 def test_other_schema_revision_refused(half_and_full, tmp_path):
     _, half, _ = half_and_full
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -15,7 +15,9 @@ from models_data import client_for
 from prompts_data import build_prompts_dataset, compare_prompt, prompt_versions
 from restore_data import database_rows
 from restore_kinds_data import (
+    build_dataset,
     build_logged_models,
+    dataset_fields,
     differences,
     files_under,
     logged_model_fields,
@@ -131,4 +133,28 @@ def test_prompts(scratch_server, unique_prefix, tmp_path):
     before = database_rows(restored)
     again, _ = restore(archive, root)
     assert again["prompts"] == (0, 2, 0) and again["prompt_versions"][0] == 0
+    assert database_rows(restored) == before
+
+
+def test_evaluation_datasets(scratch_server, unique_prefix, tmp_path):
+    """A dataset with its ID, times, creators, digest, schema, profile, tags, experiment links, and every record."""
+    name, experiments, dataset_id = build_dataset(scratch_server.url, unique_prefix)
+    archive, root = tmp_path / "datasets.mlar", tmp_path / "restored"
+    export_cli(archive, scratch_server.url, "--experiments", ",".join(experiments), "--evaluation-datasets", name)
+    counts, _ = restore(archive, root)
+    expected = dataset_fields(scratch_server.backend_uri, dataset_id)
+    assert counts["evaluation_datasets"] == (1, 0, 0)
+    assert counts["evaluation_dataset_records"] == (len(expected["records"]), 0, 0)
+
+    restored = f"sqlite:///{root / 'mlflow.db'}"
+    got = dataset_fields(restored, dataset_id)
+    diffs = differences({k: v for k, v in expected.items() if k != "records"}, got, "dataset")
+    for number, (want, have) in enumerate(zip(expected["records"], got["records"])):
+        diffs += differences(want, have, f"record {number}")
+    assert len(got["records"]) == len(expected["records"])
+    assert not diffs, "\n".join(diffs)
+
+    before = database_rows(restored)
+    again, _ = restore(archive, root)
+    assert again["evaluation_datasets"] == (0, 1, 0) and again["evaluation_dataset_records"][0] == 0
     assert database_rows(restored) == before
