@@ -6,6 +6,7 @@ fresh SQLite file, and compared through MLflow's own SQL store on both databases
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from archive_cli import export as export_cli
 from archive_cli import import_counts
 from archive_cli import run as run_cli
@@ -27,10 +28,18 @@ from restore_kinds_data import (
 from traces_data import build_traces, compare_trace
 
 
-def restore(archive, root):
+def restore(archive, root, check: bool = True):
     proc = run_cli("restore", "-i", archive, "--tracking-uri", f"sqlite:///{root / 'mlflow.db'}",
-                   "--artifacts-destination", root / "artifacts", "--quiet")
+                   "--artifacts-destination", root / "artifacts", "--quiet", check=check)
     return import_counts(proc.stderr_text), proc.stderr_text
+
+
+def execute(root, statement: str, **params) -> None:
+    """A change made behind MLflow's back, as a killed restore or another writer leaves the database."""
+    engine = sa.create_engine(f"sqlite:///{root / 'mlflow.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+    engine.dispose()
 
 
 def restored_client(root) -> MlflowClient:
@@ -79,6 +88,15 @@ def test_logged_models_and_their_versions(scratch_server, unique_prefix, tmp_pat
     assert again["logged_models"] == (0, 2, 0) and again["model_versions"][0] == 0
     assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == before
 
+    # A logged model ID the destination holds with other content stops the restore before it writes anything.
+    execute(root, "UPDATE logged_models SET name = 'renamed elsewhere' WHERE model_id = :m", m=data.model_ids[1])
+    execute(root, "DELETE FROM registered_models")
+    changed = database_rows(f"sqlite:///{root / 'mlflow.db'}")
+    _, error = restore(archive, root, check=False)
+    assert error.startswith("Error: ") and error.strip().count("\n") == 0, error
+    assert f"logged model {data.model_ids[1]}" in error and "renamed elsewhere" in error
+    assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == changed  # the registered model was not written again
+
 
 def test_traces(scratch_server, unique_prefix, tmp_path):
     """Trace infos, spans (from the span table, and a traces.json artifact), assessments with overrides, run links."""
@@ -108,6 +126,15 @@ def test_traces(scratch_server, unique_prefix, tmp_path):
     before = database_rows(f"sqlite:///{root / 'mlflow.db'}")
     again, _ = restore(archive, root)
     assert again["traces"] == (0, len(ids), 0)
+    assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == before
+
+    # A restore killed inside a trace leaves it tagged partial, half written: the next one writes it whole again.
+    execute(root, "INSERT INTO trace_tags (request_id, key, value) VALUES (:t, 'mlflow_archive.import_state', 'partial')",
+            t=ids["pipeline"])
+    execute(root, "DELETE FROM assessments WHERE trace_id = :t", t=ids["pipeline"])
+    execute(root, "DELETE FROM spans WHERE trace_id = :t", t=ids["pipeline"])
+    resumed, _ = restore(archive, root)
+    assert resumed["traces"] == (1, len(ids) - 1, 0)
     assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == before
 
 
