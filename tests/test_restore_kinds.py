@@ -27,6 +27,10 @@ from restore_kinds_data import (
 )
 from traces_data import build_traces, compare_trace
 
+import test_restore
+
+postgres = test_restore.postgres  # the restore tests' private PostgreSQL, one per module
+
 
 def restore(archive, root, check: bool = True):
     proc = run_cli("restore", "-i", archive, "--tracking-uri", f"sqlite:///{root / 'mlflow.db'}",
@@ -98,8 +102,9 @@ def test_logged_models_and_their_versions(scratch_server, unique_prefix, tmp_pat
     assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == changed  # the registered model was not written again
 
 
-def test_traces(scratch_server, unique_prefix, tmp_path):
-    """Trace infos, spans (from the span table, and a traces.json artifact), assessments with overrides, run links."""
+def test_traces(scratch_server, unique_prefix, tmp_path, postgres):
+    """Trace infos, spans (from the span table, and a traces.json artifact), assessments with overrides, run links;
+    into PostgreSQL the same rows as into SQLite."""
     name = f"{unique_prefix}traces"
     ids = build_traces(scratch_server.url, name)
     experiment_id = MlflowClient(scratch_server.url).get_experiment_by_name(name).experiment_id
@@ -136,6 +141,11 @@ def test_traces(scratch_server, unique_prefix, tmp_path):
     resumed, _ = restore(archive, root)
     assert resumed["traces"] == (1, len(ids) - 1, 0)
     assert database_rows(f"sqlite:///{root / 'mlflow.db'}") == before
+
+    uri = postgres("kinds_traces")
+    run_cli("restore", "-i", archive, "--tracking-uri", uri, "--artifacts-destination", tmp_path / "pg", "--quiet")
+    assert database_rows(uri, setup_default=False) == database_rows(f"sqlite:///{root / 'mlflow.db'}", setup_default=False)
+    assert files_under(tmp_path / "pg") == files_under(root / "artifacts")
 
 
 def test_prompts(scratch_server, unique_prefix, tmp_path):
