@@ -15,6 +15,7 @@ from mlflow.entities.dataset_record import DATASET_RECORD_WRAPPED_OUTPUT_KEY
 from mlflow.entities.entity_type import EntityAssociationType
 from mlflow.store.tracking.dbmodels.models import (
     SqlEntityAssociation,
+    SqlExperiment,
     SqlEvaluationDataset,
     SqlEvaluationDatasetRecord,
     SqlEvaluationDatasetTag,
@@ -83,18 +84,32 @@ class Restorer:
             self._insert(SqlEvaluationDatasetTag.__table__, [
                 {"dataset_id": r["dataset_id"], "key": t["key"], "value": t["value"]} for r in new for t in r["tags"]
             ])
-            # The links create_dataset makes; the archive holds no link's own time, so each gets its dataset's.
-            self._insert(SqlEntityAssociation.__table__, [{
-                "association_id": uuid.uuid4().hex,
-                "source_type": EntityAssociationType.EVALUATION_DATASET, "source_id": r["dataset_id"],
-                "destination_type": EntityAssociationType.EXPERIMENT, "destination_id": experiment_id,
-                "created_time": r["created_time"],
-            } for r in new for experiment_id in r["experiment_ids"]])
+            self._link(new)
             return
         records = [record_row(r) for r in member.read_table().to_pylist() if r["dataset_id"] in self.datasets]
         self._insert(SqlEvaluationDatasetRecord.__table__, records)
         self.ctx.summary.add(RECORDS, "created", len(records))
         self.ctx.summary.add(RECORDS, "skipped", member.info.rows - len(records))
+
+    def _link(self, datasets: list[dict]) -> None:
+        """The links create_dataset makes, to the experiments the destination holds (the archive may lack some).
+
+        The archive holds no link's own time: each gets its dataset's creation time.
+        """
+        wanted = {int(e) for r in datasets for e in r["experiment_ids"]}
+        held = {str(e) for e in self.ctx.db.fetch(SqlExperiment.__table__, "experiment_id", wanted)}
+        dropped = [r["name"] for r in datasets if set(r["experiment_ids"]) - held]
+        if dropped:
+            self.ctx.summary.note(
+                f"{len(dropped)} evaluation dataset(s) lost links to experiments that neither the archive nor the "
+                f"destination holds (e.g. {dropped[0]!r})"
+            )
+        self._insert(SqlEntityAssociation.__table__, [{
+            "association_id": uuid.uuid4().hex,
+            "source_type": EntityAssociationType.EVALUATION_DATASET, "source_id": r["dataset_id"],
+            "destination_type": EntityAssociationType.EXPERIMENT, "destination_id": experiment_id,
+            "created_time": r["created_time"],
+        } for r in datasets for experiment_id in r["experiment_ids"] if experiment_id in held])
 
     def _insert(self, table, rows: list[dict]) -> None:
         """Into the chunk's transaction, opened by its first write."""
