@@ -33,7 +33,7 @@ from ..objects.traces import SERVER_READ, STATE_TAG, _derived_tag, _span, assess
 from . import RestoreContext, conflict
 
 SECTION = "traces"
-TRACES, ASSESSMENTS = SqlTraceInfo.__table__, SqlAssessments.__table__
+TRACES, TAGS, ASSESSMENTS = SqlTraceInfo.__table__, SqlTraceTag.__table__, SqlAssessments.__table__
 TRACE_DATA_FILE = "traces.json"  # MLflow's TRACE_DATA_FILE_NAME
 
 
@@ -51,6 +51,7 @@ class Restorer:
         self.traces: dict[str, dict] = {}  # trace ID -> archive row, for the traces this chunk writes
         self.spans: dict[str, list] = defaultdict(list)
         self.assessments: dict[str, list] = defaultdict(list)
+        self.table_spans: set[str] = set()  # traces whose spans go to the tracking store
         self.skipped = 0
 
     def _plan(self, member: Member) -> tuple[list[dict], list[str]]:
@@ -59,8 +60,8 @@ class Restorer:
         ids = [r["trace_id"] for r in rows]
         present = self.ctx.db.fetch(TRACES, "request_id", ids)
         with self.ctx.db.engine.connect() as conn:
-            partial = set(conn.execute(sa.select(SqlTraceTag.__table__.c.request_id).where(
-                SqlTraceTag.__table__.c.key == STATE_TAG, SqlTraceTag.__table__.c.request_id.in_(ids))).scalars())
+            partial = set(conn.execute(sa.select(TAGS.c.request_id).where(TAGS.c.key == STATE_TAG, TAGS.c.request_id.in_(ids)))
+                          .scalars())
         new = []
         for row in rows:
             have, want = present.get(row["trace_id"]), compared(row)
@@ -97,33 +98,39 @@ class Restorer:
                                  {**tags, STATE_TAG: PARTIAL})
         return replace(info, assessments=[assessment_entity(a, lambda run_id: run_id) for a in assessments])
 
-    def _write(self, row: dict, runs: set[str]) -> None:
-        store, trace_id = self.ctx.store(), row["trace_id"]
-        spans = [_span(s) for s in self.spans.get(trace_id, [])]
-        info = self._info(row, self.assessments.get(trace_id, []))
-        if info.tags.get(TraceTagKey.SPANS_LOCATION) in SERVER_READ:
-            store.start_trace(replace(info, assessments=[]))
-            store.log_spans(row["experiment_id"], spans)
-            # log_spans recomputed the duration from the spans; the source's values win, as on the source.
-            store.start_trace(info)
-        else:
-            store.start_trace(info)
-            self._write_trace_data(trace_id, TraceData(spans=spans))
-        overridden = [a.assessment_id for a in info.assessments if a.valid is False]
-        if overridden:  # start_trace stores every assessment valid, as a new one is
-            with self.ctx.db.begin() as conn:
-                conn.execute(ASSESSMENTS.update().where(ASSESSMENTS.c.assessment_id.in_(overridden)).values(valid=False))
+    def _guarded(self, trace_ids: list[str], work, *args) -> bool:
+        """``work(*args)``; when MLflow refuses it, each of the traces is one failure and is deleted again."""
+        try:
+            work(*args)
+            return True
+        except (MlflowException, ValueError, KeyError, TypeError) as exc:
+            for trace_id in trace_ids:
+                row = self.traces.pop(trace_id, None)
+                if row is not None:
+                    self.ctx.summary.fail("traces", f"trace {trace_id}: {one_line(exc)}")
+                    self.ctx.store().delete_traces(row["experiment_id"], trace_ids=[trace_id])
+            return False
+
+    def _start(self, trace_id: str) -> None:
+        """The trace info with its assessments, marked partial; spans kept as ``traces.json`` are written as that file."""
+        info = self._info(self.traces[trace_id], self.assessments.get(trace_id, []))
+        self.ctx.store().start_trace(info)
+        if info.tags.get(TraceTagKey.SPANS_LOCATION) not in SERVER_READ:
+            self._write_trace_data(trace_id, TraceData(spans=[_span(s) for s in self.spans.get(trace_id, [])]))
+            self.table_spans.discard(trace_id)
+
+    def _log_spans(self, experiment_id: str, trace_ids: list[str]) -> None:
+        self.ctx.store().log_spans(experiment_id, [_span(s) for t in trace_ids for s in self.spans.get(t, [])])
+
+    def _link(self, trace_id: str, runs: set[str]) -> None:
+        row, store = self.traces[trace_id], self.ctx.store()
         for run_id in row["linked_run_ids"] or ():
             if run_id in runs:
                 store.link_traces_to_run([trace_id], run_id)
-        linked = info.tags.get(TraceTagKey.LINKED_PROMPTS)
+        linked = next((t["value"] for t in row["tags"] if t["key"] == TraceTagKey.LINKED_PROMPTS), None)
         if linked:
             store.link_prompts_to_trace(trace_id, [PromptVersion(e["name"], int(e["version"]), template="")
                                                    for e in json.loads(linked)])
-        store.delete_trace_tag(trace_id, STATE_TAG)
-        self.ctx.summary.add("spans", "created", len(spans))
-        self.ctx.summary.add("assessments", "created", len(info.assessments))
-        self.ctx.summary.add("traces", "created")
 
     def _write_trace_data(self, trace_id: str, data: TraceData) -> None:
         """``traces.json`` where the trace's artifact location tag (which start_trace set) points."""
@@ -137,14 +144,38 @@ class Restorer:
             get_artifact_repository(location).upload_trace_data(text)
 
     def end_chunk(self) -> None:
+        """Each trace started (marked partial), the spans of the chunk's traces in one log_spans per experiment, the
+        links, then one transaction puts back what log_spans recomputed and marks them whole: so a killed restore
+        leaves only partial traces behind."""
+        self.table_spans = set(self.traces)
+        for trace_id in list(self.traces):
+            self._guarded([trace_id], self._start, trace_id)
+        by_experiment: dict[str, list[str]] = defaultdict(list)
+        for trace_id in self.table_spans & set(self.traces):
+            by_experiment[self.traces[trace_id]["experiment_id"]].append(trace_id)
+        for experiment_id, trace_ids in by_experiment.items():
+            if not self._guarded([], self._log_spans, experiment_id, trace_ids):  # find the trace MLflow refuses
+                for trace_id in trace_ids:
+                    self._guarded([trace_id], self._log_spans, experiment_id, [trace_id])
         linked = {run_id for row in self.traces.values() for run_id in row["linked_run_ids"] or ()}
         runs = set(self.ctx.db.fetch(SqlRun.__table__, "run_uuid", linked))
-        for trace_id, row in self.traces.items():
-            try:
-                self._write(row, runs)
-            except (MlflowException, ValueError, KeyError, TypeError) as exc:  # MLflow refused it: one failure
-                self.ctx.summary.fail("traces", f"trace {trace_id}: {one_line(exc)}")
-                self.ctx.store().delete_traces(row["experiment_id"], trace_ids=[trace_id])
+        for trace_id in list(self.traces):
+            self._guarded([trace_id], self._link, trace_id, runs)
+        overridden = [a["assessment_id"] for t in self.traces for a in self.assessments.get(t, []) if a["valid"] is False]
+        with self.ctx.db.begin() as conn:
+            if self.table_spans & set(self.traces):
+                # log_spans recomputed these from the spans; the source's values win, as they did on the source.
+                conn.execute(TRACES.update().where(TRACES.c.request_id == sa.bindparam("trace_id")).values(
+                    timestamp_ms=sa.bindparam("request_time"), execution_time_ms=sa.bindparam("execution_duration"),
+                    status=sa.bindparam("state"), request_preview=sa.bindparam("request_preview"),
+                    response_preview=sa.bindparam("response_preview"),
+                ), [self.traces[t] for t in self.table_spans & set(self.traces)])
+            # start_trace stores every assessment valid, as a new one is.
+            conn.execute(ASSESSMENTS.update().where(ASSESSMENTS.c.assessment_id.in_(overridden)).values(valid=False))
+            conn.execute(TAGS.delete().where(TAGS.c.key == STATE_TAG, TAGS.c.request_id.in_(list(self.traces))))
+        self.ctx.summary.add("traces", "created", len(self.traces))
+        self.ctx.summary.add("spans", "created", sum(len(self.spans.get(t, [])) for t in self.traces))
+        self.ctx.summary.add("assessments", "created", sum(len(self.assessments.get(t, [])) for t in self.traces))
         self.ctx.summary.add("traces", "skipped", self.skipped)
         self.ctx.progress.update("traces restored", self.ctx.summary.counts["traces"].created)
         self._reset()
