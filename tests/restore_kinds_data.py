@@ -7,6 +7,7 @@ Builders use public MLflow APIs on a server; comparisons read both sides through
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +146,35 @@ def dataset_fields(uri: str, dataset_id: str) -> dict:
             "source": r.source.to_dict() if r.source else None,
         } for r in store._load_dataset_records(dataset_id, max_results=None)[0]],
     }
+
+
+def write_trace_archive(path: Path, lifecycle_stage: str, n_traces: int, n_spans: int) -> list[str]:
+    """An archive of one experiment (in ``lifecycle_stage``) whose traces have spans in the tracking store; their IDs."""
+    from mlflow_archive.archive import ArchiveWriter
+
+    trace_ids = ["tr-" + uuid.uuid4().hex for _ in range(n_traces)]
+    start = METRIC_TIME
+    with open(path, "wb") as out:
+        writer = ArchiveWriter(out, {"source": {"tracking_uri": "test"}}, 0)
+        writer.chunk("experiments").write_table("experiments", {
+            "experiment_id": ["1"], "name": ["traced"], "artifact_location": [None], "lifecycle_stage": [lifecycle_stage],
+            "creation_time": [start], "last_update_time": [start], "tags": [[]],
+        })
+        chunk = writer.chunk("traces")
+        chunk.write_table("traces", {
+            "trace_id": trace_ids, "experiment_id": ["1"] * n_traces, "client_request_id": [None] * n_traces,
+            "request_time": [start + i for i in range(n_traces)], "execution_duration": [50] * n_traces,
+            "state": ["OK"] * n_traces, "request_preview": ['{"q": 1}'] * n_traces, "response_preview": ['"a"'] * n_traces,
+            "trace_metadata": [[{"key": "mlflow.trace_schema.version", "value": "3"}]] * n_traces,
+            "tags": [[{"key": "mlflow.trace.spansLocation", "value": "TRACKING_STORE"}]] * n_traces,
+            "linked_run_ids": [None] * n_traces,
+        })
+        spans = [{
+            "trace_id": trace_id, "span_id": f"{s + 1:016x}", "parent_span_id": None if s == 0 else f"{1:016x}",
+            "name": f"span {s}", "start_time_ns": (start + i) * 1_000_000 + s, "end_time_ns": (start + i + 50) * 1_000_000,
+            "status_code": "OK", "status_message": None, "events_json": "[]", "links_json": None,
+            "attributes_json": json.dumps({"mlflow.traceRequestId": json.dumps(trace_id), "mlflow.spanType": '"LLM"'}),
+        } for i, trace_id in enumerate(trace_ids) for s in range(n_spans)]
+        chunk.write_table("spans", {name: [row[name] for row in spans] for name in spans[0]})
+        writer.close()
+    return trace_ids

@@ -23,6 +23,7 @@ from restore_kinds_data import (
     files_under,
     logged_model_fields,
     stored_traces,
+    write_trace_archive,
     run_model_links,
 )
 from traces_data import build_traces, compare_trace
@@ -195,3 +196,14 @@ def test_evaluation_datasets(scratch_server, unique_prefix, tmp_path):
     again, _ = restore(archive, root)
     assert again["evaluation_datasets"] == (0, 1, 0) and again["evaluation_dataset_records"][0] == 0
     assert database_rows(restored) == before
+
+
+def test_traces_of_a_deleted_experiment(tmp_path):
+    """MLflow's store writes traces only into active experiments; a deleted one's traces are restored all the same."""
+    archive, root = tmp_path / "deleted.mlar", tmp_path / "restored"
+    trace_ids = write_trace_archive(archive, "deleted", n_traces=3, n_spans=2)
+    counts, _ = restore(archive, root)
+    assert counts["traces"] == (3, 0, 0) and counts["spans"][0] == 6
+    client = TracingClient(f"sqlite:///{root / 'mlflow.db'}")
+    assert [len(client.get_trace(t).data.spans) for t in trace_ids] == [2, 2, 2]
+    assert MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_experiment("1").lifecycle_stage == "deleted"

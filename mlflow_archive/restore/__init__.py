@@ -31,7 +31,11 @@ class RestoreContext:
         if self._store is None:
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-            self._store = SqlAlchemyStore(self.db.engine.url.render_as_string(hide_password=False), ARTIFACTS_ROOT)
+            class RestoreStore(SqlAlchemyStore):
+                def _check_experiment_is_active(self, experiment) -> None:
+                    pass  # a deleted experiment's traces are restored with it, as the source kept them
+
+            self._store = RestoreStore(self.db.engine.url.render_as_string(hide_password=False), ARTIFACTS_ROOT)
         return self._store
 
     def close(self) -> None:
