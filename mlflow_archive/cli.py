@@ -246,7 +246,8 @@ def import_command(archive, tracking_uri, experiment_rename_file, model_rename_f
 @click.option("--tracking-uri", required=True,
               help="Database to write: a SQLAlchemy URI that MLflow's SQL store accepts (sqlite:///new.db, postgresql://...).")
 @click.option("--artifacts-destination", required=True, type=click.Path(file_okay=False),
-              help="Folder for the runs' files, as given to `mlflow server --artifacts-destination` on the restored database.")
+              help="Folder for the files of runs, logged models, traces and model versions, as given to "
+              "`mlflow server --artifacts-destination` on the restored database.")
 @click.option(
     "--verify/--no-verify",
     default=True,

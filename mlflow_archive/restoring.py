@@ -35,10 +35,11 @@ def restore_archive(
     """Write the archive at ``input`` (a path or URI) into the database ``tracking_uri`` with every ID and time kept.
 
     ``artifacts_destination`` is the folder a ``mlflow server --backend-store-uri <tracking_uri>
-    --artifacts-destination <folder>`` serves files from; runs' files are written there. The
-    database gets MLflow's schema when empty; one at another schema revision is refused. Rows
-    already present with the same content are skipped (a killed restore finishes when run again);
-    a conflicting ID stops the restore before it writes anything.
+    --artifacts-destination <folder>`` serves files from; the files of runs, logged models, traces (kept as
+    ``traces.json``) and carried model versions are written there. The database gets MLflow's schema
+    when empty; one at another schema revision is refused. Rows already present with the same content
+    are skipped (a killed restore finishes when run again); a conflicting ID stops the restore before
+    it writes anything.
 
     >>> restore_archive("backup.mlar", "sqlite:///new.db", "./mlartifacts")  # doctest: +SKIP
     """
