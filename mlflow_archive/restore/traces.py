@@ -88,7 +88,6 @@ class Restorer:
             if row["trace_id"] in self.traces:
                 target[row["trace_id"]].append(row)
 
-
     def _info(self, row: dict, assessments: list[dict]):
         tags = {t["key"]: t["value"] for t in row["tags"] if not _derived_tag(t["key"])}
         if tags.get(TraceTagKey.SPANS_LOCATION) == SpansLocation.ARCHIVE_REPO.value:
