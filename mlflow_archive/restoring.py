@@ -53,7 +53,8 @@ def restore_archive(
     progress = Progress(quiet)
     try:
         db.prepare()
-        ctx = RestoreContext(db=db, artifacts=Path(artifacts_destination), summary=summary, progress=progress)
+        ctx = RestoreContext(db=db, artifacts=Path(artifacts_destination), summary=summary, progress=progress,
+                             deleted_time=_export_start(input))
         restorers = {module.SECTION: module.Restorer(ctx) for module in RESTORERS}
         _replay(input, restorers, check=True)
         _replay(input, restorers, check=False)
@@ -68,6 +69,12 @@ def restore_archive(
         db.close()
     summary.seconds = time.time() - started
     return summary
+
+
+def _export_start(input: str) -> int | None:
+    """The archive's export start (ms): its deleted runs were deleted by then."""
+    with open_input(input) as stream:
+        return ArchiveReader(stream).header.get("export", {}).get("started_at_ms")
 
 
 def _replay(input: str, restorers: dict, check: bool) -> None:

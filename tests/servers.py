@@ -147,7 +147,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _launch(root: Path, port: int, venv: Path | None) -> MlflowServer:
+def _launch(root: Path, port: int, venv: Path | None, backend_uri: str | None) -> MlflowServer:
     root.mkdir(parents=True, exist_ok=True)
     artifacts = root / "artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -156,7 +156,7 @@ def _launch(root: Path, port: int, venv: Path | None) -> MlflowServer:
     cmd = [
         str(venv / "bin" / "mlflow") if venv else console_script("mlflow"),
         "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--backend-store-uri", backend_uri or f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", str(artifacts),
         "--host", "127.0.0.1",
         "--port", str(port),
@@ -177,15 +177,18 @@ def _launch(root: Path, port: int, venv: Path | None) -> MlflowServer:
     return MlflowServer(root, port, process, log_path, log_file)
 
 
-def start_server(root: Path, timeout: float = STARTUP_TIMEOUT, attempts: int = 3, venv: Path | None = None) -> MlflowServer:
+def start_server(
+    root: Path, timeout: float = STARTUP_TIMEOUT, attempts: int = 3, venv: Path | None = None, backend_uri: str | None = None
+) -> MlflowServer:
     """Start a server whose files live under ``root`` and wait until ``/health`` answers.
 
-    ``venv``: a virtualenv with another MLflow (``legacy_venv``) to run the server from.
+    ``venv``: a virtualenv with another MLflow (``legacy_venv``) to run the server from. ``backend_uri``: a
+    database other than ``root/mlflow.db`` (the artifacts stay in ``root/artifacts``).
     """
     root = Path(root)
     last_error = None
     for _ in range(attempts):
-        server = _launch(root, free_port(), venv)
+        server = _launch(root, free_port(), venv, backend_uri)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
