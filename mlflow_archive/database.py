@@ -126,7 +126,9 @@ class DatabaseDestination:
     def advance_sequences(self) -> None:
         """Move PostgreSQL's experiment ID sequence past the restored IDs, so new experiments do not collide."""
         if self.engine.dialect.name != "postgresql":
-            return  # SQLite takes max(id) + 1 itself; MySQL's AUTO_INCREMENT follows inserted values
+            # SQLite takes max(id) + 1 itself. Untested: MySQL's AUTO_INCREMENT and SQL Server's IDENTITY (SQLAlchemy
+            # turns on IDENTITY_INSERT for explicit IDs) move past inserted values by themselves.
+            return
         with self.engine.begin() as conn:
             conn.execute(sa.text(
                 "SELECT setval(pg_get_serial_sequence('experiments', 'experiment_id'), "
