@@ -103,23 +103,20 @@ class DatabaseDestination:
 
         For the millions of metric points: SQLAlchemy's insert builds and checks a dict per row, which
         costs more than the database's own work. psycopg2 takes the rows as CSV through COPY (no Python
-        object per row); other drivers with a known parameter style take tuples through their own
-        executemany; the rest take the ``insert`` path.
+        object per row); other drivers take tuples through their own executemany.
         """
         cursor = conn.connection.dbapi_connection.cursor()  # the connection's own transaction
         quote = self.engine.dialect.identifier_preparer.quote
         names = ", ".join(quote(name) for name in rows.column_names)
-        mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle)
+        # The drivers of MLflow's SQL stores take `?` (qmark: sqlite3, pyodbc) or `%s` (format, pyformat: the others).
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        insert = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join([mark] * rows.num_columns)})"
         try:
             for batch in rows.to_batches(max_chunksize=INSERT_BATCH):
                 if hasattr(cursor, "copy_expert"):
                     cursor.copy_expert(f"COPY {quote(table.name)} ({names}) FROM STDIN WITH (FORMAT csv)", _csv(batch))
-                elif mark is not None:
-                    values = ", ".join([mark] * batch.num_columns)
-                    cursor.executemany(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({values})",
-                                       list(zip(*(column.to_pylist() for column in batch.columns))))
                 else:
-                    self.insert(conn, table, batch.to_pylist())
+                    cursor.executemany(insert, list(zip(*(column.to_pylist() for column in batch.columns))))
         finally:
             cursor.close()
 

@@ -201,7 +201,8 @@ def test_schema_creation_cut_off_is_begun_again(half_and_full, tmp_path):
 
 
 def test_history_split_across_parts_keeps_one_latest_metric(tmp_path):
-    """A long history is written in several parts of one chunk: the latest point is the greatest of all of them."""
+    """A long history is written in several parts of one chunk: the latest point is the greatest of all of them,
+    and a point repeated whole is written once."""
     from mlflow_archive.archive import ArchiveWriter
 
     run_id, archive = "a" * 32, tmp_path / "split.mlar"
@@ -217,8 +218,8 @@ def test_history_split_across_parts_keeps_one_latest_metric(tmp_path):
             "start_time": [1], "end_time": [2], "lifecycle_stage": ["active"], "artifact_uri": [None],
         })
         with chunk.table("run_metrics") as sink:
-            for steps in (range(0, 5), range(5, 10)):  # one part each
-                sink.append({"run_id": [run_id] * 5, "key": ["loss"] * 5, "value": [float(s) for s in steps],
+            for steps in (range(0, 5), [5, 6, 7, 8, 9, 9]):  # one part each; the last point twice, as a file store can hold it
+                sink.append({"run_id": [run_id] * len(steps), "key": ["loss"] * len(steps), "value": [float(s) for s in steps],
                              "timestamp": [100 + s for s in steps], "step": list(steps)})
                 sink.flush()
         writer.close()
