@@ -22,7 +22,7 @@ from .errors import ArchiveError, one_line
 ARTIFACTS_ROOT = "mlflow-artifacts:/"
 # Rows MLflow's schema creation writes itself: the schema revision and the default workspace.
 SCHEMA_ROWS_TABLES = {"alembic_version", "workspaces"}
-INSERT_BATCH = 50_000  # rows per executemany or COPY call
+INSERT_BATCH = 10_000  # rows per executemany or COPY call
 
 
 class DatabaseDestination:
