@@ -51,7 +51,8 @@ def restore_archive(
     db = DatabaseDestination(tracking_uri)
     summary = Summary("restore")
     progress = Progress(quiet)
-    ctx = RestoreContext(db=db, artifacts=Path(artifacts_destination), summary=summary, progress=progress)
+    ctx = RestoreContext(db=db, artifacts=Path(artifacts_destination), summary=summary, progress=progress,
+                         deleted_time=_export_start(input))
     try:
         db.prepare()
         restorers = {module.SECTION: module.Restorer(ctx) for module in RESTORERS}
@@ -69,6 +70,12 @@ def restore_archive(
         db.close()
     summary.seconds = time.time() - started
     return summary
+
+
+def _export_start(input: str) -> int | None:
+    """The archive's export start (ms): its deleted runs were deleted by then."""
+    with open_input(input) as stream:
+        return ArchiveReader(stream).header.get("export", {}).get("started_at_ms")
 
 
 def _replay(input: str, restorers: dict, check: bool) -> None:

@@ -176,6 +176,21 @@ def fresh_dest_server(mlflow_server_pool):
     server.stop_in_background()
 
 
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A private PostgreSQL 16 from the pgserver wheel, one per module; yields a URI maker for new databases."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+
+    def database(name: str) -> str:
+        server.psql(f"CREATE DATABASE {name};")
+        return server.get_uri().replace("postgresql://", "postgresql+psycopg2://").replace("/postgres?", f"/{name}?")
+
+    yield database
+    server.cleanup()
+
+
 @pytest.fixture
 def unique_prefix(request):
     """A prefix no other test uses, for experiment names on the shared servers."""

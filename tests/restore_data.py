@@ -24,11 +24,13 @@ RESTORED_TABLES = {
 }
 
 
-def compare_exact(source_uri: str, dest_uri: str, experiment_names=None) -> list[str]:
-    """Every difference between two servers, matching experiments and runs by their own IDs and comparing every time."""
+def compare_exact(source_uri: str, dest_uri: str, experiment_names=None, check_artifacts: bool = True) -> list[str]:
+    """Every difference between two servers, matching experiments and runs by their own IDs and comparing every time.
+
+    ``check_artifacts=False`` for a destination database without its server (``mlflow-artifacts:/`` URIs need one)."""
     comparison = compare_servers(
         source_uri, dest_uri, experiment_names=experiment_names, match_by_id=True,
-        require_experiment_source_tag=False, raise_on_difference=False,
+        require_experiment_source_tag=False, raise_on_difference=False, check_artifacts=check_artifacts,
     )
     diffs = list(comparison.differences)
     src, dst = MlflowClient(source_uri), MlflowClient(dest_uri)
@@ -72,3 +74,17 @@ def database_rows(uri: str, setup_default: bool = True) -> dict[str, list[tuple]
         return out
     finally:
         engine.dispose()
+
+
+def registry_state(client: MlflowClient, name: str) -> tuple[dict, list[dict]]:
+    """A registered model (its latest versions included) and all its versions, as plain dicts."""
+    found = dict(client.get_registered_model(name))
+    model = {**found, "latest_versions": [dict(v) for v in found["latest_versions"]]}
+    versions = sorted((dict(v) for v in client.search_model_versions(f"name = '{name}'")), key=lambda v: v["version"])
+    return model, versions
+
+
+def registry_diff(got: tuple[dict, list[dict]], expected: tuple[dict, list[dict]]) -> str:
+    """The fields in which two ``registry_state`` results differ, for an assertion message."""
+    pairs = [(got[0], expected[0])] + list(zip(got[0]["latest_versions"], expected[0]["latest_versions"])) + list(zip(got[1], expected[1]))
+    return str([(k, a[k], b.get(k)) for a, b in pairs for k in a if a[k] != b.get(k)])

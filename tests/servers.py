@@ -62,11 +62,12 @@ class ServerStartError(RuntimeError):
 class MlflowServer:
     """A running ``mlflow server``; ``stop()`` ends its whole process group."""
 
-    def __init__(self, root: Path, port: int, process: subprocess.Popen, log_path: Path, log_file) -> None:
+    def __init__(self, root: Path, port: int, process: subprocess.Popen, log_path: Path, log_file, backend_uri: str) -> None:
         self.root = root
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.backend_path = root / "mlflow.db"
+        self.backend_uri = backend_uri
         self.artifacts_path = root / "artifacts"
         self.log_path = log_path
         self.process = process
@@ -77,10 +78,6 @@ class MlflowServer:
 
     def __repr__(self) -> str:
         return f"MlflowServer({self.url}, root={self.root})"
-
-    @property
-    def backend_uri(self) -> str:
-        return f"sqlite:///{self.backend_path}"
 
     def log_tail(self, limit: int = _LOG_TAIL) -> str:
         try:
@@ -147,8 +144,9 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _launch(root: Path, port: int, venv: Path | None) -> MlflowServer:
+def _launch(root: Path, port: int, venv: Path | None, backend_uri: str | None) -> MlflowServer:
     root.mkdir(parents=True, exist_ok=True)
+    backend_uri = backend_uri or f"sqlite:///{root / 'mlflow.db'}"
     artifacts = root / "artifacts"
     artifacts.mkdir(exist_ok=True)
     log_path = root / f"server-{port}.log"
@@ -156,7 +154,7 @@ def _launch(root: Path, port: int, venv: Path | None) -> MlflowServer:
     cmd = [
         str(venv / "bin" / "mlflow") if venv else console_script("mlflow"),
         "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--backend-store-uri", backend_uri,
         "--artifacts-destination", str(artifacts),
         "--host", "127.0.0.1",
         "--port", str(port),
@@ -174,18 +172,21 @@ def _launch(root: Path, port: int, venv: Path | None) -> MlflowServer:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return MlflowServer(root, port, process, log_path, log_file)
+    return MlflowServer(root, port, process, log_path, log_file, backend_uri)
 
 
-def start_server(root: Path, timeout: float = STARTUP_TIMEOUT, attempts: int = 3, venv: Path | None = None) -> MlflowServer:
+def start_server(
+    root: Path, timeout: float = STARTUP_TIMEOUT, attempts: int = 3, venv: Path | None = None, backend_uri: str | None = None
+) -> MlflowServer:
     """Start a server whose files live under ``root`` and wait until ``/health`` answers.
 
-    ``venv``: a virtualenv with another MLflow (``legacy_venv``) to run the server from.
+    ``venv``: a virtualenv with another MLflow (``legacy_venv``) to run the server from. ``backend_uri``: a
+    database other than ``root/mlflow.db`` (the artifacts stay in ``root/artifacts``).
     """
     root = Path(root)
     last_error = None
     for _ in range(attempts):
-        server = _launch(root, free_port(), venv)
+        server = _launch(root, free_port(), venv, backend_uri)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if server.process.poll() is not None:

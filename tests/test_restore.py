@@ -18,7 +18,7 @@ from archive_cli import MLFLOW, SCRATCH_CWD, import_counts
 from archive_cli import export as export_cli
 from archive_cli import run as run_cli
 from mlflow import MlflowClient
-from restore_data import compare_exact, database_rows
+from restore_data import compare_exact, database_rows, registry_diff, registry_state
 from servers import start_server
 from tracking_data import build_small_experiment, ms
 
@@ -83,21 +83,6 @@ def test_restore_killed_then_run_again(full_archive, restored, tmp_path):
     assert database_rows(f"sqlite:///{target / 'mlflow.db'}") == restored[2]
     files = sorted(p.relative_to(target / "artifacts") for p in (target / "artifacts").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(restored[0] / "artifacts") for p in (restored[0] / "artifacts").rglob("*") if p.is_file())
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    """A private PostgreSQL 16 from the pgserver wheel; yields a URI maker for new databases."""
-    import pgserver
-
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
-
-    def database(name: str) -> str:
-        server.psql(f"CREATE DATABASE {name};")
-        return server.get_uri().replace("postgresql://", "postgresql+psycopg2://").replace("/postgres?", f"/{name}?")
-
-    yield database
-    server.cleanup()
 
 
 def test_restore_into_postgresql(full_archive, restored, postgres, tmp_path):
@@ -166,19 +151,9 @@ def test_registry_round_trip(scratch_server, unique_prefix, tmp_path):
     counts = import_counts(restore_cli(archive, tmp_path).stderr_text)
     assert counts["model_versions"] == (2, 0, 0)
     # Both databases read by MLflow's own store, so that both sides are rendered alike.
-    restored, source = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), MlflowClient(scratch_server.backend_uri)
-    def model(c):
-        found = dict(c.get_registered_model(name))
-        return {**found, "latest_versions": [dict(v) for v in found["latest_versions"]]}
-
-    got, expected = model(restored), model(source)
-    assert got == expected, str([(k, a[k], b[k]) for a, b in zip(got["latest_versions"], expected["latest_versions"]) for k in a if a[k] != b[k]])
-
-    def versions(c):
-        return sorted((dict(v) for v in c.search_model_versions(f"name = '{name}'")), key=lambda v: v["version"])
-
-    assert versions(restored) == versions(source)
-    assert [v["version"] for v in versions(restored)] == [1, 3]
+    restored, source = (registry_state(MlflowClient(uri), name) for uri in (f"sqlite:///{tmp_path / 'mlflow.db'}", scratch_server.backend_uri))
+    assert restored == source, registry_diff(restored, source)
+    assert [v["version"] for v in restored[1]] == [1, 3]
 
 
 def test_other_schema_revision_refused(half_and_full, tmp_path):
@@ -214,7 +189,8 @@ def test_schema_creation_cut_off_is_begun_again(half_and_full, tmp_path):
 
 
 def test_history_split_across_parts_keeps_one_latest_metric(tmp_path):
-    """A long history is written in several parts of one chunk: the latest point is the greatest of all of them."""
+    """A long history is written in several parts of one chunk: the latest point is the greatest of all of them,
+    and a point repeated whole is written once."""
     from mlflow_archive.archive import ArchiveWriter
 
     run_id, archive = "a" * 32, tmp_path / "split.mlar"
@@ -230,8 +206,8 @@ def test_history_split_across_parts_keeps_one_latest_metric(tmp_path):
             "start_time": [1], "end_time": [2], "lifecycle_stage": ["active"], "artifact_uri": [None],
         })
         with chunk.table("run_metrics") as sink:
-            for steps in (range(0, 5), range(5, 10)):  # one part each
-                sink.append({"run_id": [run_id] * 5, "key": ["loss"] * 5, "value": [float(s) for s in steps],
+            for steps in (range(0, 5), [5, 6, 7, 8, 9, 9]):  # one part each; the last point twice, as a file store can hold it
+                sink.append({"run_id": [run_id] * len(steps), "key": ["loss"] * len(steps), "value": [float(s) for s in steps],
                              "timestamp": [100 + s for s in steps], "step": list(steps)})
                 sink.flush()
         writer.close()

@@ -28,10 +28,6 @@ from restore_kinds_data import (
 )
 from traces_data import build_traces, compare_trace
 
-import test_restore
-
-postgres = test_restore.postgres  # the restore tests' private PostgreSQL, one per module
-
 
 def restore(archive, root, check: bool = True):
     proc = run_cli("restore", "-i", archive, "--tracking-uri", f"sqlite:///{root / 'mlflow.db'}",

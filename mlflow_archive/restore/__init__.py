@@ -23,6 +23,8 @@ class RestoreContext:
     artifacts: Path  # the server's --artifacts-destination: `mlflow-artifacts:/<path>` lives at `<artifacts>/<path>`
     summary: Summary
     progress: Progress
+    # The deletion time deleted runs get (the archive carries none; `mlflow gc` picks runs by it): the export's start.
+    deleted_time: int | None = None
     _store: object = None
 
     def store(self):

@@ -14,7 +14,7 @@ import uuid
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from mlflow.entities import SourceType
+from mlflow.entities import LifecycleStage, SourceType
 from mlflow.store.tracking.dbmodels.models import (
     SqlDataset,
     SqlInput,
@@ -39,7 +39,7 @@ COMPARED = ("experiment_id", "name", "user_id", "status", "start_time", "end_tim
 MAX_DOUBLE = 1.7976931348623157e308  # MLflow stores +-inf as the largest finite double (SqlAlchemyStore.log_metric)
 
 
-def run_row(row: dict) -> dict:
+def run_row(row: dict, deleted_time: int | None) -> dict:
     experiment_id, run_id = int(row["experiment_id"]), row["run_id"]
     return {
         "run_uuid": run_id,
@@ -55,7 +55,7 @@ def run_row(row: dict) -> dict:
         "source_name": "",
         "entry_point_name": "",
         "source_version": "",
-        "deleted_time": None,
+        "deleted_time": deleted_time if row["lifecycle_stage"] == LifecycleStage.DELETED else None,
     }
 
 
@@ -72,7 +72,7 @@ class Restorer:
         self.latest: list[pa.Table] = []  # per metrics member: its latest point of each run and key
 
     def _plan(self, member: Member) -> tuple[list[dict], int]:
-        wanted = [run_row(r) for r in member.read_table().to_pylist()]
+        wanted = [run_row(r, self.ctx.deleted_time) for r in member.read_table().to_pylist()]
         present = self.ctx.db.fetch(RUNS, "run_uuid", [w["run_uuid"] for w in wanted])
         new = []
         for want in wanted:
@@ -97,10 +97,11 @@ class Restorer:
             self._add(RUNS, new)
             return
         archived = member.read_table()
-        table = archived.filter(pc.is_in(archived["run_id"], pa.array(list(self.runs), pa.string())))
+        kept = pc.is_in(archived["run_id"], pa.array(list(self.runs), pa.string()))
+        table = archived if pc.all(kept).as_py() else archived.filter(kept)  # a copy only when runs are left out
         if member.stem in ("run_params", "run_tags"):
             target = SqlParam.__table__ if member.stem == "run_params" else SqlTag.__table__
-            self._add(target, table.rename_columns(["run_uuid", "key", "value"]).to_pylist())
+            self.ctx.db.insert_arrow(self._connection(), target, table.rename_columns(["run_uuid", "key", "value"]))
         elif member.stem == "run_metrics":
             self._metrics(table)
             self.ctx.summary.add("metric_points", "skipped", archived.num_rows - table.num_rows)
@@ -117,23 +118,18 @@ class Restorer:
     def _add(self, table: sa.Table, rows: list[dict]) -> None:
         self.ctx.db.insert(self._connection(), table, rows)
 
-    def _add_columns(self, table: sa.Table, columns: dict[str, list]) -> None:
-        self.ctx.db.insert_columns(self._connection(), table, columns)
-
     def _metrics(self, table: pa.Table) -> None:
+        """The member's points straight from Arrow into the database: memory holds one member, never a Python row per point."""
         value = table["value"]
         is_nan = pc.is_nan(value)
         value = pc.if_else(is_nan, 0.0, pc.max_element_wise(pc.min_element_wise(value, MAX_DOUBLE), -MAX_DOUBLE))
-        columns = ("key", "timestamp", "step", "run_uuid", "value", "is_nan")
         points = pa.table({
             "key": table["key"], "timestamp": table["timestamp"], "step": table["step"],
             "run_uuid": table["run_id"], "value": value, "is_nan": is_nan,
         })
-        # One row per primary key, as MLflow's log_batch keeps it (a file-store source can repeat a point).
-        points = points.group_by(list(columns), use_threads=False).aggregate([]).select(list(columns))
         # Primary-key order: the B-tree grows at its end instead of splitting pages everywhere.
-        ordered = points.sort_by([(c, "ascending") for c in columns[:-1]])
-        self._add_columns(SqlMetric.__table__, {name: ordered[name].to_pylist() for name in columns})
+        points = _distinct(points.sort_by([(c, "ascending") for c in points.column_names]))
+        self.ctx.db.insert_arrow(self._connection(), SqlMetric.__table__, points)
         # A run's history can span several parts of the chunk: its latest point is known at the chunk's end.
         self.latest.append(_latest(points))
         self.ctx.summary.add("metric_points", "created", table.num_rows)
@@ -169,7 +165,7 @@ class Restorer:
 
     def end_chunk(self) -> None:
         if self.latest:
-            self._add(SqlLatestMetric.__table__, _latest(pa.concat_tables(self.latest)).to_pylist())
+            self.ctx.db.insert_arrow(self._connection(), SqlLatestMetric.__table__, _latest(pa.concat_tables(self.latest)))
         # Members come runs first, so every foreign key (of params, tags, metrics, inputs) finds its run.
         if self.transaction is not None:
             self.transaction.__exit__(None, None, None)
@@ -177,6 +173,20 @@ class Restorer:
         self.ctx.summary.add("runs", "skipped", self.skipped)
         self.ctx.progress.update("runs restored", self.ctx.summary.counts["runs"].created)
         self._reset()
+
+
+def _distinct(ordered: pa.Table) -> pa.Table:
+    """One row per primary key, as MLflow's log_batch keeps it (a file-store source can repeat a point): of sorted
+    rows, those that differ from the row before."""
+    if ordered.num_rows < 2:
+        return ordered
+    same = None
+    for column in ordered.columns:
+        equal = pc.equal(column[1:], column[:-1])
+        same = equal if same is None else pc.and_(same, equal)
+    if not pc.any(same).as_py():
+        return ordered  # no copy in the usual case
+    return ordered.filter(pa.chunked_array([pa.array([True]), pc.invert(same)]))
 
 
 def _latest(points: pa.Table) -> pa.Table:
