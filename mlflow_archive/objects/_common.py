@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections import defaultdict
+from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -12,6 +14,7 @@ import pyarrow.compute as pc
 
 from ..archive import Chunk, Member
 from ..context import ExportContext, ImportContext
+from ..endpoints import server_trouble
 from ..errors import DamagedArchiveError
 from ..members import check_artifact_path, extract_file
 
@@ -79,6 +82,10 @@ class ChunkReplay:
     ``begin`` keeps the rows not already imported (complete) by an earlier run of the
     same import; ``for_each`` applies work to them concurrently, and a failure marks
     only that object failed, so the rest of the chunk goes on.
+
+    ``submit`` queues one object's work without waiting, so an importer can leave a chunk's
+    writes running while it reads the next chunk; ``drain`` waits for them.
+    An object's queued work starts after its first task (the one that creates it) is done.
     """
 
     kind: str  # the IdMap kind, e.g. "run"
@@ -88,6 +95,9 @@ class ChunkReplay:
         self.ctx = ctx
         self.rows: dict[str, dict] = {}
         self.failed: set[str] = set()
+        self.current: list[str] = []  # the source IDs ``begin`` kept from the chunk being read
+        self.work: dict[str, list[Future]] = {}  # submitted and not drained, by object
+        self.stopped = False  # the server failed for good: queued work is dropped
 
     def begin(self, table: pa.Table, id_column: str) -> None:
         for row in table.to_pylist():
@@ -97,6 +107,7 @@ class ChunkReplay:
                 continue
             row["replaces"] = known[0] if known else None
             self.rows[row[id_column]] = row
+            self.current.append(row[id_column])
 
     def live(self, source_id: str) -> bool:
         return source_id in self.rows and source_id not in self.failed
@@ -104,29 +115,55 @@ class ChunkReplay:
     def dest(self, source_id: str) -> str:
         return self.rows[source_id]["dest_id"]
 
+    def _guarded(self, work: Callable, source_id: str, *rest) -> None:
+        """``work(source_id, *rest)`` unless the object failed already; a failure fails that object only."""
+        if self.stopped or not self.live(source_id):
+            return
+        try:
+            work(source_id, *rest)
+        except Exception as exc:
+            if server_trouble(exc):
+                self.stopped = True
+            self.ctx.check_fatal(exc)
+            if source_id not in self.failed:
+                self.failed.add(source_id)
+                self.ctx.summary.fail(self.object_type, exc)
+
     def for_each(self, work: Callable, items: Iterable[tuple]) -> None:
         """Apply ``work(source_id, *rest)`` to each item concurrently; a failure fails that object only."""
-
-        def guarded(item: tuple) -> None:
-            if not self.live(item[0]):
-                return
-            try:
-                work(*item)
-            except Exception as exc:
-                self.ctx.check_fatal(exc)
-                if item[0] not in self.failed:
-                    self.failed.add(item[0])
-                    self.ctx.summary.fail(self.object_type, exc)
-
-        for _ in self.ctx.ordered_map(guarded, items):
+        for _ in self.ctx.ordered_map(lambda item: self._guarded(work, *item), items):
             pass
 
-    def upload_artifacts(self, member: Member, upload: Callable[[str, Path], None]) -> None:
+    def submit(self, source_id: str, work: Callable, *rest, after: Iterable[Future] = ()) -> Future:
+        """Queue ``work(source_id, *rest)`` to run once the object's first task and ``after`` are done.
+
+        Everything waited for was queued earlier, and the pool starts tasks in order, so waiting cannot deadlock.
+        """
+        waits = self.work.setdefault(source_id, [])[:1] + list(after)
+
+        def task() -> None:
+            wait(waits)
+            self._guarded(work, source_id, *rest)
+
+        future = self.ctx.pool.submit(task)
+        self.work[source_id].append(future)
+        return future
+
+    def drain(self, source_ids: Iterable[str] | None = None) -> None:
+        """Wait for the queued work of these objects (default: all), raise a fatal error, and forget them."""
+        for source_id in list(self.rows if source_ids is None else source_ids):
+            for future in self.work.pop(source_id, []):
+                self.ctx.result(future)
+            self.rows.pop(source_id, None)
+            self.failed.discard(source_id)
+
+    def upload_artifacts(self, member: Member, upload: Callable[[str, Path], None], queued: bool = False) -> None:
         """Extract the files of live objects, then ``upload(source_id, folder)`` each; counts them as ``artifact_files``.
 
         Files of objects an earlier import completed count as already present.
+        ``queued``: the uploads are ``submit``-ted (each removes its folder when done) instead of waited for.
         """
-        root = self.ctx.workdir / member.section
+        root = Path(tempfile.mkdtemp(prefix=member.section, dir=self.ctx.workdir))
         files = present = 0
         for path, data in member.iter_artifacts():
             source_id, _, relative = path.partition("/")
@@ -135,11 +172,22 @@ class ChunkReplay:
                 files += 1
             elif source_id not in self.rows:
                 present += 1
-        if root.exists():
-            self.for_each(upload, [(p.name, p) for p in sorted(root.iterdir())])
-            shutil.rmtree(root, ignore_errors=True)
         self.ctx.summary.add("artifact_files", "created", files)
         self.ctx.summary.add("artifact_files", "skipped", present)
+        folders = [(p.name, p) for p in sorted(root.iterdir())]
+        if not queued:
+            self.for_each(upload, folders)
+            shutil.rmtree(root, ignore_errors=True)
+            return
+
+        def upload_then_remove(source_id: str, folder: Path) -> None:
+            try:
+                upload(source_id, folder)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        for source_id, folder in folders:
+            self.submit(source_id, upload_then_remove, folder)
 
     def reset(self) -> None:
-        self.rows, self.failed = {}, set()
+        self.rows, self.failed, self.current = {}, set(), []
