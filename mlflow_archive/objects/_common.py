@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import shutil
 import tempfile
+import threading
 from collections import defaultdict
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -14,7 +17,6 @@ import pyarrow.compute as pc
 
 from ..archive import Chunk, Member
 from ..context import ExportContext, ImportContext
-from ..endpoints import server_trouble
 from ..errors import DamagedArchiveError
 from ..members import check_artifact_path, extract_file
 
@@ -76,6 +78,22 @@ def group_rows(table: pa.Table, column: str) -> dict[str, pa.Table]:
     return {object_id: pa.concat_tables(parts) for object_id, parts in out.items()}
 
 
+def when_done(futures: list[Future], callback: Callable[[], None]) -> None:
+    """Call ``callback`` once every one of ``futures`` is done (at once if they all are)."""
+    left, lock = [len(futures) + 1], threading.Lock()
+
+    def one(_=None) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            callback()
+
+    for future in futures:
+        future.add_done_callback(one)
+    one()
+
+
 class ChunkReplay:
     """The objects of one chunk that an import creates, keyed by source ID.
 
@@ -83,9 +101,11 @@ class ChunkReplay:
     same import; ``for_each`` applies work to them concurrently, and a failure marks
     only that object failed, so the rest of the chunk goes on.
 
-    ``submit`` queues one object's work without waiting, so an importer can leave a chunk's
-    writes running while it reads the next chunk; ``drain`` waits for them.
-    An object's queued work starts after its first task (the one that creates it) is done.
+    ``create``, ``then`` and ``close`` queue an object's work instead, without waiting, so an importer can
+    leave a chunk's writes running while it reads the next chunk; ``drain`` waits for them. A queued task
+    runs once what it depends on is done (the object's creation; for ``close``, all its other work), and
+    free workers take the ready task of the earliest object first: each object is finished soon after it
+    is started, and one object's small requests overlap another's large ones.
     """
 
     kind: str  # the IdMap kind, e.g. "run"
@@ -96,8 +116,14 @@ class ChunkReplay:
         self.rows: dict[str, dict] = {}
         self.failed: set[str] = set()
         self.current: list[str] = []  # the source IDs ``begin`` kept from the chunk being read
-        self.work: dict[str, list[Future]] = {}  # submitted and not drained, by object
-        self.stopped = False  # the server failed for good: queued work is dropped
+        self.created: dict[str, Future] = {}  # queued objects: done once the creation was tried
+        self.work: dict[str, list[Future]] = {}  # queued objects: their other work
+        self.closed: dict[str, Future] = {}  # queued objects: done once their last work ran
+        self.order: dict[str, int] = {}  # queued objects: their place in the archive
+        self.fatal: BaseException | None = None  # the server failed for good: queued work is dropped
+        self._ready: list[tuple[int, int, Callable]] = []  # a heap, by (object's place, queueing order)
+        self._queued = itertools.count()
+        self._lock = threading.Lock()
 
     def begin(self, table: pa.Table, id_column: str) -> None:
         for row in table.to_pylist():
@@ -117,13 +143,11 @@ class ChunkReplay:
 
     def _guarded(self, work: Callable, source_id: str, *rest) -> None:
         """``work(source_id, *rest)`` unless the object failed already; a failure fails that object only."""
-        if self.stopped or not self.live(source_id):
+        if self.fatal is not None or not self.live(source_id):
             return
         try:
             work(source_id, *rest)
         except Exception as exc:
-            if server_trouble(exc):
-                self.stopped = True
             self.ctx.check_fatal(exc)
             if source_id not in self.failed:
                 self.failed.add(source_id)
@@ -134,34 +158,70 @@ class ChunkReplay:
         for _ in self.ctx.ordered_map(lambda item: self._guarded(work, *item), items):
             pass
 
-    def submit(self, source_id: str, work: Callable, *rest, after: Iterable[Future] = ()) -> Future:
-        """Queue ``work(source_id, *rest)`` to run once the object's first task and ``after`` are done.
+    def _queue(self, source_id: str, after: list[Future], work: Callable, rest: tuple) -> Future:
+        done: Future = Future()
 
-        Everything waited for was queued earlier, and the pool starts tasks in order, so waiting cannot deadlock.
-        """
-        waits = self.work.setdefault(source_id, [])[:1] + list(after)
+        def run() -> None:
+            try:
+                self._guarded(work, source_id, *rest)
+            except Exception as exc:  # the server failed for good: what is still queued is dropped
+                self.fatal = self.fatal or exc
+            done.set_result(None)
 
-        def task() -> None:
-            wait(waits)
-            self._guarded(work, source_id, *rest)
+        def ready() -> None:
+            with self._lock:
+                heapq.heappush(self._ready, (self.order[source_id], next(self._queued), run))
+            try:
+                self.ctx.pool.submit(self._run_next)
+            except RuntimeError:  # the pool is shut: the import is ending on an error, and the object stays partial
+                pass
 
-        future = self.ctx.pool.submit(task)
+        when_done(after, ready)
+        return done
+
+    def _run_next(self) -> None:
+        with self._lock:
+            run = heapq.heappop(self._ready)[2]
+        run()
+
+    def create(self, source_id: str, work: Callable, *rest) -> None:
+        """Queue the work that creates the object: ``work(source_id, *rest)``."""
+        self.raise_fatal()
+        self.order[source_id] = next(self._queued)
+        self.work[source_id] = []
+        self.created[source_id] = self._queue(source_id, [], work, rest)
+
+    def then(self, source_id: str, work: Callable, *rest, after: Iterable[Future] = ()) -> Future:
+        """Queue ``work(source_id, *rest)`` to run once the object was created and ``after`` are done."""
+        future = self._queue(source_id, [self.created[source_id], *after], work, rest)
         self.work[source_id].append(future)
         return future
 
+    def close(self, source_id: str, work: Callable, *rest, after: Iterable[Future] = ()) -> None:
+        """Queue the object's last work, to run once all its other work and ``after`` are done."""
+        after = [self.created[source_id], *self.work.pop(source_id), *after]
+        self.closed[source_id] = self._queue(source_id, after, work, rest)
+
     def drain(self, source_ids: Iterable[str] | None = None) -> None:
-        """Wait for the queued work of these objects (default: all), raise a fatal error, and forget them."""
-        for source_id in list(self.rows if source_ids is None else source_ids):
-            for future in self.work.pop(source_id, []):
-                self.ctx.result(future)
-            self.rows.pop(source_id, None)
+        """Wait for the queued work of these closed objects (default: all), then forget them."""
+        for source_id in list(self.closed if source_ids is None else source_ids):
+            closed = self.closed.pop(source_id, None)
+            if closed is not None:
+                closed.result()
+            for done in (self.created, self.order, self.rows):
+                done.pop(source_id, None)
             self.failed.discard(source_id)
+        self.raise_fatal()
+
+    def raise_fatal(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
 
     def upload_artifacts(self, member: Member, upload: Callable[[str, Path], None], queued: bool = False) -> None:
         """Extract the files of live objects, then ``upload(source_id, folder)`` each; counts them as ``artifact_files``.
 
         Files of objects an earlier import completed count as already present.
-        ``queued``: the uploads are ``submit``-ted (each removes its folder when done) instead of waited for.
+        ``queued``: the uploads are queued with ``then`` (each removes its folder when done) instead of waited for.
         """
         root = Path(tempfile.mkdtemp(prefix=member.section, dir=self.ctx.workdir))
         files = present = 0
@@ -187,7 +247,7 @@ class ChunkReplay:
                 shutil.rmtree(folder, ignore_errors=True)
 
         for source_id, folder in folders:
-            self.submit(source_id, upload_then_remove, folder)
+            self.then(source_id, upload_then_remove, folder)
 
     def reset(self) -> None:
         self.rows, self.failed, self.current = {}, set(), []

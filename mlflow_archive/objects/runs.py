@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from concurrent.futures import wait
+from concurrent.futures import Future
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -263,7 +263,7 @@ class Importer(ChunkReplay):
                 row = self.rows[source_id]
                 # Params and tags wait for the run's metrics, to share log_batch calls with them.
                 row.update(params=[], tags=[], held=None)
-                self.submit(source_id, self._create_one, row)
+                self.create(source_id, self._create_one, row)
             return
         if member.stem == "run_metrics":
             self._log_metrics(table)
@@ -304,7 +304,7 @@ class Importer(ChunkReplay):
         if row["held"] is not None:
             batches.insert(0, row["held"])
         for batch in batches[:-1]:
-            self.submit(source_id, self._write, *batch)
+            self.then(source_id, self._write, *batch, after=self._parents(batch))
         row["held"] = batches[-1]
 
     def _write(self, source_id: str, params: list[Param], tag_pairs: list[tuple[str, str]], part: pa.Table | None,
@@ -317,6 +317,10 @@ class Importer(ChunkReplay):
         if metrics or params or tags:
             self.ctx.dest.log_batch(self.dest(source_id), metrics=metrics, params=params, tags=tags)
 
+    def _parents(self, batch: Batch) -> list[Future]:
+        """The creations of parent runs queued with the tags of ``batch``: the parent's destination ID is known after."""
+        return [self.created[value] for key, value in batch[1] if key == MLFLOW_PARENT_RUN_ID and value in self.created]
+
     def _tags(self, source_id: str, pairs: list[tuple[str, str]]) -> list[RunTag]:
         dest_id = self.dest(source_id)
         tags = []
@@ -324,7 +328,6 @@ class Importer(ChunkReplay):
             if key.startswith(PROVENANCE_PREFIX) or key == MLFLOW_USER and not self.ctx.options.use_src_user_id:
                 continue
             if key == MLFLOW_PARENT_RUN_ID:
-                wait(self.work.get(value, [])[:1])  # a parent of the same chunks: its creation was queued earlier
                 parent = self.ctx.ids.dest("run", value)
                 if parent is None:
                     self.deferred_parents.append((dest_id, value))
@@ -353,12 +356,12 @@ class Importer(ChunkReplay):
             experiment = self.rows[source_id]["experiment_id"]
             datasets = {(experiment, n, d) for n, d in zip(part["name"].to_pylist(), part["digest"].to_pylist())}
             if datasets - seen:
-                first.append(self.submit(source_id, self._log_inputs, part, after=first[-1:]))
+                first.append(self.then(source_id, self._log_inputs, part, after=first[-1:]))
             else:
                 rest.append((source_id, part))
             seen |= datasets
         for source_id, part in rest:
-            self.submit(source_id, self._log_inputs, part, after=first)
+            self.then(source_id, self._log_inputs, part, after=first)
 
     def _log_inputs(self, source_id: str, part: pa.Table) -> None:
         datasets = [
@@ -386,7 +389,8 @@ class Importer(ChunkReplay):
             row = self.rows[source_id]
             if row["held"] is None or row["params"] or row["tags"] or not _has_room_for_a_tag(row["held"]):
                 self._queue_batches(source_id, None)
-            self.submit(source_id, self._finish, row, row.pop("held"), after=self.work[source_id])
+            last = row.pop("held")
+            self.close(source_id, self._finish, row, last, after=self._parents(last))
         self.drain(self.in_flight)
         self.in_flight, self.current = self.current, []
         counts = self.ctx.summary.counts.get("runs")  # none yet while the first chunk is being written
