@@ -334,14 +334,16 @@ def child_main(args) -> int:
     import mlflow_archive.importing  # noqa: F401
     from mlflow_archive import export_archive, import_archive
 
-    stats: dict[str, list] = defaultdict(lambda: [0, 0.0, 0, 0])  # count, seconds, bytes sent, bytes received
+    # count, seconds, bytes sent, bytes received, first start and last end (s after the call began)
+    stats: dict[str, list] = defaultdict(lambda: [0, 0.0, 0, 0, float("inf"), 0.0])
     lock = threading.Lock()
     original = requests.Session.request
 
     def counted(self, method, url, *a, **kw):
         t0 = time.perf_counter()
         response = original(self, method, url, *a, **kw)
-        dt = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        dt = t1 - t0
         body = response.request.body
         if isinstance(body, (bytes, str)):
             sent = len(body)
@@ -354,6 +356,8 @@ def child_main(args) -> int:
             s[1] += dt
             s[2] += sent
             s[3] += received
+            s[4] = min(s[4], t0 - started[0])
+            s[5] = max(s[5], t1 - started[0])
         return response
 
     requests.Session.request = counted
@@ -361,6 +365,7 @@ def child_main(args) -> int:
     ready_kb = _rss_kb("VmRSS")
     cpu0 = os.times()
     t0 = time.perf_counter()
+    started = [t0]
     if args.child == "export":
         summary = export_archive(str(args.archive), tracking_uri=args.uri, workers=args.workers, quiet=True)
     else:
@@ -429,13 +434,14 @@ def archive_composition(path: Path) -> dict[str, int]:
 
 def request_rows(phase: Phase, runs: int) -> list[list[str]]:
     rows = []
-    for endpoint, (count, secs, sent, received) in sorted(phase.requests.items(), key=lambda kv: -kv[1][1]):
+    for endpoint, (count, secs, sent, received, first, last) in sorted(phase.requests.items(), key=lambda kv: -kv[1][1]):
         rows.append([
             endpoint, f"{count:,}", f"{count / max(runs, 1):.2f}", f"{1000 * secs / max(count, 1):.1f}",
-            f"{secs:.1f}", f"{sent / MB:.1f}", f"{received / MB:.1f}",
+            f"{secs:.1f}", f"{sent / MB:.1f}", f"{received / MB:.1f}", f"{first:.2f}-{last:.2f}",
         ])
     total = sum(v[0] for v in phase.requests.values())
-    rows.append(["total", f"{total:,}", f"{total / max(runs, 1):.2f}", "", f"{sum(v[1] for v in phase.requests.values()):.1f}", "", ""])
+    rows.append(["total", f"{total:,}", f"{total / max(runs, 1):.2f}", "", f"{sum(v[1] for v in phase.requests.values()):.1f}", "", "",
+                 f"of {phase.seconds:.2f}"])
     return rows
 
 
@@ -634,10 +640,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"At each latency (added to every request's round trip by a local proxy), {n} workers / threads:")
     print(table(["latency ms", "phase", "requests per run", "runs/s", "points/s", "seconds", "raw limit s", "ratio to raw limit"],
                 latency_rows(by, latencies, n, spec.runs)))
-    for p in (export_p, import_p):
+    for p in (p for p in phases if p.requests):
         print()
-        print(f"HTTP requests made by {p.name} ({spec.runs} runs; latency summed over all threads):")
-        print(table(["endpoint", "requests", "per run", "mean ms", "total s", "sent MB", "received MB"], request_rows(p, spec.runs)))
+        print(f"HTTP requests made by {p.name} ({spec.runs} runs; latency summed over all threads; "
+              "from-to: the first request's start and the last one's end, in s after the call began):")
+        print(table(["endpoint", "requests", "per run", "mean ms", "total s", "sent MB", "received MB", "from-to s"],
+                    request_rows(p, spec.runs)))
     if args.keep:
         print(f"\nkept: {tmp}")
     return 0

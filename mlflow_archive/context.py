@@ -114,11 +114,12 @@ class _Context:
         for item in items:
             pending.append(self.pool.submit(fn, item))
             if len(pending) >= 2 * self.workers:
-                yield self._result(pending.pop(0))
+                yield self.result(pending.pop(0))
         for future in pending:
-            yield self._result(future)
+            yield self.result(future)
 
-    def _result(self, future: Future):
+    def result(self, future: Future):
+        """A task's result; a server that kept failing it ends the run, in one sentence."""
         try:
             return future.result()
         except Exception as exc:

@@ -15,6 +15,7 @@ from .errors import ArchiveError, DamagedArchiveError
 from .idmap import IdMap
 from .inspection import verify_archive
 from .objects import OBJECT_MODULES
+from .objects._common import ChunkReplay
 from .streams import open_input
 from .summary import Progress, Summary
 
@@ -127,12 +128,12 @@ def _replay(ctx: ImportContext, reader: ArchiveReader) -> None:
                 skipped[member.section] = skipped.get(member.section, 0) + 1
                 continue
             if current is not None and current != (member.section, member.chunk):
-                importers[current[0]].end_chunk()
+                _end_chunk(importers[current[0]], section_ends=current[0] != member.section)
             current = (member.section, member.chunk)
             importer.member(member)
     except DamagedArchiveError as exc:
         # Found only as it was read (a stream, or --no-verify): the open chunk's objects stay partial.
-        started = len(getattr(importers[current[0]], "rows", ())) if current else 0
+        started = len(getattr(importers[current[0]], "current", ())) if current else 0
         if not started:
             raise
         raise DamagedArchiveError(
@@ -140,7 +141,7 @@ def _replay(ctx: ImportContext, reader: ArchiveReader) -> None:
             "and the same command with a good copy of the archive finishes them."
         ) from None
     if current is not None:
-        importers[current[0]].end_chunk()
+        _end_chunk(importers[current[0]], section_ends=True)
     for importer in importers.values():
         importer.finish()
     for section, count in skipped.items():
@@ -148,3 +149,9 @@ def _replay(ctx: ImportContext, reader: ArchiveReader) -> None:
             ctx.summary.skip_kind(section, f"{ctx.dest.lacks(section)} ({count} archive member(s) not imported)")
         else:
             ctx.summary.note(f"{count} {section} member(s) were not imported: this version cannot import {section} yet")
+
+
+def _end_chunk(importer, section_ends: bool) -> None:
+    importer.end_chunk()
+    if section_ends and isinstance(importer, ChunkReplay):
+        importer.drain()  # writes it left running: the next sections may refer to these objects

@@ -4,9 +4,13 @@ The data (tests/rest_data.py) is built once on ``scratch_server``; exports go th
 delays every request, or answers 404 for the bulk history endpoint as a server without it would. The round
 trip lands in the shared ``dest_server`` under a name of its own and is compared with the source field by
 field (``compare.compare_servers``); the long histories are compared with the source's paged reads.
+An import through a proxy that records its requests is checked request by request, per run.
 """
 
 from __future__ import annotations
+
+import math
+from collections import Counter
 
 import pytest
 from compare import compare_servers
@@ -15,10 +19,13 @@ from mlflow import MlflowClient
 from rest_data import ODD_VALUES, archive_histories, build_rest_data, bulk_requests, history_requests, metric_members
 from test_tracking_roundtrip import api_export, api_import
 
-from mlflow_archive.context import ExportOptions
+from mlflow_archive.context import PROVENANCE_PREFIX, ExportOptions
 from mlflow_archive.endpoints import BULK_HISTORY, TrackingSource
 
 LATENCY = 0.02  # seconds added to each request's round trip
+ARTIFACT_PUT = "PUT /api/2.0/mlflow-artifacts/artifacts/"
+PER_RUN = ("POST /api/2.0/mlflow/runs/create", "POST /api/2.0/mlflow/runs/log-batch", "POST /api/2.0/mlflow/runs/update", ARTIFACT_PUT)
+IMPORT_REQUESTS = 3 + 2 * 2  # per import, whatever the number of runs: 3 checks, then each of 2 experiments looked up and created
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +96,37 @@ def test_server_without_bulk_endpoint_exports_everything(rest_data, scratch_serv
     assert len(history_requests(proxy.requests)) == 6 * 4 + 3 + 1
     # The same metric rows, byte for byte, whichever way they were read.
     assert metric_members(plain_archive) == metric_members(bulk_archive)
+
+
+def _endpoint(method: str, path: str) -> str:
+    path = path.split("?")[0]
+    return ARTIFACT_PUT if f"{method} {path}".startswith(ARTIFACT_PUT) else f"{method} {path}"
+
+
+def _files(client: MlflowClient, run_id: str, path: str | None = None) -> int:
+    return sum(_files(client, run_id, f.path) if f.is_dir else 1 for f in client.list_artifacts(run_id, path))
+
+
+def test_import_requests_per_run(rest_data, scratch_server, module_dest_server, bulk_export):
+    """Per run, an import makes one create, its params, tags and points in full log_batch calls (the last one also
+    carries the complete marker), one upload per file and one update of its end: counted through the proxy."""
+    archive, _ = bulk_export
+    with FlakyProxy(module_dest_server.url) as proxy:  # a destination of its own: the short runs are imported elsewhere too
+        api_import(archive, proxy.url)
+    counts = Counter(_endpoint(method, path) for method, path in proxy.requests)
+    client = MlflowClient(tracking_uri=scratch_server.url)
+    runs = [client.get_run(r) for r in rest_data.short_runs + [rest_data.long_run, rest_data.dense_run, rest_data.small_run]]
+    points = Counter()
+    for (run_id, _), history in archive_histories(archive).items():
+        points[run_id] += len(history)
+    entities = [  # what the run's log_batch calls carry, the complete marker included
+        len(r.data.params) + sum(not k.startswith(PROVENANCE_PREFIX) for k in r.data.tags) + points[r.info.run_id] + 1 for r in runs
+    ]
+    assert counts["POST /api/2.0/mlflow/runs/create"] == len(runs)
+    assert counts["POST /api/2.0/mlflow/runs/log-batch"] == sum(math.ceil(n / 1000) for n in entities)
+    assert counts["POST /api/2.0/mlflow/runs/update"] == len(runs)
+    assert counts[ARTIFACT_PUT] == sum(_files(client, r.info.run_id) for r in runs) > 0
+    assert counts["POST /api/2.0/mlflow/runs/set-tag"] == 0
+    assert sum(n for endpoint, n in counts.items() if endpoint not in PER_RUN) <= IMPORT_REQUESTS, counts
+    result = compare_servers(scratch_server.url, module_dest_server.url, experiment_names=[rest_data.short_name, rest_data.long_name])
+    assert result.compared_runs == len(runs)

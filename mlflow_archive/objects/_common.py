@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import shutil
+import tempfile
+import threading
 from collections import defaultdict
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -73,12 +78,34 @@ def group_rows(table: pa.Table, column: str) -> dict[str, pa.Table]:
     return {object_id: pa.concat_tables(parts) for object_id, parts in out.items()}
 
 
+def when_done(futures: list[Future], callback: Callable[[], None]) -> None:
+    """Call ``callback`` once every one of ``futures`` is done (at once if they all are)."""
+    left, lock = [len(futures) + 1], threading.Lock()
+
+    def one(_=None) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            callback()
+
+    for future in futures:
+        future.add_done_callback(one)
+    one()
+
+
 class ChunkReplay:
     """The objects of one chunk that an import creates, keyed by source ID.
 
     ``begin`` keeps the rows not already imported (complete) by an earlier run of the
     same import; ``for_each`` applies work to them concurrently, and a failure marks
     only that object failed, so the rest of the chunk goes on.
+
+    ``create``, ``then`` and ``close`` queue an object's work instead, without waiting, so an importer can
+    leave a chunk's writes running while it reads the next chunk; ``drain`` waits for them. A queued task
+    runs once what it depends on is done (the object's creation; for ``close``, all its other work), and
+    free workers take the ready task of the earliest object first: each object is finished soon after it
+    is started, and one object's small requests overlap another's large ones.
     """
 
     kind: str  # the IdMap kind, e.g. "run"
@@ -88,6 +115,15 @@ class ChunkReplay:
         self.ctx = ctx
         self.rows: dict[str, dict] = {}
         self.failed: set[str] = set()
+        self.current: list[str] = []  # the source IDs ``begin`` kept from the chunk being read
+        self.created: dict[str, Future] = {}  # queued objects: done once the creation was tried
+        self.work: dict[str, list[Future]] = {}  # queued objects: their other work
+        self.closed: dict[str, Future] = {}  # queued objects: done once their last work ran
+        self.order: dict[str, int] = {}  # queued objects: their place in the archive
+        self.fatal: BaseException | None = None  # the server failed for good: queued work is dropped
+        self._ready: list[tuple[int, int, Callable]] = []  # a heap, by (object's place, queueing order)
+        self._queued = itertools.count()
+        self._lock = threading.Lock()
 
     def begin(self, table: pa.Table, id_column: str) -> None:
         for row in table.to_pylist():
@@ -97,6 +133,7 @@ class ChunkReplay:
                 continue
             row["replaces"] = known[0] if known else None
             self.rows[row[id_column]] = row
+            self.current.append(row[id_column])
 
     def live(self, source_id: str) -> bool:
         return source_id in self.rows and source_id not in self.failed
@@ -104,29 +141,89 @@ class ChunkReplay:
     def dest(self, source_id: str) -> str:
         return self.rows[source_id]["dest_id"]
 
+    def _guarded(self, work: Callable, source_id: str, *rest) -> None:
+        """``work(source_id, *rest)`` unless the object failed already; a failure fails that object only."""
+        if self.fatal is not None or not self.live(source_id):
+            return
+        try:
+            work(source_id, *rest)
+        except Exception as exc:
+            self.ctx.check_fatal(exc)
+            if source_id not in self.failed:
+                self.failed.add(source_id)
+                self.ctx.summary.fail(self.object_type, exc)
+
     def for_each(self, work: Callable, items: Iterable[tuple]) -> None:
         """Apply ``work(source_id, *rest)`` to each item concurrently; a failure fails that object only."""
-
-        def guarded(item: tuple) -> None:
-            if not self.live(item[0]):
-                return
-            try:
-                work(*item)
-            except Exception as exc:
-                self.ctx.check_fatal(exc)
-                if item[0] not in self.failed:
-                    self.failed.add(item[0])
-                    self.ctx.summary.fail(self.object_type, exc)
-
-        for _ in self.ctx.ordered_map(guarded, items):
+        for _ in self.ctx.ordered_map(lambda item: self._guarded(work, *item), items):
             pass
 
-    def upload_artifacts(self, member: Member, upload: Callable[[str, Path], None]) -> None:
+    def _queue(self, source_id: str, after: list[Future], work: Callable, rest: tuple) -> Future:
+        done: Future = Future()
+
+        def run() -> None:
+            try:
+                self._guarded(work, source_id, *rest)
+            except Exception as exc:  # the server failed for good: what is still queued is dropped
+                self.fatal = self.fatal or exc
+            done.set_result(None)
+
+        def ready() -> None:
+            with self._lock:
+                heapq.heappush(self._ready, (self.order[source_id], next(self._queued), run))
+            try:
+                self.ctx.pool.submit(self._run_next)
+            except RuntimeError:  # the pool is shut: the import is ending on an error, and the object stays partial
+                pass
+
+        when_done(after, ready)
+        return done
+
+    def _run_next(self) -> None:
+        with self._lock:
+            run = heapq.heappop(self._ready)[2]
+        run()
+
+    def create(self, source_id: str, work: Callable, *rest) -> None:
+        """Queue the work that creates the object: ``work(source_id, *rest)``."""
+        self.raise_fatal()
+        self.order[source_id] = next(self._queued)
+        self.work[source_id] = []
+        self.created[source_id] = self._queue(source_id, [], work, rest)
+
+    def then(self, source_id: str, work: Callable, *rest, after: Iterable[Future] = ()) -> Future:
+        """Queue ``work(source_id, *rest)`` to run once the object was created and ``after`` are done."""
+        future = self._queue(source_id, [self.created[source_id], *after], work, rest)
+        self.work[source_id].append(future)
+        return future
+
+    def close(self, source_id: str, work: Callable, *rest, after: Iterable[Future] = ()) -> None:
+        """Queue the object's last work, to run once all its other work and ``after`` are done."""
+        after = [self.created[source_id], *self.work.pop(source_id), *after]
+        self.closed[source_id] = self._queue(source_id, after, work, rest)
+
+    def drain(self, source_ids: Iterable[str] | None = None) -> None:
+        """Wait for the queued work of these closed objects (default: all), then forget them."""
+        for source_id in list(self.closed if source_ids is None else source_ids):
+            closed = self.closed.pop(source_id, None)
+            if closed is not None:
+                closed.result()
+            for done in (self.created, self.order, self.rows):
+                done.pop(source_id, None)
+            self.failed.discard(source_id)
+        self.raise_fatal()
+
+    def raise_fatal(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+
+    def upload_artifacts(self, member: Member, upload: Callable[[str, Path], None], queued: bool = False) -> None:
         """Extract the files of live objects, then ``upload(source_id, folder)`` each; counts them as ``artifact_files``.
 
         Files of objects an earlier import completed count as already present.
+        ``queued``: the uploads are queued with ``then`` (each removes its folder when done) instead of waited for.
         """
-        root = self.ctx.workdir / member.section
+        root = Path(tempfile.mkdtemp(prefix=member.section, dir=self.ctx.workdir))
         files = present = 0
         for path, data in member.iter_artifacts():
             source_id, _, relative = path.partition("/")
@@ -135,11 +232,22 @@ class ChunkReplay:
                 files += 1
             elif source_id not in self.rows:
                 present += 1
-        if root.exists():
-            self.for_each(upload, [(p.name, p) for p in sorted(root.iterdir())])
-            shutil.rmtree(root, ignore_errors=True)
         self.ctx.summary.add("artifact_files", "created", files)
         self.ctx.summary.add("artifact_files", "skipped", present)
+        folders = [(p.name, p) for p in sorted(root.iterdir())]
+        if not queued:
+            self.for_each(upload, folders)
+            shutil.rmtree(root, ignore_errors=True)
+            return
+
+        def upload_then_remove(source_id: str, folder: Path) -> None:
+            try:
+                upload(source_id, folder)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        for source_id, folder in folders:
+            self.then(source_id, upload_then_remove, folder)
 
     def reset(self) -> None:
-        self.rows, self.failed = {}, set()
+        self.rows, self.failed, self.current = {}, set(), []

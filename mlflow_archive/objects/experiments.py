@@ -45,7 +45,15 @@ class Importer:
         self.to_delete: list[str] = []
 
     def member(self, member) -> None:
+        # Concurrently, but experiments that land under one name (renamed so) one after another.
+        by_name: dict[str, list[dict]] = {}
         for row in member.read_table().to_pylist():
+            by_name.setdefault(self.ctx.options.experiment_rename.get(row["name"], row["name"]), []).append(row)
+        for _ in self.ctx.ordered_map(self._import_all, by_name.values()):
+            pass
+
+    def _import_all(self, rows: list[dict]) -> None:
+        for row in rows:
             try:
                 self._import_one(row)
             except ArchiveError:

@@ -1,8 +1,9 @@
 """Runs: info, params, tags, full metric histories, dataset inputs and artifacts.
 
 Export reads runs page by page and writes them in chunks of ``PER_CHUNK`` runs.
-Import creates a chunk's runs concurrently, logs everything with ``log_batch``
-at its full limits, and marks each run complete only once all of it is there:
+Import queues each run's writes on the worker pool as the chunk is read (create, ``log_batch`` calls
+at their full limits, inputs, files, end status), so a chunk is written while the next one is read,
+and marks each run complete with its last ``log_batch``, only once all of it is there:
 a run left ``partial`` by an interrupted import is replaced by the next one.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from concurrent.futures import Future
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,8 +42,9 @@ from .experiments import RUN_SOURCE_ID_TAG
 
 SECTION = "runs"
 PER_CHUNK = 100
-METRICS_PER_CALL = 1000  # log_batch's limits
+METRICS_PER_CALL = 1000  # log_batch's limits (mlflow/utils/validation.py)
 PARAMS_TAGS_PER_CALL = 100
+ENTITIES_PER_CALL = 1000
 STATE_TAG = PROVENANCE_PREFIX + "import_state"
 
 
@@ -209,43 +212,71 @@ def _input_rows(runs: list[Run]) -> dict[str, list]:
 
 # -- Import -------------------------------------------------------------------------------
 
+Batch = tuple[list[Param], list[tuple[str, str]], "pa.Table | None"]  # one log_batch: params, (key, value) tags, metric rows
+
+
+def _log_batches(params: list[Param], tags: list[tuple[str, str]], metrics: pa.Table | None) -> list[Batch]:
+    """Params, tags and metric rows cut into as few ``log_batch`` calls as the server's limits allow."""
+    count = metrics.num_rows if metrics is not None else 0
+    batches, start = [], 0
+    while True:
+        some_params, params = params[:PARAMS_TAGS_PER_CALL], params[PARAMS_TAGS_PER_CALL:]
+        some_tags, tags = tags[:PARAMS_TAGS_PER_CALL], tags[PARAMS_TAGS_PER_CALL:]
+        stop = min(count, start + min(METRICS_PER_CALL, ENTITIES_PER_CALL - len(some_params) - len(some_tags)))
+        batches.append((some_params, some_tags, metrics.slice(start, stop - start) if stop > start else None))
+        start = stop
+        if not params and not tags and start >= count:
+            return batches
+
+
+def _has_room_for_a_tag(batch: Batch) -> bool:
+    params, tags, metrics = batch
+    entities = len(params) + len(tags) + (metrics.num_rows if metrics is not None else 0)
+    return len(tags) < PARAMS_TAGS_PER_CALL and entities < ENTITIES_PER_CALL
+
+
 class Importer(ChunkReplay):
+    """Each run's writes are queued as they are read, one chunk ahead at most: a run is created, its params,
+    tags and metrics go in full ``log_batch`` calls, then its files; its last ``log_batch`` is held back to go
+    after everything else, with the end status set just before, and carries the ``complete`` marker."""
+
     kind, object_type = "run", "runs"
 
     def __init__(self, ctx: ImportContext) -> None:
         super().__init__(ctx)
         self.deferred_parents: list[tuple[str, str]] = []  # (destination run, source parent)
         self.abandoned: list[str] = []  # destination runs an interrupted import left partial, now deleted
-        # Params and tags wait for the run's first metrics, to share one log_batch call with them.
-        self.pending: dict[str, tuple[list[Param], list[RunTag]]] = {}
+        self.in_flight: list[str] = []  # runs of the previous chunk, whose writes may still be running
 
     def member(self, member: Member) -> None:
-        if member.stem not in ("runs", "run_params", "run_tags", "run_metrics"):
-            self._flush_pending()
         if member.kind == ARTIFACTS_EXT:
             self.upload_artifacts(
-                member, lambda source_id, local: self.ctx.dest.log_artifacts(self.rows[source_id]["dest_artifact_uri"], local)
+                member, lambda source_id, local: self.ctx.dest.log_artifacts(self.rows[source_id]["dest_artifact_uri"], local),
+                queued=True,
             )
             return
         table = member.read_table()
         if member.stem == "runs":
+            first = len(self.current)
             self.begin(table, "run_id")
-            self.for_each(self._create_one, list(self.rows.items()))
+            for source_id in self.current[first:]:
+                row = self.rows[source_id]
+                # Params and tags wait for the run's metrics, to share log_batch calls with them.
+                row.update(params=[], tags=[], held=None)
+                self.create(source_id, self._create_one, row)
             return
         if member.stem == "run_metrics":
             self._log_metrics(table)
         elif member.stem == "run_inputs":
             self._log_all_inputs(table)
-        elif member.stem == "run_params":
-            for source_id, part in group_rows(table, "run_id").items():
-                if not self.live(source_id):
-                    continue
-                params = [Param(k, v) for k, v in zip(part["key"].to_pylist(), part["value"].to_pylist())]
-                self.pending.setdefault(source_id, ([], []))[0].extend(params)
         else:
             for source_id, part in group_rows(table, "run_id").items():
-                if self.live(source_id):
-                    self.pending.setdefault(source_id, ([], []))[1].extend(self._tags(source_id, part))
+                if source_id in self.rows:
+                    pairs = zip(part["key"].to_pylist(), part["value"].to_pylist())
+                    if member.stem == "run_params":
+                        self.rows[source_id]["params"].extend(Param(k, v) for k, v in pairs)
+                    else:
+                        self.rows[source_id]["tags"].extend(pairs)  # resolved once the run exists
 
     def _create_one(self, source_id: str, row: dict) -> None:
         ctx = self.ctx
@@ -265,15 +296,35 @@ class Importer(ChunkReplay):
         if row["artifact_uri"]:
             ctx.ids.put("run_location", row["artifact_uri"], run.info.artifact_uri)
 
-    def _flush_pending(self) -> None:
-        pending, self.pending = self.pending, {}
-        self.for_each(lambda source_id, p, t: self.ctx.dest.log_batch(self.dest(source_id), params=p, tags=t),
-                      [(source_id, params, tags) for source_id, (params, tags) in pending.items()])
+    def _queue_batches(self, source_id: str, metrics: pa.Table | None) -> None:
+        """Queue the run's waiting params and tags and these metric rows, holding the last call back."""
+        row = self.rows[source_id]
+        batches = _log_batches(row["params"], row["tags"], metrics)
+        row["params"], row["tags"] = [], []
+        if row["held"] is not None:
+            batches.insert(0, row["held"])
+        for batch in batches[:-1]:
+            self.then(source_id, self._write, *batch, after=self._parents(batch))
+        row["held"] = batches[-1]
 
-    def _tags(self, source_id: str, part: pa.Table) -> list[RunTag]:
+    def _write(self, source_id: str, params: list[Param], tag_pairs: list[tuple[str, str]], part: pa.Table | None,
+               marker: str | None = None) -> None:
+        tags = self._tags(source_id, tag_pairs) + ([RunTag(STATE_TAG, marker)] if marker else [])
+        metrics = []
+        if part is not None:
+            columns = (part[name].to_pylist() for name in ("key", "value", "timestamp", "step"))
+            metrics = [Metric(*point) for point in zip(*columns)]
+        if metrics or params or tags:
+            self.ctx.dest.log_batch(self.dest(source_id), metrics=metrics, params=params, tags=tags)
+
+    def _parents(self, batch: Batch) -> list[Future]:
+        """The creations of parent runs queued with the tags of ``batch``: the parent's destination ID is known after."""
+        return [self.created[value] for key, value in batch[1] if key == MLFLOW_PARENT_RUN_ID and value in self.created]
+
+    def _tags(self, source_id: str, pairs: list[tuple[str, str]]) -> list[RunTag]:
         dest_id = self.dest(source_id)
         tags = []
-        for key, value in zip(part["key"].to_pylist(), part["value"].to_pylist()):
+        for key, value in pairs:
             if key.startswith(PROVENANCE_PREFIX) or key == MLFLOW_USER and not self.ctx.options.use_src_user_id:
                 continue
             if key == MLFLOW_PARENT_RUN_ID:
@@ -288,39 +339,29 @@ class Importer(ChunkReplay):
         return tags
 
     def _log_metrics(self, table: pa.Table) -> None:
-        # Slices of one log_batch each, so even a single long history is written in parallel;
-        # a run's first slice also carries its waiting params and tags, in the room they leave.
-        def slices():
-            for source_id, part in group_rows(table, "run_id").items():
-                params, tags = self.pending.pop(source_id, ([], []))
-                first = max(METRICS_PER_CALL - min(len(params), PARAMS_TAGS_PER_CALL) - min(len(tags), PARAMS_TAGS_PER_CALL), 0)
-                yield source_id, part.slice(0, first), params, tags
-                for start in range(first, part.num_rows, METRICS_PER_CALL):
-                    yield source_id, part.slice(start, METRICS_PER_CALL), [], []
-
-        def work(source_id: str, part: pa.Table, params: list[Param], tags: list[RunTag]) -> None:
-            columns = (part[name].to_pylist() for name in ("key", "value", "timestamp", "step"))
-            metrics = [Metric(*point) for point in zip(*columns)]
-            if metrics or params or tags:
-                self.ctx.dest.log_batch(self.dest(source_id), metrics=metrics, params=params, tags=tags)
-
-        self.for_each(work, slices())
+        for source_id, part in group_rows(table, "run_id").items():
+            if source_id in self.rows:
+                self._queue_batches(source_id, part)
         created = pc.sum(pc.is_in(table["run_id"], pa.array(list(self.rows), pa.string()))).as_py() or 0
         self.ctx.summary.add("metric_points", "created", created)
         self.ctx.summary.add("metric_points", "skipped", table.num_rows - created)  # runs an earlier import completed
 
     def _log_all_inputs(self, table: pa.Table) -> None:
         # The server adds a dataset to the experiment on its first use, and two runs adding the
-        # same one at once collide: runs that bring a dataset first go one by one, the rest in parallel.
+        # same one at once collide: runs that bring a dataset first go one after another, the rest after them.
         first, rest, seen = [], [], set()
         for source_id, part in group_rows(table, "run_id").items():
-            experiment = self.rows.get(source_id, {}).get("experiment_id")
+            if source_id not in self.rows:
+                continue
+            experiment = self.rows[source_id]["experiment_id"]
             datasets = {(experiment, n, d) for n, d in zip(part["name"].to_pylist(), part["digest"].to_pylist())}
-            (first if datasets - seen else rest).append((source_id, part))
+            if datasets - seen:
+                first.append(self.then(source_id, self._log_inputs, part, after=first[-1:]))
+            else:
+                rest.append((source_id, part))
             seen |= datasets
-        for item in first:
-            self.for_each(self._log_inputs, [item])
-        self.for_each(self._log_inputs, rest)
+        for source_id, part in rest:
+            self.then(source_id, self._log_inputs, part, after=first)
 
     def _log_inputs(self, source_id: str, part: pa.Table) -> None:
         datasets = [
@@ -332,22 +373,28 @@ class Importer(ChunkReplay):
         ]
         self.ctx.dest.log_inputs(self.dest(source_id), datasets)
 
+    def _finish(self, source_id: str, row: dict, last: Batch) -> None:
+        """After all else of the run: its end status, then its last log_batch with the ``complete`` marker."""
+        ctx = self.ctx
+        ctx.dest.finish_run(row["dest_id"], row["status"], row["end_time"])
+        self._write(source_id, *last, marker=COMPLETE)
+        if row["lifecycle_stage"] == LifecycleStage.DELETED:
+            ctx.dest.delete_run(row["dest_id"])
+        ctx.ids.put("run", source_id, row["dest_id"], COMPLETE)
+        ctx.summary.add("runs", "created")
+
     def end_chunk(self) -> None:
-        self._flush_pending()
-
-        def finish(source_id: str, row: dict) -> None:
-            ctx = self.ctx
-            dest_id = row["dest_id"]
-            ctx.dest.finish_run(dest_id, row["status"], row["end_time"])
-            ctx.dest.set_run_tag(dest_id, STATE_TAG, COMPLETE)
-            if row["lifecycle_stage"] == LifecycleStage.DELETED:
-                ctx.dest.delete_run(dest_id)
-            ctx.ids.put("run", source_id, dest_id, COMPLETE)
-            ctx.summary.add("runs", "created")
-
-        self.for_each(finish, list(self.rows.items()))
-        self.ctx.progress.update("runs imported", self.ctx.summary.counts["runs"].created)
-        self.reset()
+        """Queue each run's last writes, then wait for the previous chunk's: reading the next chunk overlaps this one's."""
+        for source_id in self.current:
+            row = self.rows[source_id]
+            if row["held"] is None or row["params"] or row["tags"] or not _has_room_for_a_tag(row["held"]):
+                self._queue_batches(source_id, None)
+            last = row.pop("held")
+            self.close(source_id, self._finish, row, last, after=self._parents(last))
+        self.drain(self.in_flight)
+        self.in_flight, self.current = self.current, []
+        counts = self.ctx.summary.counts.get("runs")  # none yet while the first chunk is being written
+        self.ctx.progress.update("runs imported", counts.created if counts else 0)
 
     def finish(self) -> None:
         if self.abandoned:
