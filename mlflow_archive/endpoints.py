@@ -26,6 +26,7 @@ from mlflow.entities import (
     DatasetRecord,
     EvaluationDataset,
     Experiment,
+    LifecycleStage,
     LoggedModel,
     LoggedModelInput,
     LoggedModelOutput,
@@ -678,6 +679,10 @@ class TrackingDestination(_Endpoint):
 
     def delete_run(self, run_id: str) -> None:
         self.client.delete_run(run_id)
+
+    def delete_run_if_active(self, run_id: str) -> None:
+        if self.client.get_run(run_id).info.lifecycle_stage != LifecycleStage.DELETED:
+            self.client.delete_run(run_id)
 
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:
         self.client.set_tag(run_id, key, value)

@@ -12,6 +12,7 @@ import tarfile
 from compare import compare_servers
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from tags import SOURCE_RUN_TAG
 from test_tracking_roundtrip import api_export, api_import, summary_counts
 
 from mlflow_archive import log_demo_runs
@@ -39,5 +40,17 @@ def test_runs_across_chunks(tmp_path, monkeypatch):
     first = api_import(archive, dest, workers=3, artifacts_destination=str(tmp_path / "dest-artifacts"))
     assert summary_counts(first, "runs") == (len(runs), 0, 0)
     compare_servers(source, dest, exact=True)
+    # An import stopped between marking the deleted run complete and deleting it left it active:
+    MlflowClient(tracking_uri=dest).restore_run(_dest_run(dest, runs[5].info.run_id))
     again = api_import(archive, dest, workers=3, artifacts_destination=str(tmp_path / "dest-artifacts"))
     assert summary_counts(again, "runs") == (0, len(runs), 0)
+    compare_servers(source, dest, exact=True)  # the second import deleted it again
+
+
+def _dest_run(dest: str, source_run_id: str) -> str:
+    found = MlflowClient(tracking_uri=dest).search_runs(
+        [e.experiment_id for e in MlflowClient(tracking_uri=dest).search_experiments()],
+        f"tags.`{SOURCE_RUN_TAG}` = '{source_run_id}'", run_view_type=3,
+    )
+    assert len(found) == 1
+    return found[0].info.run_id

@@ -257,6 +257,7 @@ class Importer(ChunkReplay):
             return
         table = member.read_table()
         if member.stem == "runs":
+            self._finish_deletions(table)
             first = len(self.current)
             self.begin(table, "run_id")
             for source_id in self.current[first:]:
@@ -277,6 +278,18 @@ class Importer(ChunkReplay):
                         self.rows[source_id]["params"].extend(Param(k, v) for k, v in pairs)
                     else:
                         self.rows[source_id]["tags"].extend(pairs)  # resolved once the run exists
+
+    def _finish_deletions(self, table: pa.Table) -> None:
+        """Delete again the deleted runs an earlier import completed: it marks a run complete before deleting it
+        (a deleted run takes no writes), so one stopped in between left the run active."""
+        for row in table.filter(pc.equal(table["lifecycle_stage"], LifecycleStage.DELETED)).to_pylist():
+            known = self.ctx.ids.get(self.kind, row["run_id"])
+            if known and known[1] == COMPLETE:
+                try:
+                    self.ctx.dest.delete_run_if_active(known[0])
+                except Exception as exc:
+                    self.ctx.check_fatal(exc)
+                    self.ctx.summary.fail(self.object_type, exc)
 
     def _create_one(self, source_id: str, row: dict) -> None:
         ctx = self.ctx
