@@ -90,3 +90,18 @@ def rows_restore_keeps(uri: str) -> dict[str, list[tuple]]:
     rows = database_rows(uri)
     rows["runs"] = sorted(row[:where] + ("None",) + row[where + 1 :] for row in rows["runs"])
     return rows
+
+
+def table_differences(first: dict[str, list[dict]], second: dict[str, list[dict]], limit: int = 5) -> list[str]:
+    """Field-by-field differences between the decoded tables of two archives (NaN equals NaN)."""
+    diffs = [f"table {name} only in one archive" for name in sorted(first.keys() ^ second.keys())]
+    for name in sorted(first.keys() & second.keys()):
+        a, b = first[name], second[name]
+        if len(a) != len(b):
+            diffs.append(f"table {name}: {len(a)} rows against {len(b)}")
+            continue
+        for index, (row_a, row_b) in enumerate(zip(a, b)):
+            for field in row_a.keys() | row_b.keys():
+                if repr(row_a.get(field)) != repr(row_b.get(field)):
+                    diffs.append(f"table {name} row {index} {field}: {row_a.get(field)!r:.2000} against {row_b.get(field)!r:.2000}")
+    return diffs[:limit] if limit else diffs
