@@ -23,7 +23,7 @@ def member_digests(path) -> dict[str, str]:
         return {m.name: hashlib.sha256(tar.extractfile(m).read()).hexdigest() for m in tar if m.isfile()}
 
 
-def _header(path) -> dict:
+def header(path) -> dict:
     with open_input(str(path)) as stream:
         reader = ArchiveReader(stream)
         for _ in reader:
@@ -42,7 +42,7 @@ def _flatten(value, prefix: str = "") -> dict[str, object]:
 
 def changed_header_fields(a, b) -> set[str]:
     """The dotted header fields (``source.snapshot``, ...) that differ between two archives, or that one lacks."""
-    first, second = _flatten(_header(a)), _flatten(_header(b))
+    first, second = _flatten(header(a)), _flatten(header(b))
     return {key for key in first.keys() | second.keys() if first.get(key, KeyError) != second.get(key, KeyError)}
 
 

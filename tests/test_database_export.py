@@ -24,6 +24,7 @@ from database_export_data import (
     LIVE_KEYS,
     LIVE_STEPS,
     changed_header_fields,
+    header,
     member_digests,
     rows_restore_keeps,
     snapshot_consistency,
@@ -33,6 +34,7 @@ from datasets_data import build_datasets
 from mlflow import MlflowClient
 from prompts_data import build_prompts_dataset
 from restore_data import database_rows
+from test_restore import postgres  # noqa: F401 (a fixture: one private PostgreSQL for this module)
 from traces_data import build_traces
 
 from mlflow_archive import export_archive
@@ -83,6 +85,21 @@ def test_restore_of_database_export_gives_back_the_source(both_archives, source_
     restored_files = {p.relative_to(target / "artifacts"): p.read_bytes()
                       for p in (target / "artifacts").rglob("*") if p.is_file()}
     assert restored_files == source_files
+
+
+def test_export_from_postgresql(both_archives, postgres, tmp_path):
+    """The REST archive restored into PostgreSQL (IDs and times kept), exported from there: the same tables again,
+    read in a REPEATABLE READ READ ONLY snapshot."""
+    rest, _, _ = both_archives
+    uri, artifacts, again = postgres("exported"), tmp_path / "artifacts", tmp_path / "again.mlar"
+    run_cli("restore", "-i", rest, "--tracking-uri", uri, "--artifacts-destination", artifacts, "--quiet")
+    export_cli(again, uri, "--artifacts-destination", artifacts, "--export-deleted-runs", "--export-deleted-experiments")
+    rest_tables, rest_files = archive_contents(rest)
+    again_tables, again_files = archive_contents(again)
+    differences = table_differences(rest_tables, again_tables)
+    assert not differences, "\n".join(differences)
+    assert again_files == rest_files
+    assert header(again)["source"]["snapshot"]["isolation"] == "postgresql repeatable read read only"
 
 
 def test_every_kind_equals_rest_export(scratch_server, unique_prefix, tmp_path):
