@@ -43,6 +43,7 @@ from .streams import redact_uri
 
 MLFLOW_ARTIFACTS = "mlflow-artifacts"
 FETCH_ROWS = 100_000  # metric points per fetch from the driver
+SELECT_POINTS = 2_000_000  # metric points per select at most (but one run's whole history): bounds memory
 # How each database gives one read-only, point-in-time view (recorded in the header's source.snapshot).
 ISOLATION = {
     "sqlite": "sqlite read transaction",
@@ -108,11 +109,9 @@ class DatabaseSource(TrackingSource):
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         elif dialect == "mssql":
             conn = conn.execution_options(isolation_level="SNAPSHOT")
-        if dialect == "mysql":
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # applies to the transaction begun next
         conn.begin()
-        if dialect == "postgresql":
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        if dialect in ("postgresql", "mysql"):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # before the first read, which begins it on the server
         # The first read fixes the snapshot (SQLite: takes the read lock; PostgreSQL, MySQL: takes the snapshot).
         conn.execute(sa.text("SELECT count(*) FROM experiments")).scalar()
         return conn
@@ -152,6 +151,26 @@ class DatabaseSource(TrackingSource):
         """Every history of these runs as ``(run_id, key, value/timestamp/step table)``: runs in the order given,
         keys sorted, each history sorted by step, timestamp and value (the REST path's order: the server's
         history call sorts by timestamp, step and value, the archive then by step and timestamp, stably)."""
+        for group in self._point_groups(run_ids):
+            yield from self._histories(group)
+
+    def _point_groups(self, run_ids: list[str]) -> Iterator[list[str]]:
+        """Consecutive runs, in order, in groups of about SELECT_POINTS metric points."""
+        query = sa.text(
+            "SELECT run_uuid, count(*) FROM metrics WHERE run_uuid IN :runs GROUP BY run_uuid"
+        ).bindparams(sa.bindparam("runs", expanding=True))
+        with self._lock:
+            counts = dict(self._conn.execute(query, {"runs": list(run_ids)}).all())
+        group, points = [], 0
+        for run_id in run_ids:
+            if group and points + counts.get(run_id, 0) > SELECT_POINTS:
+                yield group
+                group, points = [], 0
+            group.append(run_id)
+            points += counts.get(run_id, 0)
+        yield group
+
+    def _histories(self, run_ids: list[str]) -> Iterator[tuple[str, str, pa.Table]]:
         table = self._metric_points(run_ids)
         if table.num_rows == 0:
             return
