@@ -43,6 +43,9 @@ from .streams import redact_uri
 
 MLFLOW_ARTIFACTS = "mlflow-artifacts"
 FETCH_ROWS = 100_000  # metric points per fetch from the driver
+METRIC_COLUMNS = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
+METRIC_SCHEMA = pa.schema(list(zip(METRIC_COLUMNS, (pa.string(), pa.string(), pa.int64(), pa.int64(), pa.float64(), pa.bool_()))))
+DRIVER_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": "?", "named": "?"}
 SELECT_POINTS = 2_000_000  # metric points per select at most (but one run's whole history): bounds memory
 # How each database gives one read-only, point-in-time view (recorded in the header's source.snapshot).
 ISOLATION = {
@@ -188,19 +191,30 @@ class DatabaseSource(TrackingSource):
             yield run_ids[runs[start]], table["key"][start].as_py(), histories.slice(start, end - start)
 
     def _metric_points(self, run_ids: list[str]) -> pa.Table:
-        query = sa.text(
-            "SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics WHERE run_uuid IN :runs"
-        ).bindparams(sa.bindparam("runs", expanding=True))
-        columns: list[list[pa.Array]] = [[] for _ in range(6)]
-        types = (pa.string(), pa.string(), pa.int64(), pa.int64(), pa.float64(), pa.bool_())
+        """The points of these runs, unordered, with ``run``: the run's index in ``run_ids``.
+
+        Through the driver's own cursor, rows converted to columns by numpy and Arrow in bulk:
+        SQLAlchemy's result rows and a Python loop per point would cost several times the database's work.
+        """
+        mark = DRIVER_MARKS[self._engine.dialect.paramstyle]
+        sql = (f"SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics "
+               f"WHERE run_uuid IN ({', '.join([mark] * len(run_ids))})")
+        parts = []
         with self._lock:
-            result = self._conn.execute(query, {"runs": list(run_ids)})
-            while rows := result.fetchmany(FETCH_ROWS):
-                for column, values, kind in zip(columns, zip(*rows), types):
-                    # is_nan comes as 0/1 from SQLite and MySQL, as a boolean from PostgreSQL
-                    column.append(pa.array(values).cast(kind) if kind == pa.bool_() else pa.array(values, kind))
-        names = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
-        table = pa.table({n: pa.chunked_array(c, t) for n, c, t in zip(names, columns, types)})
+            cursor = self._conn.connection.cursor()
+            try:
+                cursor.execute(sql, tuple(run_ids))
+                while rows := cursor.fetchmany(FETCH_ROWS):
+                    columns = np.array(rows, dtype=object).T
+                    parts.append(pa.record_batch([
+                        pa.array(columns[0], pa.string()), pa.array(columns[1], pa.string()),
+                        pa.array(columns[2].astype(np.int64)), pa.array(columns[3].astype(np.int64)),
+                        pa.array(columns[4].astype(np.float64)),
+                        pa.array(columns[5].astype(bool)),  # 0/1 from SQLite and MySQL, a boolean from PostgreSQL
+                    ], names=METRIC_COLUMNS))
+            finally:
+                cursor.close()
+        table = pa.Table.from_batches(parts, schema=METRIC_SCHEMA)
         run = pc.index_in(table["run_uuid"], value_set=pa.array(run_ids, pa.string()))
         return table.drop_columns(["run_uuid"]).append_column("run", run)
 
