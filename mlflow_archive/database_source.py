@@ -4,13 +4,13 @@
 accepts: sqlite, postgresql, mysql, mssql). It opens one connection of its own and holds one
 read-only transaction on it for the whole export (PostgreSQL and MySQL: REPEATABLE READ READ
 ONLY; SQLite: BEGIN and a first SELECT, which fixes the read snapshot; SQL Server: SNAPSHOT),
-and gives its own copies of MLflow's tracking and registry stores sessions inside that transaction
-(the stores MLflow caches for the process are left as they are, so other code of the process
-writing to the same database is not affected). So every read, whether MLflow's store methods (runs with params, tags and inputs,
-experiments, the registry, logged models, traces, prompts, datasets: each the store's own bulk
-query) or this class's own bulk query (metric histories, many runs per select, straight into
-Arrow), sees the database as it was at one instant, and the rows are those the server would
-answer over REST from the same database.
+and gives its own copies of MLflow's tracking and registry stores sessions inside that
+transaction (the stores MLflow caches for the process are left as they are, so other code of the
+process writing to the same database is not affected). So every read, whether MLflow's store
+methods (runs with params, tags and inputs, experiments, the registry, logged models, traces,
+prompts, datasets: each the store's own bulk query) or this class's own bulk query (metric
+histories, many runs per select, straight into Arrow), sees the database as it was at one
+instant, and the rows are those the server would answer over REST from the same database.
 
 One connection serves every worker thread, one read at a time (a lock): the database reads are
 short next to artifact downloads, which run in parallel.
@@ -44,8 +44,11 @@ from .streams import redact_uri
 MLFLOW_ARTIFACTS = "mlflow-artifacts"
 FETCH_ROWS = 100_000  # metric points per fetch from the driver
 METRIC_COLUMNS = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
-METRIC_SCHEMA = pa.schema(list(zip(METRIC_COLUMNS, (pa.string(), pa.string(), pa.int64(), pa.int64(), pa.float64(), pa.bool_()))))
-DRIVER_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": "?", "named": "?"}
+METRIC_SCHEMA = pa.schema(
+    list(zip(METRIC_COLUMNS, (pa.string(), pa.string(), pa.int64(), pa.int64(), pa.float64(), pa.bool_())))
+)
+# Placeholders of the drivers MLflow's SQL store is used with (sqlite3, pyodbc; psycopg, pymysql, pymssql; mysqlclient).
+DRIVER_MARKS = {"qmark": "?", "pyformat": "%s", "format": "%s"}
 SELECT_POINTS = 2_000_000  # metric points per select at most (but one run's whole history): bounds memory
 # How each database gives one read-only, point-in-time view (recorded in the header's source.snapshot).
 ISOLATION = {
