@@ -90,7 +90,7 @@ class DatabaseSource(TrackingSource):
         try:
             self._engine = sa.create_engine(self.uri, poolclass=sa.pool.NullPool)
             if dialect == "sqlite":
-                sa.event.listen(self._engine, "connect", _sqlite_autocommit)
+                sa.event.listen(self._engine, "connect", _sqlite_connect)
                 sa.event.listen(self._engine, "begin", _sqlite_begin)
             self._conn = self._begin_snapshot(dialect)
         except SourceError:
@@ -288,9 +288,11 @@ class _PinnedRegistryClient(ModelRegistryClient):
         return self._store
 
 
-def _sqlite_autocommit(dbapi_connection, _record) -> None:
+def _sqlite_connect(dbapi_connection, _record) -> None:
     # pysqlite would send BEGIN only before a write: a read "transaction" would see every commit.
     dbapi_connection.isolation_level = None
+    # A server committing at the moment of the first read: wait for it as MLflow's own sessions do.
+    dbapi_connection.execute("PRAGMA busy_timeout = 20000")
 
 
 def _sqlite_begin(conn) -> None:
