@@ -52,11 +52,11 @@ from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
 from mlflow.tracing.utils import TraceJSONEncoder
 
 from .archive import SECTIONS
+from .errors import SourceError, one_line
+from .streams import redact_uri
 
 if TYPE_CHECKING:
     import pyarrow as pa
-from .errors import SourceError, one_line
-from .streams import redact_uri
 
 PAGE_SIZE = 1000
 EXPERIMENTS_SEARCH = "/api/2.0/mlflow/experiments/search"
