@@ -185,8 +185,10 @@ class DatabaseSource(TrackingSource):
             ("value", "ascending"), ("is_nan", "ascending"),
         ]))
         # MLflow keeps NaN as 0 with is_nan set (and ±infinity as ±1.7976931348623157e308, given as it is).
-        value = pc.if_else(table["is_nan"], pa.scalar(float("nan")), table["value"])
-        histories = pa.table({"value": value, "timestamp": table["timestamp"], "step": table["step"]})
+        # Through numpy, not pc.if_else: that adds a validity bitmap, whose bytes would move the archive's part
+        # boundaries (a table sink flushes by bytes) away from where a REST export puts them.
+        value = np.where(table["is_nan"].to_numpy(), np.nan, table["value"].to_numpy())
+        histories = pa.table({"value": pa.array(value), "timestamp": table["timestamp"], "step": table["step"]})
         runs = table["run"].to_numpy()
         keys = pc.dictionary_encode(table["key"]).combine_chunks().indices.to_numpy()
         starts = np.flatnonzero(np.r_[True, (runs[1:] != runs[:-1]) | (keys[1:] != keys[:-1])])
