@@ -167,6 +167,11 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
 @click.option("--no-traces", is_flag=True, help="Leave traces out.")
 @click.option("--traces-since", help="Only traces that started at or after this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
 @click.option("--traces-until", help="Only traces that started before this UTC time (YYYY-MM-DD[ HH:MM:SS]).")
+@click.option(
+    "--artifacts-destination",
+    help="For an export from a database: the --artifacts-destination its server was started with (a folder or an "
+    "object-store URI), where the files of mlflow-artifacts:/ URIs are.",
+)
 @_workers
 @_quiet
 @_reports_errors

@@ -81,6 +81,7 @@ class ExportOptions:
     no_traces: bool = False
     traces_since: int | None = None  # ms, inclusive
     traces_until: int | None = None  # ms, exclusive
+    artifacts_destination: str | None = None  # a database source: where its mlflow-artifacts:/ URIs point
     workers: int = 4
 
     def to_json(self) -> dict:

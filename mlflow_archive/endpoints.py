@@ -18,7 +18,7 @@ import re
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from mlflow import MlflowClient
 from mlflow.entities import (
@@ -55,6 +55,9 @@ from mlflow.tracing.utils import TraceJSONEncoder
 from .archive import SECTIONS
 from .errors import SourceError, one_line
 from .streams import redact_uri
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PAGE_SIZE = 1000
 EXPERIMENTS_SEARCH = "/api/2.0/mlflow/experiments/search"
@@ -357,6 +360,12 @@ class TrackingSource(_Endpoint):
         with engine.connect() as conn:
             return conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar()
 
+    def check_artifacts(self, experiments: list[Experiment]) -> None:
+        """Stop before anything is written if the files of these experiments cannot be read (a database source)."""
+
+    def close(self) -> None:
+        """Release what the source holds open (a database source's snapshot)."""
+
     def experiments(self, include_deleted: bool) -> Iterator[Experiment]:
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
         return _paged(self.client.search_experiments, view_type=view, max_results=PAGE_SIZE)
@@ -392,6 +401,11 @@ class TrackingSource(_Endpoint):
             token = getattr(page, "token", None)
             if not token:
                 return
+
+    def metric_histories(self, run_ids: list[str]) -> Iterator[tuple[str, str, "pa.Table"]] | None:
+        """Every history of these runs in one pass, where the source can read them so (a database source, in
+        ``database_source.py``); None here: runs.py reads them key by key with the two calls below."""
+        return None
 
     def bulk_metric_histories(self, run_ids: list[str], key: str) -> tuple[dict[str, list[Metric]], list[str]]:
         """Full histories of one key for up to BULK_HISTORY_RUNS runs, in as few requests as the limits allow.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .archive import ArchiveWriter
 from .context import ExportContext, ExportOptions
+from .database_source import open_source
 from .endpoints import TrackingSource, stopped_error
 from .errors import ArchiveError
 from .objects import OBJECT_MODULES, runs
@@ -54,6 +55,7 @@ def export_archive(
     no_traces: bool = False,
     traces_since: str | None = None,
     traces_until: str | None = None,
+    artifacts_destination: str | None = None,
     workers: int = 4,
     quiet: bool = True,
 ) -> Summary:
@@ -61,6 +63,8 @@ def export_archive(
 
     With no selector everything is exported; see ``selection.py`` for how
     ``experiments``, ``models``, ``logged_models``, ``prompts`` and ``evaluation_datasets`` combine.
+    A database URI is read directly, inside one read-only snapshot (``database_source.py``);
+    ``artifacts_destination`` is then where its ``mlflow-artifacts:/`` URIs point.
 
     >>> summary = export_archive("backup.mlar", tracking_uri="http://127.0.0.1:5000")  # doctest: +SKIP
     >>> summary.counts["runs"].exported  # doctest: +SKIP
@@ -86,16 +90,18 @@ def export_archive(
         no_traces=no_traces,
         traces_since=parse_time(traces_since, "--traces-since"),
         traces_until=parse_time(traces_until, "--traces-until"),
+        artifacts_destination=artifacts_destination,
         workers=max(1, workers),
     )
     started = time.time()
-    source = TrackingSource(tracking_uri)
-    source.check_reachable()
+    source = open_source(tracking_uri, artifacts_destination)
     summary = Summary("export")
     progress = Progress(quiet)
     try:
+        source.check_reachable()
         with source.as_process_default():
             selection = _read(source, lambda: plan(source, options))
+        source.check_artifacts(selection.experiments)
         with source.as_process_default(), tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
             options.workers
         ) as pool, open_output(output) as stream:
@@ -124,6 +130,7 @@ def export_archive(
             summary.archive_bytes = ctx.writer.bytes_written
     finally:
         progress.close()
+        source.close()
     summary.seconds = time.time() - started
     return summary
 

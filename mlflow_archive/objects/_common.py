@@ -29,6 +29,12 @@ def key_values(mapping: dict | None) -> list[dict]:
     return [{"key": k, "value": v} for k, v in (mapping or {}).items()]
 
 
+def sorted_key_values(mapping: dict | None) -> list[dict]:
+    """A map that MLflow's REST API gives in no defined order (a protobuf map: trace tags and metadata) as the
+    archive's ``key_value`` list sorted by key, so a database export and a REST export write the same bytes."""
+    return key_values(dict(sorted((mapping or {}).items())))
+
+
 def pack_artifacts(
     ctx: ExportContext, chunk: Chunk, objects: list[T], owner: Callable[[T], str], download: Callable[[T, Path], Path]
 ) -> None:

@@ -111,7 +111,11 @@ def _history_table(run_id: str, key: str, points: list[Metric]) -> pa.Table:
         "timestamp": pa.array([m.timestamp for m in points], pa.int64()),
         "step": pa.array([m.step for m in points], pa.int64()),
     })
-    table = table.sort_by([("step", "ascending"), ("timestamp", "ascending")])
+    return _history_rows(run_id, key, table.sort_by([("step", "ascending"), ("timestamp", "ascending")]))
+
+
+def _history_rows(run_id: str, key: str, table: pa.Table) -> pa.Table:
+    """A sorted history (value, timestamp, step) as archive rows."""
     n = table.num_rows
     return pa.table(
         {
@@ -146,7 +150,10 @@ def _bulk_groups(runs: list[Run]) -> list[tuple[str, list[str]]]:
 
 def _metric_tables(ctx: ExportContext, runs: list[Run]):
     """Every history of the chunk's runs, run by run and key by key: read in bulk where the server can,
-    each remaining history with the paged call."""
+    each remaining history with the paged call; a database source reads them all at once."""
+    whole = ctx.source.metric_histories([r.info.run_id for r in runs])
+    if whole is not None:
+        return (_history_rows(run_id, key, history) for run_id, key, history in whole)
     bulk: dict[tuple[str, str], pa.Table] = {}
     paged: set[tuple[str, str]] = set()
     groups = _bulk_groups(runs)

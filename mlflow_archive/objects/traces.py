@@ -49,7 +49,7 @@ from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
 from ..endpoints import server_trouble
 from ..errors import ArchiveError, one_line
 from ..schemas import TABLES
-from ._common import COMPLETE, PARTIAL, ChunkReplay, batches, key_values
+from ._common import COMPLETE, PARTIAL, ChunkReplay, batches, sorted_key_values
 from .runs import window_filter
 
 SECTION = "traces"
@@ -190,8 +190,8 @@ def _trace_row(info: TraceInfo, linked_run_ids: list[str] | None) -> dict:
         "state": TraceState(info.state).value,
         "request_preview": info.request_preview,
         "response_preview": info.response_preview,
-        "trace_metadata": key_values(info.trace_metadata),
-        "tags": key_values(info.tags),
+        "trace_metadata": sorted_key_values(info.trace_metadata),
+        "tags": sorted_key_values(info.tags),
         "linked_run_ids": linked_run_ids,
     }
 
@@ -243,7 +243,7 @@ def _assessment_row(trace_id: str, a: Assessment) -> dict:
         "last_update_time": a.last_update_time_ms,
         "overrides": a.overrides,
         "valid": a.valid,
-        "metadata": key_values(a.metadata),
+        "metadata": sorted_key_values(a.metadata),
     }
 
 

@@ -1,0 +1,301 @@
+"""Export straight from a tracking database, inside one read-only snapshot.
+
+``DatabaseSource`` is the ``TrackingSource`` for a SQL tracking URI (what MLflow's SQL store
+accepts: sqlite, postgresql, mysql, mssql). It opens one connection of its own and holds one
+read-only transaction on it for the whole export (PostgreSQL and MySQL: REPEATABLE READ READ
+ONLY; SQLite: BEGIN and a first SELECT, which fixes the read snapshot; SQL Server: SNAPSHOT),
+and gives its own copies of MLflow's tracking and registry stores sessions inside that
+transaction (the stores MLflow caches for the process are left as they are, so other code of the
+process writing to the same database is not affected). So every read, whether MLflow's store
+methods (runs with params, tags and inputs, experiments, the registry, logged models, traces,
+prompts, datasets: each the store's own bulk query) or this class's own bulk query (metric
+histories, many runs per select, straight into Arrow), sees the database as it was at one
+instant, and the rows are those the server would answer over REST from the same database.
+
+One connection serves every worker thread, one read at a time (a lock): the database reads are
+short next to artifact downloads, which run in parallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+import time
+from typing import Iterator
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.store.db.db_types import DATABASE_ENGINES
+from mlflow.store.db.utils import _get_managed_session_maker
+from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
+from mlflow.tracking._model_registry.client import ModelRegistryClient
+from mlflow.tracking._tracking_service.client import TrackingServiceClient
+from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+from .endpoints import TrackingSource, _Retrying
+from .errors import SourceError, one_line
+from .streams import redact_uri
+
+MLFLOW_ARTIFACTS = "mlflow-artifacts"
+FETCH_ROWS = 100_000  # metric points per fetch from the driver
+METRIC_COLUMNS = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
+METRIC_SCHEMA = pa.schema(
+    list(zip(METRIC_COLUMNS, (pa.string(), pa.string(), pa.int64(), pa.int64(), pa.float64(), pa.bool_())))
+)
+# Placeholders of the drivers MLflow's SQL store is used with (sqlite3, pyodbc; psycopg, pymysql, pymssql; mysqlclient).
+DRIVER_MARKS = {"qmark": "?", "pyformat": "%s", "format": "%s"}
+SELECT_POINTS = 2_000_000  # metric points per select at most (but one run's whole history): bounds memory
+# How each database gives one read-only, point-in-time view (recorded in the header's source.snapshot).
+ISOLATION = {
+    "sqlite": "sqlite read transaction",
+    "postgresql": "postgresql repeatable read read only",
+    "mysql": "mysql repeatable read read only",
+    "mssql": "mssql snapshot",
+}
+
+
+def is_database_uri(uri: str | None) -> bool:
+    """Whether MLflow's SQL store would open ``uri`` (``postgresql+psycopg2://...`` included)."""
+    return bool(uri) and urlparse(uri).scheme.split("+")[0] in DATABASE_ENGINES
+
+
+def open_source(tracking_uri: str | None, artifacts_destination: str | None = None) -> TrackingSource:
+    """The source for ``tracking_uri``: the database itself for a SQL URI, else MLflow's client."""
+    from mlflow.tracking._tracking_service.utils import _resolve_tracking_uri
+
+    uri = _resolve_tracking_uri(tracking_uri)
+    if is_database_uri(uri):
+        return DatabaseSource(uri, artifacts_destination)
+    if artifacts_destination:
+        raise SourceError(
+            f"--artifacts-destination is for an export from a database (sqlite:///..., postgresql://...); "
+            f"{redact_uri(uri)} resolves its artifact URIs itself, so leave the option out."
+        )
+    return TrackingSource(uri)
+
+
+class DatabaseSource(TrackingSource):
+    """Reads a tracking database inside one read-only transaction (see the module's docstring)."""
+
+    def __init__(self, tracking_uri: str, artifacts_destination: str | None = None) -> None:
+        super().__init__(tracking_uri)
+        self.artifacts_root = resolve_uri_if_local(str(artifacts_destination)) if artifacts_destination else None
+        self._lock = threading.RLock()
+        dialect = sa.engine.make_url(self.uri).get_backend_name()
+        try:
+            self._engine = sa.create_engine(self.uri, poolclass=sa.pool.NullPool)
+            if dialect == "sqlite":
+                sa.event.listen(self._engine, "connect", _sqlite_connect)
+                sa.event.listen(self._engine, "begin", _sqlite_begin)
+            self._conn = self._begin_snapshot(dialect)
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(
+                f"Cannot open a read-only snapshot of {redact_uri(self.uri)}: {one_line(getattr(exc, 'orig', None) or exc)}."
+            ) from None
+        self.snapshot = {"isolation": ISOLATION[dialect], "taken_at_ms": int(time.time() * 1000)}
+        tracking_store = self._in_snapshot(self.store._target)
+        registry_store = self.registry.store
+        if getattr(registry_store, "db_uri", None) == tracking_store.db_uri:  # else a registry elsewhere, read as it is
+            registry_store = self._in_snapshot(registry_store)
+        client = self.client._target
+        client._tracking_client = _PinnedTrackingClient(self.uri, tracking_store)
+        client._registry_client_lazy = _PinnedRegistryClient(client._registry_uri, self.uri, registry_store)
+        self.store = _Retrying(tracking_store)
+
+    def _begin_snapshot(self, dialect: str) -> sa.Connection:
+        conn = self._engine.connect()
+        if dialect in ("postgresql", "mysql"):
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        elif dialect == "mssql":
+            conn = conn.execution_options(isolation_level="SNAPSHOT")
+        conn.begin()
+        if dialect in ("postgresql", "mysql"):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # before the first read, which begins it on the server
+        # The first read fixes the snapshot (SQLite: takes the read lock; PostgreSQL, MySQL: takes the snapshot).
+        conn.execute(sa.text("SELECT count(*) FROM experiments")).scalar()
+        return conn
+
+    def _in_snapshot(self, store):
+        """A copy of MLflow's ``store`` whose sessions use the snapshot connection; each session is a savepoint
+        inside it, so a failed read (a missing run, ...) rolls back only itself, never the snapshot."""
+        sessions = sa.orm.sessionmaker(bind=self._conn, join_transaction_mode="create_savepoint")
+        managed = _get_managed_session_maker(sessions, store.db_type)
+        lock = self._lock
+
+        @contextlib.contextmanager
+        def in_snapshot(read_only: bool = True):
+            with lock, managed(read_only=read_only) as session:
+                yield session
+
+        pinned = copy.copy(store)
+        pinned.ManagedSessionMaker = in_snapshot
+        return pinned
+
+    def close(self) -> None:
+        """End the snapshot."""
+        with self._lock:
+            self._conn.close()
+        self._engine.dispose()
+
+    def describe(self) -> dict:
+        return {**super().describe(), "snapshot": self.snapshot}
+
+    def _schema_revision(self) -> str | None:
+        with self._lock:
+            return self._conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+    # -- Metric histories: one select per chunk of runs, straight into Arrow
+
+    def metric_histories(self, run_ids: list[str]) -> Iterator[tuple[str, str, pa.Table]]:
+        """Every history of these runs as ``(run_id, key, value/timestamp/step table)``: runs in the order given,
+        keys sorted, each history sorted by step, timestamp and value (the REST path's order: the server's
+        history call sorts by timestamp, step and value, the archive then by step and timestamp, stably)."""
+        for group in self._point_groups(run_ids):
+            yield from self._histories(group)
+
+    def _point_groups(self, run_ids: list[str]) -> Iterator[list[str]]:
+        """Consecutive runs, in order, in groups of about SELECT_POINTS metric points."""
+        query = sa.text(
+            "SELECT run_uuid, count(*) FROM metrics WHERE run_uuid IN :runs GROUP BY run_uuid"
+        ).bindparams(sa.bindparam("runs", expanding=True))
+        with self._lock:
+            counts = dict(self._conn.execute(query, {"runs": list(run_ids)}).all())
+        group, points = [], 0
+        for run_id in run_ids:
+            if group and points + counts.get(run_id, 0) > SELECT_POINTS:
+                yield group
+                group, points = [], 0
+            group.append(run_id)
+            points += counts.get(run_id, 0)
+        yield group
+
+    def _histories(self, run_ids: list[str]) -> Iterator[tuple[str, str, pa.Table]]:
+        table = self._metric_points(run_ids)
+        if table.num_rows == 0:
+            return
+        table = table.take(pc.sort_indices(table, sort_keys=[
+            ("run", "ascending"), ("key", "ascending"), ("step", "ascending"), ("timestamp", "ascending"),
+            ("value", "ascending"), ("is_nan", "ascending"),
+        ]))
+        # MLflow keeps NaN as 0 with is_nan set (and ±infinity as ±1.7976931348623157e308, given as it is).
+        # Through numpy, not pc.if_else: that adds a validity bitmap, whose bytes would move the archive's part
+        # boundaries (a table sink flushes by bytes) away from where a REST export puts them.
+        value = np.where(table["is_nan"].to_numpy(), np.nan, table["value"].to_numpy())
+        histories = pa.table({"value": pa.array(value), "timestamp": table["timestamp"], "step": table["step"]})
+        runs = table["run"].to_numpy()
+        keys = pc.dictionary_encode(table["key"]).combine_chunks().indices.to_numpy()
+        starts = np.flatnonzero(np.r_[True, (runs[1:] != runs[:-1]) | (keys[1:] != keys[:-1])])
+        for start, end in zip(starts.tolist(), np.r_[starts[1:], len(runs)].tolist()):
+            yield run_ids[runs[start]], table["key"][start].as_py(), histories.slice(start, end - start)
+
+    def _metric_points(self, run_ids: list[str]) -> pa.Table:
+        """The points of these runs, unordered, with ``run``: the run's index in ``run_ids``.
+
+        Through the driver's own cursor, rows converted to columns by numpy and Arrow in bulk:
+        SQLAlchemy's result rows and a Python loop per point would cost several times the database's work.
+        """
+        mark = DRIVER_MARKS[self._engine.dialect.paramstyle]
+        sql = (f"SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics "
+               f"WHERE run_uuid IN ({', '.join([mark] * len(run_ids))})")
+        parts = []
+        with self._lock:
+            cursor = self._conn.connection.cursor()
+            try:
+                cursor.execute(sql, tuple(run_ids))
+                while rows := cursor.fetchmany(FETCH_ROWS):
+                    columns = np.array(rows, dtype=object).T
+                    parts.append(pa.record_batch([
+                        pa.array(columns[0], pa.string()), pa.array(columns[1], pa.string()),
+                        pa.array(columns[2].astype(np.int64)), pa.array(columns[3].astype(np.int64)),
+                        pa.array(columns[4].astype(np.float64)),
+                        pa.array(columns[5].astype(bool)),  # 0/1 from SQLite and MySQL, a boolean from PostgreSQL
+                    ], names=METRIC_COLUMNS))
+            finally:
+                cursor.close()
+        table = pa.Table.from_batches(parts, schema=METRIC_SCHEMA)
+        run = pc.index_in(table["run_uuid"], value_set=pa.array(run_ids, pa.string()))
+        return table.drop_columns(["run_uuid"]).append_column("run", run)
+
+    # -- Artifacts: mlflow-artifacts:/ URIs resolved against the server's --artifacts-destination
+
+    def check_artifacts(self, experiments) -> None:
+        """Stop before anything is written when an exported object's files need ``--artifacts-destination``."""
+        if self.artifacts_root is not None:
+            return
+        ids = [e.experiment_id for e in experiments]
+        proxied = any((e.artifact_location or "").startswith(MLFLOW_ARTIFACTS + ":") for e in experiments)
+        if not proxied and ids:
+            query = sa.text(
+                "SELECT 1 FROM runs WHERE artifact_uri LIKE 'mlflow-artifacts:%' AND experiment_id IN :ids"
+            ).bindparams(sa.bindparam("ids", expanding=True))
+            with self._lock:
+                proxied = self._conn.execute(query, {"ids": [int(i) for i in ids]}).first() is not None
+        if proxied:
+            raise self._needs_artifacts_destination()
+
+    def _needs_artifacts_destination(self) -> SourceError:
+        return SourceError(
+            f"The database {redact_uri(self.uri)} keeps artifacts as mlflow-artifacts:/ URIs, which only its server can "
+            "resolve; add --artifacts-destination with the value the server was started with (a folder or an object-store URI)."
+        )
+
+    def resolve_artifact_uri(self, uri: str) -> str:
+        """Where the files of a ``mlflow-artifacts:/<path>`` URI are: ``<artifacts destination>/<path>``."""
+        parsed = urlparse(uri)
+        if parsed.scheme != MLFLOW_ARTIFACTS:
+            return uri
+        if self.artifacts_root is None:
+            raise self._needs_artifacts_destination()
+        return append_to_uri_path(self.artifacts_root, parsed.path.lstrip("/"))
+
+    def download_uri(self, artifact_uri: str, destination):
+        return super().download_uri(self.resolve_artifact_uri(artifact_uri), destination)
+
+    def trace_artifact_data(self, trace_info):
+        from mlflow.entities import TraceData
+
+        uri = self.resolve_artifact_uri(get_artifact_uri_for_trace(trace_info))
+        repository = _Retrying(get_artifact_repository(uri, tracking_uri=self.uri))
+        return TraceData.from_dict(repository.download_trace_data())
+
+
+class _PinnedTrackingClient(TrackingServiceClient):
+    """MLflow's tracking client over one given store (its own looks the store up in the process-wide cache)."""
+
+    def __init__(self, tracking_uri: str, store) -> None:
+        self._store = store
+        super().__init__(tracking_uri)
+
+    @property
+    def store(self):
+        return self._store
+
+
+class _PinnedRegistryClient(ModelRegistryClient):
+    """MLflow's registry client over one given store."""
+
+    def __init__(self, registry_uri: str, tracking_uri: str, store) -> None:
+        self._store = store
+        super().__init__(registry_uri, tracking_uri)
+
+    @property
+    def store(self):
+        return self._store
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    # pysqlite would send BEGIN only before a write: a read "transaction" would see every commit.
+    dbapi_connection.isolation_level = None
+    # A server committing at the moment of the first read: wait for it as MLflow's own sessions do.
+    dbapi_connection.execute("PRAGMA busy_timeout = 20000")
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN")
