@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from archive_cli import export as export_cli
@@ -34,7 +33,6 @@ from datasets_data import build_datasets
 from mlflow import MlflowClient
 from prompts_data import build_prompts_dataset
 from restore_data import database_rows
-from test_restore import postgres  # noqa: F401 (a fixture: one private PostgreSQL for this module)
 from traces_data import build_traces
 
 from mlflow_archive import archive, export_archive
