@@ -78,17 +78,21 @@ def snapshot_consistency(tables: dict[str, list[dict]]) -> tuple[list[str], int]
     return problems, whole
 
 
-def rows_restore_keeps(uri: str) -> dict[str, list[tuple]]:
-    """``database_rows`` of a database with its runs' deletion times blanked: ``restore`` does not keep them
-    (README, "Exact restore into a database"), so a restored run has none."""
+def rows_restore_keeps(uri: str, archive) -> dict[str, list[tuple]]:
+    """``database_rows`` of a database with its deleted runs' deletion times set to the ``archive``'s export
+    start: the archive carries none, and ``restore`` gives them that (README, "Exact restore into a database")."""
     engine = sa.create_engine(uri)
     try:
         names = [c.name for c in sa.Table("runs", sa.MetaData(), autoload_with=engine).c]
     finally:
         engine.dispose()
-    where = names.index("deleted_time")
+    with open(archive, "rb") as stream:
+        export_start = repr(ArchiveReader(stream).header["export"]["started_at_ms"])
+    where, stage = names.index("deleted_time"), names.index("lifecycle_stage")
     rows = database_rows(uri)
-    rows["runs"] = sorted(row[:where] + ("None",) + row[where + 1 :] for row in rows["runs"])
+    rows["runs"] = sorted(
+        row[:where] + (export_start if row[stage] == "'deleted'" else "None",) + row[where + 1 :] for row in rows["runs"]
+    )
     return rows
 
 

@@ -17,7 +17,9 @@ from mlflow_archive import export_archive, log_demo_runs
 from servers import start_server
 from tags import IMPORT_STATE_TAG, SOURCE_RUN_TAG
 
-HELD_RUN = 5  # the import is stopped while creating this run
+# The import is stopped while this log_batch call is held: its run's complete marker (on the run's last call)
+# cannot have been written, so at least that run is left partial, however far the other runs got.
+HELD_BATCH = 5
 
 
 def test_server_lost_mid_import_then_same_command_finishes(tmp_path):
@@ -27,14 +29,14 @@ def test_server_lost_mid_import_then_same_command_finishes(tmp_path):
     export_archive(str(archive), tracking_uri=source)
     source_ids = {r.info.run_id for r in server_runs(source)}
 
-    creates = itertools.count(1)
+    calls = itertools.count(1)
     held, release, gone = threading.Event(), threading.Event(), threading.Event()
 
-    def hold_a_run_creation(n, method, path):
-        """The HELD_RUN-th run creation waits until the server is stopped; nothing gets through after it."""
+    def hold_a_batch(n, method, path):
+        """The HELD_BATCH-th log_batch call waits until the server is stopped; nothing gets through after it."""
         if gone.is_set():
             return "drop"
-        if path.endswith("/runs/create") and next(creates) == HELD_RUN:
+        if path.endswith("/runs/log-batch") and next(calls) == HELD_BATCH:
             held.set()
             release.wait(120)
             return "drop"
@@ -43,7 +45,7 @@ def test_server_lost_mid_import_then_same_command_finishes(tmp_path):
     server = start_server(tmp_path / "dest")
     importing = None
     try:
-        with FlakyProxy(server.url, hold_a_run_creation) as proxy:
+        with FlakyProxy(server.url, hold_a_batch) as proxy:
             importing = subprocess.Popen(
                 [archive_cli.MLFLOW, "archive", "import", "-i", str(archive), "--tracking-uri", proxy.url, "--quiet", "--workers", "2"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=archive_cli.SCRATCH_CWD,
@@ -53,7 +55,7 @@ def test_server_lost_mid_import_then_same_command_finishes(tmp_path):
             gone.set()
             proxy.vanish()
             release.set()
-            assert reached, f"the import never created run {HELD_RUN}: {importing.communicate(timeout=60)[1]}"
+            assert reached, f"the import never made log_batch call {HELD_BATCH}: {importing.communicate(timeout=60)[1]}"
             _, stderr = importing.communicate(timeout=120)
         assert importing.returncode == 1, stderr
         assert stderr.startswith(f"Error: The tracking server at {proxy.url}"), stderr
