@@ -225,6 +225,17 @@ class DatabaseSource(TrackingSource):
 
     # -- Artifacts: mlflow-artifacts:/ URIs resolved against the server's --artifacts-destination
 
+    def model_inputs(self, run_ids: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+        query = sa.text(
+            "SELECT source_id, destination_id FROM inputs WHERE source_type = 'RUN_INPUT' "
+            "AND destination_type = 'MODEL_INPUT' AND source_id IN :run_ids"
+        ).bindparams(sa.bindparam("run_ids", expanding=True))
+        with self._lock:
+            for run_id, model_id in self._conn.execute(query, {"run_ids": run_ids}):
+                found[run_id].append(model_id)
+        return found
+
     def check_artifacts(self, experiments) -> None:
         """Stop before anything is written when an exported object's files need ``--artifacts-destination``."""
         if self.artifacts_root is not None:

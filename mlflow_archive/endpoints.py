@@ -407,6 +407,15 @@ class TrackingSource(_Endpoint):
         ``database_source.py``); None here: runs.py reads them key by key with the two calls below."""
         return None
 
+    def model_inputs(self, run_ids: list[str]) -> dict[str, list[str]] | None:
+        """The logged models each run took as input, where the source can read them for many runs at once (a
+        database source); None here: MLflow's run search leaves them out, so ``run_model_inputs`` reads run by run."""
+        return None
+
+    def run_model_inputs(self, run_id: str) -> list[str]:
+        run = self.run(run_id)
+        return [m.model_id for m in run.inputs.model_inputs] if run and run.inputs else []
+
     def bulk_metric_histories(self, run_ids: list[str], key: str) -> tuple[dict[str, list[Metric]], list[str]]:
         """Full histories of one key for up to BULK_HISTORY_RUNS runs, in as few requests as the limits allow.
 

@@ -24,7 +24,7 @@ import mlflow
 import numpy as np
 import yaml
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelStatus, ViewType
+from mlflow.entities import LoggedModelInput, LoggedModelStatus, ViewType
 from sklearn.linear_model import LinearRegression
 
 from tags import ARCHIVE_TAG_PREFIX, SOURCE_MODEL_ID_TAG, SOURCE_MODEL_NAME_TAG, SOURCE_VERSION_TAG
@@ -251,6 +251,7 @@ def build_models_dataset(uri: str, prefix: str) -> ModelsData:
         # a run of the main experiment that nothing depends on
         with mlflow.start_run(experiment_id=data.experiment_ids["main"], run_name="extra") as run:
             mlflow.log_param("unrelated", "yes")
+            MlflowClient().log_inputs(run.info.run_id, models=[LoggedModelInput(data.logged_models["a"])])
         data.runs["extra"] = run.info.run_id
 
         # C and D: classic models saved as run artifacts

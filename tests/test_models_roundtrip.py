@@ -158,7 +158,7 @@ def test_full_roundtrip(models_data, models_source, module_dest_server, full_exp
     if set(maps.models) != set(source_logged_model_ids(data)):
         problems.append(f"imported logged models {sorted(maps.models)}, expected {sorted(source_logged_model_ids(data))}")
     problems += compare_logged_models(src, dst, source_logged_model_ids(data), maps, tmp_path)
-    problems += compare_model_io(src, dst, [data.runs[r] for r in ("a", "b", "x", "y", "z")], maps)
+    problems += compare_model_io(src, dst, [data.runs[r] for r in ("a", "b", "x", "y", "z", "extra")], maps)
     fail_on(problems, "the full round trip")
 
 

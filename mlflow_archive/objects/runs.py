@@ -85,8 +85,26 @@ def _selected_runs(ctx: ExportContext):
 
 
 def export(ctx: ExportContext) -> None:
+    with_models = _has_logged_models(ctx)
     for batch in batches(_selected_runs(ctx), PER_CHUNK):
-        _export_chunk(ctx, batch)
+        _export_chunk(ctx, batch, with_models)
+
+
+def _has_logged_models(ctx: ExportContext) -> bool:
+    """Whether the exported experiments hold a logged model, which a run may have taken as input."""
+    if not ctx.source.has("logged_models"):
+        return False
+    ids = [e.experiment_id for e in ctx.experiments]
+    return any(next(iter(ctx.source.logged_models(ids[i : i + 100])), None) for i in range(0, len(ids), 100))
+
+
+def _model_inputs(ctx: ExportContext, runs: list[Run]) -> dict[str, list[str]]:
+    """Each run's logged-model inputs, sorted: MLflow's run search leaves them out, so a REST source reads each run."""
+    run_ids = [r.info.run_id for r in runs]
+    found = ctx.source.model_inputs(run_ids)
+    if found is None:
+        found = dict(zip(run_ids, ctx.ordered_map(ctx.source.run_model_inputs, run_ids)))
+    return {run_id: sorted(model_ids) for run_id, model_ids in found.items()}
 
 
 def _kv_rows(runs: list[Run], attribute: str) -> dict[str, list]:
@@ -164,7 +182,7 @@ def _metric_tables(ctx: ExportContext, runs: list[Run]):
     return ctx.ordered_map(lambda rk: _history(ctx, rk) if rk in paged else bulk.pop(rk), keys)
 
 
-def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
+def _export_chunk(ctx: ExportContext, runs: list[Run], with_models: bool) -> None:
     chunk = ctx.writer.chunk(SECTION)
     chunk.write_table(
         "runs",
@@ -188,9 +206,10 @@ def _export_chunk(ctx: ExportContext, runs: list[Run]) -> None:
             sink.append(history)
             points += history.num_rows
     chunk.write_table("run_inputs", _input_rows(runs))
+    model_inputs = _model_inputs(ctx, runs) if with_models else {}
     for run in runs:
-        for model_input in run.inputs.model_inputs if run.inputs else []:
-            ctx.model_io.append((run.info.run_id, "input", model_input.model_id, None))
+        for model_id in model_inputs.get(run.info.run_id, []):
+            ctx.model_io.append((run.info.run_id, "input", model_id, None))
         for model_output in run.outputs.model_outputs if run.outputs else []:
             ctx.model_io.append((run.info.run_id, "output", model_output.model_id, model_output.step))
     pack_artifacts(
