@@ -3,12 +3,15 @@
 
     python benchmarks/bench_database_export.py --scale small
     python benchmarks/bench_database_export.py --scale medium --no-rest-export
+    python benchmarks/bench_database_export.py --scale medium --rest-latency-ms 0,50
 
 The workload of ``workload.py`` is logged straight into a SQLite store, exported from that file
 (``--tracking-uri sqlite:///...``: one read-only snapshot, histories in bulk) and, with
-``--rest-export`` (default), over REST from an ``mlflow server`` started on the same file. Each
-export runs in a child process, which reports its peak RSS; with both, the table members of the
-two archives are compared byte for byte (only the header and the trailer may differ).
+``--rest-export`` (default), over REST from an ``mlflow server`` started on the same file, once per
+``--rest-latency-ms`` value (through tests/flaky_proxy.py, which delays every round trip by that
+much, as between two clouds). Each export runs in a child process, which reports its peak RSS; the
+table members of every archive are compared byte for byte with the database export's (only the
+header and the trailer may differ).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import workload  # noqa: E402
 from bench_tracking import Server, table  # noqa: E402
+from flaky_proxy import FlakyProxy  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", choices=list(workload.SCALES), default="small")
     parser.add_argument("--rest-export", action=argparse.BooleanOptionalAction, default=True,
                         help="also export over REST from a server on the same file (default; 10+ minutes at medium)")
+    parser.add_argument("--rest-latency-ms", default="0",
+                        help="comma-separated round-trip delays for the REST exports, e.g. 0,50 (default 0)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
 
@@ -81,17 +88,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.rest_export:
             server = Server(root, "source").start()
             try:
-                archives["REST export from mlflow server"] = tmp / "rest.mlar"
-                results["REST export from mlflow server"] = child_export(archives["REST export from mlflow server"], server.url)
+                for latency in (int(x) for x in args.rest_latency_ms.split(",")):
+                    name = f"REST export from mlflow server at {latency} ms"
+                    archives[name] = tmp / f"rest-{latency}.mlar"
+                    with FlakyProxy(server.url, latency=latency / 1000) as proxy:
+                        results[name] = child_export(archives[name], proxy.url if latency else server.url)
             finally:
                 server.stop()
         rows = [[name, f"{r['seconds']:.1f}", f"{points / r['seconds']:,.0f}", f"{r['rss_mb']:.0f}",
                  f"{archives[name].stat().st_size / 1e6:.1f}"] for name, r in results.items()]
         print(table(["path", "seconds", "metric points/s", "peak RSS MB", "archive MB"], rows))
-        if len(archives) == 2:
-            first, second = (member_digests(path) for path in archives.values())
-            differing = sorted(n for n in first.keys() | second.keys() if first.get(n) != second.get(n) and n not in ENVELOPE)
-            print("table and artifact members identical" if not differing else f"members differing: {differing[:10]}")
+        first, *others = (member_digests(path) for path in archives.values())
+        for name, other in zip(list(archives)[1:], others):
+            differing = sorted(n for n in first.keys() | other.keys() if first.get(n) != other.get(n) and n not in ENVELOPE)
+            print(f"{name}: " + ("table and artifact members identical" if not differing else f"members differing: {differing[:10]}"))
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
