@@ -223,7 +223,7 @@ class DatabaseSource(TrackingSource):
         run = pc.index_in(table["run_uuid"], value_set=pa.array(run_ids, pa.string()))
         return table.drop_columns(["run_uuid"]).append_column("run", run)
 
-    # -- Artifacts: mlflow-artifacts:/ URIs resolved against the server's --artifacts-destination
+    # -- Runs' logged-model inputs, which MLflow's run search leaves out
 
     def model_inputs(self, run_ids: list[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
@@ -235,6 +235,8 @@ class DatabaseSource(TrackingSource):
             for run_id, model_id in self._conn.execute(query, {"run_ids": run_ids}):
                 found[run_id].append(model_id)
         return found
+
+    # -- Artifacts: mlflow-artifacts:/ URIs resolved against the server's --artifacts-destination
 
     def check_artifacts(self, experiments) -> None:
         """Stop before anything is written when an exported object's files need ``--artifacts-destination``."""
