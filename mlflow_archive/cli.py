@@ -98,6 +98,8 @@ def inspect(archive, as_json):
         click.echo(f"object kinds:  {', '.join(map(str, source['object_kinds']))}")
     if export:
         click.echo(f"exported:      {export.get('started_at')}")
+    if isinstance(source.get("snapshot"), dict):
+        click.echo(f"snapshot:      {source['snapshot'].get('isolation')}: every row as of one instant")
     click.echo("counts:")
     for key, value in sorted(info["counts"].items()):
         click.echo(f"  {key:<28}{value:>12}")

@@ -3,7 +3,8 @@
 ``DatabaseSource`` is the ``TrackingSource`` for a SQL tracking URI (what MLflow's SQL store
 accepts: sqlite, postgresql, mysql, mssql). It opens one connection of its own and holds one
 read-only transaction on it for the whole export (PostgreSQL and MySQL: REPEATABLE READ READ
-ONLY; SQLite: BEGIN and a first SELECT, which fixes the read snapshot; SQL Server: SNAPSHOT),
+ONLY; SQLite: BEGIN and a first SELECT, which fixes the read snapshot, in WAL mode, and otherwise
+a copy made first with SQLite's backup API, since there a reader holds off every writer; SQL Server: SNAPSHOT),
 and gives its own copies of MLflow's tracking and registry stores sessions inside that
 transaction (the stores MLflow caches for the process are left as they are, so other code of the
 process writing to the same database is not affected). So every read, whether MLflow's store
@@ -20,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import sqlite3
+import tempfile
 import threading
 import time
 from typing import Iterator
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +61,7 @@ ISOLATION = {
     "mysql": "mysql repeatable read read only",
     "mssql": "mssql snapshot",
 }
+SQLITE_COPY = "sqlite backup copy"  # a SQLite file not in WAL mode: read from a copy made by SQLite's backup API
 
 
 def is_database_uri(uri: str | None) -> bool:
@@ -86,9 +91,15 @@ class DatabaseSource(TrackingSource):
         super().__init__(tracking_uri)
         self.artifacts_root = resolve_uri_if_local(str(artifacts_destination)) if artifacts_destination else None
         self._lock = threading.RLock()
-        dialect = sa.engine.make_url(self.uri).get_backend_name()
+        url = sa.engine.make_url(self.uri)
+        dialect, self._copy = url.get_backend_name(), None
         try:
-            self._engine = sa.create_engine(self.uri, poolclass=sa.pool.NullPool)
+            if dialect == "sqlite" and _journal_mode(url.database) != "wal":
+                # A reader holds off every writer in SQLite's rollback-journal mode (MLflow's default): a live
+                # server's writes would wait for the whole export, then fail. Read a copy instead.
+                self._copy = _backup_copy(url.database)
+                url = url.set(database=self._copy)
+            self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
             if dialect == "sqlite":
                 sa.event.listen(self._engine, "connect", _sqlite_connect)
                 sa.event.listen(self._engine, "begin", _sqlite_begin)
@@ -99,7 +110,8 @@ class DatabaseSource(TrackingSource):
             raise SourceError(
                 f"Cannot open a read-only snapshot of {redact_uri(self.uri)}: {one_line(getattr(exc, 'orig', None) or exc)}."
             ) from None
-        self.snapshot = {"isolation": ISOLATION[dialect], "taken_at_ms": int(time.time() * 1000)}
+        isolation = SQLITE_COPY if self._copy else ISOLATION[dialect]
+        self.snapshot = {"isolation": isolation, "taken_at_ms": int(time.time() * 1000)}
         tracking_store = self._in_snapshot(self.store._target)
         registry_store = self.registry.store
         if getattr(registry_store, "db_uri", None) == tracking_store.db_uri:  # else a registry elsewhere, read as it is
@@ -143,6 +155,8 @@ class DatabaseSource(TrackingSource):
         with self._lock:
             self._conn.close()
         self._engine.dispose()
+        if self._copy:
+            os.remove(self._copy)
 
     def describe(self) -> dict:
         return {**super().describe(), "snapshot": self.snapshot}
@@ -301,6 +315,26 @@ class _PinnedRegistryClient(ModelRegistryClient):
     @property
     def store(self):
         return self._store
+
+
+def _journal_mode(path: str) -> str:
+    with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=20)) as conn:
+        return conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+
+
+def _backup_copy(path: str) -> str:
+    """A consistent copy of the SQLite file at ``path`` in the temporary folder, made by SQLite's online backup in
+    one step: the source is read-locked only while its pages are copied (about a second per GB)."""
+    handle, copy_path = tempfile.mkstemp(prefix="mlflow-archive-snapshot-", suffix=".db")
+    os.close(handle)
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=20)) as source, \
+                contextlib.closing(sqlite3.connect(copy_path)) as copy:
+            source.backup(copy)
+    except BaseException:
+        os.remove(copy_path)
+        raise
+    return copy_path
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from archive_cli import export as export_cli
@@ -36,6 +38,7 @@ from restore_data import database_rows
 from traces_data import build_traces
 
 from mlflow_archive import archive, export_archive
+from mlflow_archive.archive import ArchiveReader
 
 
 # Table parts of about 16 kB instead of 32 MB: the metric histories span several parts, so the member comparison
@@ -167,8 +170,10 @@ WRITER = textwrap.dedent(f"""
 """)
 
 
-def test_export_is_one_snapshot_of_a_live_database(tmp_path):
-    """A process keeps logging runs while the database is exported: every run in the archive is whole as of one instant."""
+@pytest.mark.parametrize("journal_mode, isolation", [("wal", "sqlite read transaction"), ("delete", "sqlite backup copy")])
+def test_export_is_one_snapshot_of_a_live_database(tmp_path, journal_mode, isolation):
+    """A process keeps logging runs while the database is exported: every run in the archive is whole as of one
+    instant, and the writer is not held off (in rollback-journal mode, MLflow's default, the export reads a copy)."""
     db = tmp_path / "live.db"
     uri = f"sqlite:///{db}"
     import sqlite3
@@ -178,13 +183,14 @@ def test_export_is_one_snapshot_of_a_live_database(tmp_path):
 
     MlflowClient(uri).search_experiments()  # MLflow's schema, before the writer and the export open it
     with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")  # readers and a writer side by side (README)
+        conn.execute(f"PRAGMA journal_mode={journal_mode}")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, uri, str(progress)], stderr=subprocess.DEVNULL)
     try:
         while not progress.exists() or len(progress.read_text()) < LIVE_STEPS + 5:  # a whole run and a part of one
             assert writer.poll() is None, "the writer stopped"
             time.sleep(0.2)
         logged_before = len(progress.read_text())
+        copies = set(Path(tempfile.gettempdir()).glob("mlflow-archive-snapshot-*"))
         summary = export_archive(str(tmp_path / "live.mlar"), tracking_uri=uri, workers=2)
         logged_after = len(progress.read_text())
     finally:
@@ -192,7 +198,30 @@ def test_export_is_one_snapshot_of_a_live_database(tmp_path):
         writer.wait()
     assert summary.ok, summary.lines()
     assert logged_after > logged_before  # the writer went on during the export
+    with open(tmp_path / "live.mlar", "rb") as stream:
+        assert ArchiveReader(stream).header["source"]["snapshot"]["isolation"] == isolation
+    assert f"snapshot:      {isolation}: every row as of one instant" in run_cli("inspect", tmp_path / "live.mlar").stdout_text
+    assert set(Path(tempfile.gettempdir()).glob("mlflow-archive-snapshot-*")) == copies  # the export's copy is gone
     tables, _ = archive_contents(tmp_path / "live.mlar")
     problems, whole_runs = snapshot_consistency(tables)
     assert not problems, problems[:10]
     assert whole_runs >= 1
+
+
+def test_sqlite_in_rollback_journal_mode_is_read_from_a_copy(tmp_path):
+    """MLflow's default SQLite journal lets no writer commit while a reader holds a transaction: the export reads a
+    copy, so a write made while it runs goes through at once (no busy wait) and stays out of the snapshot."""
+    import sqlite3
+
+    from mlflow_archive.database_source import open_source
+
+    db = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").create_experiment("before the export")
+    source = open_source(f"sqlite:///{db}")
+    try:
+        with sqlite3.connect(db, timeout=0) as conn:
+            conn.execute("UPDATE experiments SET name = 'during the export' WHERE name = 'before the export'")
+        names = {e.name for e in source.experiments(include_deleted=True)}
+    finally:
+        source.close()
+    assert "before the export" in names and "during the export" not in names
