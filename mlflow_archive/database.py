@@ -47,23 +47,24 @@ class DatabaseDestination:
             found = _get_schema_version(self.engine)
         except Exception as exc:
             raise ArchiveError(f"Cannot open the database {self.uri}: {reason(exc)}.") from None
-        if found != expected and self._holds_no_data():
-            self._drop_schema()  # a schema creation that was cut off (a killed restore) is begun again
-        elif found is not None and found != expected:
-            raise ArchiveError(
-                f"The database {self.uri} has MLflow schema revision {found}, but the installed MLflow writes "
-                f"revision {expected}; run `mlflow db upgrade {self.uri}` (or restore with the MLflow that made it) first."
-            )
+        if found != expected:
+            tables = sa.MetaData()
+            tables.reflect(self.engine)
+            if self._holds_no_data(tables):
+                tables.drop_all(self.engine)  # a schema creation that was cut off (a killed restore) is begun again
+            elif found is not None:
+                raise ArchiveError(
+                    f"The database {self.uri} has MLflow schema revision {found}, but the installed MLflow writes "
+                    f"revision {expected}; run `mlflow db upgrade {self.uri}` (or restore with the MLflow that made it) first."
+                )
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
         SqlAlchemyStore(self.uri, ARTIFACTS_ROOT).engine.dispose()
 
-    def _holds_no_data(self) -> bool:
+    def _holds_no_data(self, tables: sa.MetaData) -> bool:
         """True when no table holds a row beyond what MLflow's schema creation itself writes."""
-        metadata = sa.MetaData()
-        metadata.reflect(self.engine)
         with self.engine.connect() as conn:
-            for table in metadata.tables.values():
+            for table in tables.tables.values():
                 name = table.name.removeprefix("_alembic_tmp_")  # a table copy an interrupted migration left
                 if name in SCHEMA_ROWS_TABLES:
                     continue
@@ -73,11 +74,6 @@ class DatabaseDestination:
                 elif conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
                     return False
         return True
-
-    def _drop_schema(self) -> None:
-        metadata = sa.MetaData()
-        metadata.reflect(self.engine)
-        metadata.drop_all(self.engine)
 
     def fetch(self, table: sa.Table, key: str, values: Iterable) -> dict:
         """Rows of ``table`` whose ``key`` is one of ``values``, as ``{key value: row mapping}``."""
@@ -108,8 +104,7 @@ class DatabaseDestination:
         cursor = conn.connection.dbapi_connection.cursor()  # the connection's own transaction
         quote = self.engine.dialect.identifier_preparer.quote
         names = ", ".join(quote(name) for name in rows.column_names)
-        # The drivers of MLflow's SQL stores take `?` (qmark: sqlite3, pyodbc) or `%s` (format, pyformat: the others).
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        mark = placeholder(self.engine)
         insert = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join([mark] * rows.num_columns)})"
         try:
             for batch in rows.to_batches(max_chunksize=INSERT_BATCH):
@@ -134,6 +129,12 @@ class DatabaseDestination:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def placeholder(engine: sa.Engine) -> str:
+    """The parameter mark of the engine's driver, for SQL sent to the driver itself: the drivers of MLflow's SQL
+    stores take `?` (qmark: sqlite3, pyodbc) or `%s` (format, pyformat: psycopg, pymysql, pymssql, mysqlclient)."""
+    return "?" if engine.dialect.paramstyle == "qmark" else "%s"
 
 
 def reason(exc: Exception) -> str:

@@ -41,6 +41,7 @@ from mlflow.tracking._model_registry.client import ModelRegistryClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
+from .database import placeholder
 from .endpoints import TrackingSource, _Retrying
 from .errors import SourceError, one_line
 from .streams import redact_uri
@@ -51,8 +52,6 @@ METRIC_COLUMNS = ("run_uuid", "key", "step", "timestamp", "value", "is_nan")
 METRIC_SCHEMA = pa.schema(
     list(zip(METRIC_COLUMNS, (pa.string(), pa.string(), pa.int64(), pa.int64(), pa.float64(), pa.bool_())))
 )
-# Placeholders of the drivers MLflow's SQL store is used with (sqlite3, pyodbc; psycopg, pymysql, pymssql; mysqlclient).
-DRIVER_MARKS = {"qmark": "?", "pyformat": "%s", "format": "%s"}
 SELECT_POINTS = 2_000_000  # metric points per select at most (but one run's whole history): bounds memory
 # How each database gives one read-only, point-in-time view (recorded in the header's source.snapshot).
 ISOLATION = {
@@ -215,7 +214,7 @@ class DatabaseSource(TrackingSource):
         Through the driver's own cursor, rows converted to columns by numpy and Arrow in bulk:
         SQLAlchemy's result rows and a Python loop per point would cost several times the database's work.
         """
-        mark = DRIVER_MARKS[self._engine.dialect.paramstyle]
+        mark = placeholder(self._engine)
         sql = (f"SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics "
                f"WHERE run_uuid IN ({', '.join([mark] * len(run_ids))})")
         parts = []
