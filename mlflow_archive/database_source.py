@@ -91,25 +91,29 @@ class DatabaseSource(TrackingSource):
         self.artifacts_root = resolve_uri_if_local(str(artifacts_destination)) if artifacts_destination else None
         self._lock = threading.RLock()
         url = sa.engine.make_url(self.uri)
-        dialect, self._copy = url.get_backend_name(), None
+        dialect, self._copy, copied = url.get_backend_name(), None, False
         try:
             if dialect == "sqlite" and _journal_mode(url.database) != "wal":
                 # A reader holds off every writer in SQLite's rollback-journal mode (MLflow's default): a live
                 # server's writes would wait for the whole export, then fail. Read a copy instead.
                 self._copy = _backup_copy(url.database)
-                url = url.set(database=self._copy)
+                url, copied = url.set(database=self._copy), True
             self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
             if dialect == "sqlite":
                 sa.event.listen(self._engine, "connect", _sqlite_connect)
                 sa.event.listen(self._engine, "begin", _sqlite_begin)
             self._conn = self._begin_snapshot(dialect)
-        except SourceError:
-            raise
+            # The open connection keeps reading an unlinked copy, so a killed export leaves no file behind.
+            # Windows refuses to remove an open file: there the copy goes at close.
+            self._remove_copy()
         except Exception as exc:
+            self._remove_copy()
+            if isinstance(exc, SourceError):
+                raise
             raise SourceError(
                 f"Cannot open a read-only snapshot of {redact_uri(self.uri)}: {one_line(getattr(exc, 'orig', None) or exc)}."
             ) from None
-        isolation = SQLITE_COPY if self._copy else ISOLATION[dialect]
+        isolation = SQLITE_COPY if copied else ISOLATION[dialect]
         self.snapshot = {"isolation": isolation, "taken_at_ms": int(time.time() * 1000)}
         tracking_store = self._in_snapshot(self.store._target)
         registry_store = self.registry.store
@@ -154,8 +158,13 @@ class DatabaseSource(TrackingSource):
         with self._lock:
             self._conn.close()
         self._engine.dispose()
+        self._remove_copy()
+
+    def _remove_copy(self) -> None:
         if self._copy:
-            os.remove(self._copy)
+            with contextlib.suppress(OSError):
+                os.remove(self._copy)
+                self._copy = None
 
     def describe(self) -> dict:
         return {**super().describe(), "snapshot": self.snapshot}

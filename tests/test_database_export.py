@@ -210,15 +210,19 @@ def test_export_is_one_snapshot_of_a_live_database(tmp_path, journal_mode, isola
 
 def test_sqlite_in_rollback_journal_mode_is_read_from_a_copy(tmp_path):
     """MLflow's default SQLite journal lets no writer commit while a reader holds a transaction: the export reads a
-    copy, so a write made while it runs goes through at once (no busy wait) and stays out of the snapshot."""
+    copy, so a write made while it runs goes through at once (no busy wait) and stays out of the snapshot. The copy
+    is unlinked once open."""
     import sqlite3
 
     from mlflow_archive.database_source import open_source
 
     db = tmp_path / "mlflow.db"
     MlflowClient(f"sqlite:///{db}").create_experiment("before the export")
+    copies = set(Path(tempfile.gettempdir()).glob("mlflow-archive-snapshot-*"))
     source = open_source(f"sqlite:///{db}")
     try:
+        # The copy is read unlinked: an export killed now would leave nothing in the temporary folder.
+        assert set(Path(tempfile.gettempdir()).glob("mlflow-archive-snapshot-*")) == copies
         with sqlite3.connect(db, timeout=0) as conn:
             conn.execute("UPDATE experiments SET name = 'during the export' WHERE name = 'before the export'")
         names = {e.name for e in source.experiments(include_deleted=True)}
