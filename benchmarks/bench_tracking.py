@@ -3,6 +3,7 @@
 
     python benchmarks/bench_tracking.py --scale small
     python benchmarks/bench_tracking.py --scale medium --workers 4 > bench-medium.txt
+    python benchmarks/bench_tracking.py --scale medium --runs 100 --latency-ms 0,20,50   # medium's runs, fewer of them
     python benchmarks/bench_tracking.py --scale small --py-spy /tmp/profiles   # also profile both phases
 
 What it does, in this order:
@@ -39,6 +40,7 @@ dependencies are used (py-spy only with ``--py-spy``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -470,6 +472,8 @@ def _uptime() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", choices=list(workload.SCALES), default="small")
+    parser.add_argument("--runs", type=int, help="runs instead of the scale's, each of the scale's shape (e.g. --scale medium "
+                                                 "--runs 100: medium's 5,000 points per run in a fifth of the time)")
     parser.add_argument("--workers", type=int, default=4, help="--workers of export/import, and threads of the N-thread limits (default 4)")
     parser.add_argument("--fill-threads", type=int, default=4, help="client threads filling the source (default 4)")
     parser.add_argument("--seed", type=int, default=0)
@@ -490,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args)
 
     spec = workload.get_scale(args.scale)
+    if args.runs:
+        spec = dataclasses.replace(spec, name=f"{spec.name} x {args.runs} runs", runs=args.runs,
+                                   experiments=min(spec.experiments, args.runs))
     n = max(1, args.workers)
     latencies = [int(x) for x in args.latency_ms.split(",") if x.strip()] or [0]
     tmp = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
