@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
             with FlakyProxy(source.url, latency=latency / 1000) as src_proxy, FlakyProxy(dest.url, latency=latency / 1000) as dest_proxy:
                 src_uri = src_proxy.url if latency else source.url
                 dest_uri = dest_proxy.url if latency else dest.url
-                for threads in (1, n) if not latency else (n,):
+                for threads in (1, n) if latency == latencies[0] else (n,):
                     phase = Phase("limit: read get_metric_history" + suffix, threads, spec.runs, 0)
                     with ServerProfile(source, args.py_spy if threads == n else None, f"server-read-{threads}t"), Measure(phase, source):
                         phase.points = raw_read(src_uri, pairs, threads)
@@ -574,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
                     phases.append(phase)
                     log(f"{kind}{suffix}: {phase.seconds:.1f} s, ok={res['ok']}")
 
-                for threads in (1, n) if not latency else (n,):
+                for threads in (1, n) if latency == latencies[0] else (n,):
                     phase = Phase("limit: write log_batch" + suffix, threads, spec.runs, 0)
                     with ServerProfile(dest, args.py_spy if threads == n else None, f"server-write-{threads}t"):
                         raw_write(dest_uri, spec, args.seed, args.values, threads, f"{threads}t{latency}ms", phase, dest)
