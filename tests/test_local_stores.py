@@ -91,3 +91,35 @@ def test_default_artifact_root_of_a_database_is_said(demo_archive, tmp_path):
 def test_artifacts_destination_is_refused_for_a_server(demo_archive, tmp_path):
     result = archive_cli.import_(demo_archive, "http://127.0.0.1:9", "--artifacts-destination", tmp_path, check=False)
     assert result.returncode != 0 and "is for a database or file-store destination" in result.stderr_text, result.describe()
+
+
+def test_unreadable_files_of_one_run_leave_the_rest_exported(tmp_path):
+    """A run whose artifact location this machine cannot read (here a scheme MLflow has no repository for, as a
+    dbfs:/ or a deleted bucket would be elsewhere) is exported without its files and counted as failed; the
+    other runs keep theirs, and the archive is whole."""
+    uri = f"sqlite:///{tmp_path / 'src.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    readable = client.create_experiment("readable", artifact_location=str(tmp_path / "artifacts"))
+    unreadable = client.create_experiment("unreadable", artifact_location="nowhere://gone-bucket/mlflow")
+    kept = client.create_run(readable).info.run_id
+    client.log_text(kept, "kept", "notes/kept.txt")
+    lost = client.create_run(unreadable).info.run_id
+    client.log_param(lost, "still", "exported")
+
+    archive = tmp_path / "partial.mlar"
+    result = archive_cli.export(archive, uri, check=False)
+    assert result.returncode == 1, result.describe()
+    failures = [line for line in result.stderr_text.splitlines() if line.startswith("artifact_files: ")]
+    assert len(failures) == 1, result.describe()
+    assert failures[0].startswith(f"artifact_files: 1 exported, 1 failed (first error: the files of runs/{lost} were left out: ")
+    assert "nowhere://" in failures[0], failures[0]
+    assert archive_cli.export_counts(result.stderr_text)["runs"] == 2
+    archive_cli.run("verify", archive)
+
+    dest = f"sqlite:///{tmp_path / 'dst.db'}"
+    archive_cli.import_(archive, dest, "--artifacts-destination", tmp_path / "dest-artifacts")
+    dest_client = MlflowClient(tracking_uri=dest)
+    runs = {r.data.params.get("still", "kept"): r for r in dest_client.search_runs(
+        [e.experiment_id for e in dest_client.search_experiments() if e.name in ("readable", "unreadable")])}
+    assert sorted(runs) == ["exported", "kept"]
+    assert [f.path for f in dest_client.list_artifacts(runs["kept"].info.run_id, "notes")] == ["notes/kept.txt"]

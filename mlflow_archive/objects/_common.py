@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 
 from ..archive import Chunk, Member
 from ..context import ExportContext, ImportContext
-from ..errors import DamagedArchiveError
+from ..endpoints import server_trouble
+from ..errors import DamagedArchiveError, one_line
 from ..members import check_artifact_path, extract_file
 
 T = TypeVar("T")
@@ -38,24 +39,39 @@ def sorted_key_values(mapping: dict | None) -> list[dict]:
 def pack_artifacts(
     ctx: ExportContext, chunk: Chunk, objects: list[T], owner: Callable[[T], str], download: Callable[[T, Path], Path]
 ) -> None:
-    """Download each object's files (concurrently) and add them to the chunk as ``<owner>/<path>``."""
+    """Download each object's files (concurrently) and add them to the chunk as ``<owner>/<path>``.
+
+    An object whose files cannot be read (a location this machine cannot reach, a file gone from the store) is
+    left without files and counted as failed, so one lost location does not stop a whole server's export; a
+    server that keeps failing still ends it.
+    """
     workdir = ctx.workdir / chunk.section
 
-    def fetch(obj: T) -> Path:
+    def fetch(obj: T) -> Path | None:
         target = workdir / owner(obj)
         target.mkdir(parents=True)
-        return download(obj, target)
+        try:
+            return download(obj, target)
+        except Exception as exc:
+            if server_trouble(exc):
+                raise
+            shutil.rmtree(target, ignore_errors=True)  # all of an object's files or none
+            ctx.summary.fail("artifact_files", f"the files of {chunk.section}/{owner(obj)} were left out: {one_line(exc)}")
+            return None
 
     with chunk.artifacts() as sink:
         for obj, local in zip(objects, ctx.ordered_map(fetch, objects)):
+            if local is None:
+                continue
             for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
                 archive_path = f"{owner(obj)}/{path.relative_to(local).as_posix()}"
                 try:
                     check_artifact_path(archive_path)
                 except DamagedArchiveError:
-                    ctx.summary.fail(chunk.section, f"file {archive_path!r} has a name the format refuses (e.g. a backslash)")
+                    ctx.summary.fail("artifact_files", f"file {archive_path!r} has a name the format refuses (e.g. a backslash)")
                     continue
                 sink.add(archive_path, path)
+                ctx.summary.add("artifact_files", "exported")
     shutil.rmtree(workdir, ignore_errors=True)
 
 
