@@ -41,7 +41,7 @@ def pack_artifacts(
 ) -> None:
     """Download each object's files (concurrently) and add them to the chunk as ``<owner>/<path>``.
 
-    An object whose files cannot be read (a location this machine cannot reach, a file gone from the store) is
+    An object whose files cannot be read (a location this machine cannot reach, a bucket gone, no credentials) is
     left without files and counted as failed, so one lost location does not stop a whole server's export; a
     server that keeps failing still ends it.
     """
