@@ -506,8 +506,7 @@ class TrackingSource(_Endpoint):
         return self.download_uri(self.client.get_model_version_download_uri(name, version), destination)
 
     def runs_by_id(self, experiment_ids: list[str], run_ids: list[str], include_deleted: bool) -> Iterator[Run]:
-        quoted = ", ".join(f"'{r}'" for r in run_ids)
-        return self.runs(experiment_ids, f"attributes.run_id IN ({quoted})", include_deleted)
+        return self.runs(experiment_ids, _run_ids_filter(run_ids), include_deleted)
 
     def run(self, run_id: str) -> Run | None:
         try:
@@ -593,6 +592,10 @@ def _trace_repository(trace_info: TraceInfo, tracking_uri: str):
     return get_artifact_repository(get_artifact_uri_for_trace(trace_info), tracking_uri=tracking_uri)
 
 
+def _run_ids_filter(run_ids: list[str]) -> str:
+    return "attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids))
+
+
 def _name_filter(name: str) -> str:
     return f'name="{name}"' if "'" in name else f"name='{name}'"
 
@@ -650,17 +653,20 @@ class TrackingDestination(_Endpoint):
 
     def runs_tagged(self, experiment_ids: list[str], tag_key: str) -> Iterator[Run]:
         """Every run (deleted ones too) that carries ``tag_key``, page by page."""
+        return self._runs(experiment_ids, f"tags.`{tag_key}` LIKE '%'")
+
+    def runs_with_ids(self, experiment_ids: list[str], run_ids: list[str]) -> Iterator[Run]:
+        """Those of the runs (deleted ones too) that exist in these experiments."""
+        return self._runs(experiment_ids, _run_ids_filter(run_ids))
+
+    def _runs(self, experiment_ids: list[str], filter_string: str) -> Iterator[Run]:
         return _paged(
-            self.client.search_runs,
-            experiment_ids=experiment_ids,
-            filter_string=f"tags.`{tag_key}` LIKE '%'",
-            run_view_type=ViewType.ALL,
-            max_results=PAGE_SIZE,
+            self.client.search_runs, experiment_ids=experiment_ids, filter_string=filter_string,
+            run_view_type=ViewType.ALL, max_results=PAGE_SIZE,
         )
 
-    def logged_models_tagged(self, experiment_ids: list[str], tag_key: str) -> Iterator[LoggedModel]:
-        models = _paged(self.client.search_logged_models, experiment_ids=experiment_ids, max_results=100)
-        return (m for m in models if tag_key in m.tags)
+    def every_logged_model(self, experiment_ids: list[str]) -> Iterator[LoggedModel]:
+        return _paged(self.client.search_logged_models, experiment_ids=experiment_ids, max_results=100)
 
     def create_run(
         self, experiment_id: str, start_time: int | None, run_name: str | None, tags: dict[str, str], user_id: str | None = None

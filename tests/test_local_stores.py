@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Param
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 import archive_cli
@@ -123,3 +124,48 @@ def test_unreadable_files_of_one_run_leave_the_rest_exported(tmp_path):
         [e.experiment_id for e in dest_client.search_experiments() if e.name in ("readable", "unreadable")])}
     assert sorted(runs) == ["exported", "kept"]
     assert [f.path for f in dest_client.list_artifacts(runs["kept"].info.run_id, "notes")] == ["notes/kept.txt"]
+
+
+def test_archive_imported_into_its_own_store_creates_only_what_is_missing(tmp_path):
+    """Run and logged-model IDs are UUIDs, and a registered model is the same one when its name and creation
+    time match: an archive imported back into the store it came from finds its objects there, writes nothing
+    to them, and creates only a run removed since the export."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    uri = f"sqlite:///{tmp_path / 'own.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    with _use_tracking_uri(uri):
+        experiment_id = client.create_experiment("own", artifact_location=str(tmp_path / "artifacts"))
+        parent = client.create_run(experiment_id, run_name="parent").info.run_id
+        client.log_text(parent, "weights", "model/MLmodel")
+        child = client.create_run(experiment_id, run_name="child", tags={"mlflow.parentRunId": parent}).info.run_id
+        lost = client.create_run(experiment_id, run_name="lost").info.run_id
+        client.log_batch(lost, params=[Param("kept", "yes")])
+        for run_id in (parent, child, lost):
+            client.set_terminated(run_id)
+        model = client.create_logged_model(experiment_id, name="net", source_run_id=parent)
+        client.create_registered_model("own-model")
+        for _ in range(2):
+            client.create_model_version("own-model", f"runs:/{parent}/model", run_id=parent)
+    before = {r.info.run_id: r.data.tags for r in client.search_runs([experiment_id])}
+    archive = tmp_path / "own.mlar"
+    archive_cli.export(archive, uri)
+    client.delete_run(lost)
+    SqlAlchemyStore(uri, str(tmp_path / "artifacts"))._hard_delete_run(lost)  # as `mlflow gc` would
+
+    result = archive_cli.import_(archive, uri)
+    counts = archive_cli.import_counts(result.stderr_text)
+    assert counts["runs"] == (1, 2, 0), result.describe()
+    assert counts["logged_models"] == (0, 1, 0) and counts["registered_models"] == (0, 1, 0), result.describe()
+    assert counts["model_versions"] == (0, 2, 0), result.describe()
+    runs = {r.info.run_id: r for r in client.search_runs([experiment_id])}
+    assert {parent, child} < set(runs) and len(runs) == 3
+    assert {run_id: runs[run_id].data.tags for run_id in (parent, child)} == {k: before[k] for k in (parent, child)}
+    (recovered,) = [r for r in runs.values() if r.info.run_id not in before]
+    assert recovered.info.run_name == "lost" and recovered.data.params == {"kept": "yes"}
+    assert [m.model_id for m in client.search_logged_models([experiment_id])] == [model.model_id]
+    assert sorted(int(v.version) for v in client.search_model_versions("name='own-model'")) == [1, 2]
+    assert client.get_registered_model("own-model").tags == {}
+
+    again = archive_cli.import_counts(archive_cli.import_(archive, uri).stderr_text)
+    assert again["runs"] == (0, 3, 0) and again["model_versions"] == (0, 2, 0)

@@ -23,6 +23,9 @@ from ..members import check_artifact_path, extract_file
 
 T = TypeVar("T")
 COMPLETE, PARTIAL, ABANDONED = "complete", "partial", "abandoned"
+# The destination holds the object under the archive's own ID (the archive came from this server, or from a
+# restore of it): never written again, and never deleted again like an object an import completed.
+NATIVE = "native"
 
 
 def key_values(mapping: dict | None) -> list[dict]:
@@ -120,7 +123,7 @@ class ChunkReplay:
     """The objects of one chunk that an import creates, keyed by source ID.
 
     ``begin`` keeps the rows not already imported (complete) by an earlier run of the
-    same import; ``for_each`` applies work to them concurrently, and a failure marks
+    same import, nor present under their own IDs (native); ``for_each`` applies work to them concurrently, and a failure marks
     only that object failed, so the rest of the chunk goes on.
 
     ``create``, ``then`` and ``close`` queue an object's work instead, without waiting, so an importer can
@@ -150,7 +153,7 @@ class ChunkReplay:
     def begin(self, table: pa.Table, id_column: str) -> None:
         for row in table.to_pylist():
             known = self.ctx.ids.get(self.kind, row[id_column])
-            if known and known[1] == COMPLETE:
+            if known and known[1] in (COMPLETE, NATIVE):
                 self.ctx.summary.add(self.object_type, "skipped")
                 continue
             row["replaces"] = known[0] if known else None

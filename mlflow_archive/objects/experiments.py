@@ -12,12 +12,14 @@ from ..context import (
 )
 from ..archive import descriptive
 from ..errors import ArchiveError
+from ._common import ABANDONED, NATIVE
 
 SECTION = "experiments"
 PER_CHUNK = 1000
 SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_experiment_id"
 RUN_SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_run_id"
 MODEL_SOURCE_ID_TAG = PROVENANCE_PREFIX + "source_model_id"
+EXISTING_EXPERIMENT = "existing_experiment"  # IdMap kind: destination experiments this import found, not created
 
 
 def export(ctx: ExportContext) -> None:
@@ -97,12 +99,16 @@ class Importer:
         return tags
 
     def _index_runs(self, dest_experiment_id: str) -> None:
-        """Record the runs and logged models an earlier import put here, so they are not created twice."""
+        """Record the runs and logged models already here, so they are not created twice: those an earlier import
+        put here (by their source-ID tag); logged models here under their own IDs, which an archive of this very
+        server (or of one restored from it) names (model IDs are UUIDs: an equal ID is the model). Runs of the
+        latter kind are looked up by ID chunk by chunk (``runs.Importer``), in the experiments marked here."""
+        self.ctx.ids.put(EXISTING_EXPERIMENT, dest_experiment_id, dest_experiment_id)
         state = PROVENANCE_PREFIX + "import_state"
         rows = []
         for run in self.ctx.dest.runs_tagged([dest_experiment_id], RUN_SOURCE_ID_TAG):
             tags = run.data.tags
-            if tags.get(state) == "abandoned":  # replaced by a later import of the same run
+            if tags.get(state) == ABANDONED:  # replaced by a later import of the same run
                 continue
             rows.append((tags[RUN_SOURCE_ID_TAG], run.info.run_id, tags.get(state, "")))
             if len(rows) >= 1000:
@@ -111,10 +117,12 @@ class Importer:
         self.ctx.ids.put_many("run", rows)
         if not self.ctx.dest.has("logged_models"):
             return
-        models = self.ctx.dest.logged_models_tagged([dest_experiment_id], MODEL_SOURCE_ID_TAG)
-        self.ctx.ids.put_many(
-            "logged_model", ((m.tags[MODEL_SOURCE_ID_TAG], m.model_id, m.tags.get(state, "")) for m in models)
-        )
+        rows = []
+        for model in self.ctx.dest.every_logged_model([dest_experiment_id]):
+            rows.append((model.model_id, model.model_id, NATIVE))
+            if MODEL_SOURCE_ID_TAG in model.tags:
+                rows.append((model.tags[MODEL_SOURCE_ID_TAG], model.model_id, model.tags.get(state, "")))
+        self.ctx.ids.put_many("logged_model", rows)
 
     def end_chunk(self) -> None:
         pass

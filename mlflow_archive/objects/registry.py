@@ -55,10 +55,12 @@ class VersionNumbers:
     number counter (which counts deleted versions too), so an interrupted import goes on at the right number.
     """
 
-    def __init__(self, dest: TrackingDestination, name: str, keep_numbers: bool, prompt: bool = False) -> None:
+    def __init__(self, dest: TrackingDestination, name: str, keep_numbers: bool, prompt: bool = False, native: bool = False) -> None:
         self.dest, self.name, self.keep_numbers, self.prompt = dest, name, keep_numbers, prompt
         versions = list(dest.model_versions(name, prompt))
         self.present = {v.tags[SOURCE_VERSION_TAG]: v.version for v in versions if SOURCE_VERSION_TAG in v.tags}
+        if native:  # the very model the archive came from: each of its versions is present under its own number
+            self.present.update({str(v.version): v.version for v in versions if PLACEHOLDER_TAG not in v.tags})
         self.placeholders = [int(v.version) for v in versions if PLACEHOLDER_TAG in v.tags]
         self.latest = max((int(v.version) for v in versions), default=0)
         self.latest_real = max((int(v.version) for v in versions if PLACEHOLDER_TAG not in v.tags), default=0)
@@ -220,6 +222,11 @@ class Importer:
             if existing is not None and ctx.options.delete_model:
                 ctx.dest.delete_registered_model(name)
                 existing = None
+            # The very model the archive came from (or a restore of it): same name, created in the same millisecond.
+            native = (
+                existing is not None and SOURCE_NAME_TAG not in existing.tags
+                and existing.creation_timestamp == row["creation_timestamp"]
+            )
             tags = tags_without_provenance(row["tags"])
             tags[SOURCE_NAME_TAG] = source_name
             tags.update(source_time_tags(ctx, row))
@@ -227,14 +234,16 @@ class Importer:
                 ctx.dest.create_registered_model(name, tags, row["description"])
                 ctx.summary.add("registered_models", "created")
             else:
-                ctx.dest.set_registered_model_tags(name, {k: v for k, v in tags.items() if k not in existing.tags})
+                if not native:
+                    ctx.dest.set_registered_model_tags(name, {k: v for k, v in tags.items() if k not in existing.tags})
                 ctx.summary.add("registered_models", "skipped")
         except Exception as exc:
             self._fail(exc, "registered_models")
             ctx.summary.fail("model_versions", "its registered model failed", len(versions))
             return
-        ours = existing is None or existing.tags.get(SOURCE_NAME_TAG) == source_name
-        numbers = VersionNumbers(ctx.dest, name, keep_numbers=ours)
+        # Ours (made by an earlier import of this model, or native): versions keep their numbers.
+        ours = existing is None or existing.tags.get(SOURCE_NAME_TAG) == source_name or native
+        numbers = VersionNumbers(ctx.dest, name, keep_numbers=ours, native=native)
         unheld = []
         for version in versions:
             if str(version["version"]) in numbers.present:

@@ -37,8 +37,8 @@ from ..context import PROVENANCE_PREFIX, ExportContext, ImportContext
 from ..errors import ArchiveError
 from ..endpoints import BULK_HISTORY_POINTS, BULK_HISTORY_RUNS
 from ..members import ARTIFACTS_EXT
-from ._common import ABANDONED, COMPLETE, PARTIAL, ChunkReplay, batches, group_rows, pack_artifacts
-from .experiments import RUN_SOURCE_ID_TAG
+from ._common import ABANDONED, COMPLETE, NATIVE, PARTIAL, ChunkReplay, batches, group_rows, pack_artifacts
+from .experiments import EXISTING_EXPERIMENT, RUN_SOURCE_ID_TAG
 
 SECTION = "runs"
 PER_CHUNK = 100
@@ -283,6 +283,7 @@ class Importer(ChunkReplay):
             return
         table = member.read_table()
         if member.stem == "runs":
+            self._index_native(table)
             self._finish_deletions(table)
             first = len(self.current)
             self.begin(table, "run_id")
@@ -304,6 +305,21 @@ class Importer(ChunkReplay):
                         self.rows[source_id]["params"].extend(Param(k, v) for k, v in pairs)
                     else:
                         self.rows[source_id]["tags"].extend(pairs)  # resolved once the run exists
+
+    def _index_native(self, table: pa.Table) -> None:
+        """Record the chunk's runs that the destination holds under their own IDs (the archive came from this very
+        server, or from a restore of it; run IDs are UUIDs, so an equal ID is the run): one search, and only in
+        experiments this import found rather than created."""
+        ids = self.ctx.ids
+        experiments, run_ids = set(), []
+        for run_id, experiment_id in zip(table["run_id"].to_pylist(), table["experiment_id"].to_pylist()):
+            dest_experiment = ids.dest("experiment", experiment_id)
+            if dest_experiment and ids.get(EXISTING_EXPERIMENT, dest_experiment) and ids.get(self.kind, run_id) is None:
+                experiments.add(dest_experiment)
+                run_ids.append(run_id)
+        if run_ids:
+            found = self.ctx.dest.runs_with_ids(sorted(experiments), run_ids)
+            ids.put_many(self.kind, [(run.info.run_id, run.info.run_id, NATIVE) for run in found])
 
     def _finish_deletions(self, table: pa.Table) -> None:
         """Delete again the deleted runs an earlier import completed: it marks a run complete before deleting it
