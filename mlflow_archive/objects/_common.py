@@ -122,9 +122,9 @@ def when_done(futures: list[Future], callback: Callable[[], None]) -> None:
 class ChunkReplay:
     """The objects of one chunk that an import creates, keyed by source ID.
 
-    ``begin`` keeps the rows not already imported (complete) by an earlier run of the
-    same import, nor present under their own IDs (native); ``for_each`` applies work to them concurrently, and a failure marks
-    only that object failed, so the rest of the chunk goes on.
+    ``begin`` keeps the rows neither imported (complete) by an earlier run of the same
+    import nor present under their own IDs (native); ``for_each`` applies work to them
+    concurrently, and a failure marks only that object failed, so the rest of the chunk goes on.
 
     ``create``, ``then`` and ``close`` queue an object's work instead, without waiting, so an importer can
     leave a chunk's writes running while it reads the next chunk; ``drain`` waits for them. A queued task
