@@ -418,6 +418,24 @@ def test_summary_names_first_error_and_exit_is_non_zero(scratch_server, dest_ser
     assert archive_cli.import_counts(result.stderr_text)["experiments"] == (1, 0, 0)
 
 
+def test_import_into_the_exporting_server_creates_nothing(scratch_server, unique_prefix, tmp_path):
+    """Over REST too, runs found under their own IDs are present, and a deleted one stays as the server has it."""
+    name = f"{unique_prefix}own server"
+    small = build_small_experiment(scratch_server.url, name, n_runs=3)
+    client = MlflowClient(scratch_server.url)
+    client.delete_run(small.run_ids[0])
+    archive = tmp_path / "own.mlar"
+    archive_cli.export(archive, scratch_server.url, "--experiments", name, "--export-deleted-runs")
+    client.restore_run(small.run_ids[0])  # restored since the export: the archive's deletion is not replayed
+
+    counts = archive_cli.import_counts(archive_cli.import_(archive, scratch_server.url).stderr_text)
+    assert counts["runs"] == (0, 3, 0) and counts["metric_points"][0] == 0
+    runs = all_runs(client, [small.experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted(small.run_ids)
+    assert all(r.info.lifecycle_stage == "active" for r in runs)
+    assert not any(k.startswith("mlflow_archive.") for r in runs for k in r.data.tags)
+
+
 # -- rewrites and exclusions ----------------------------------------------------------------------
 
 
