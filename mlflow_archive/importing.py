@@ -88,8 +88,6 @@ def import_archive(
         reader = ArchiveReader(stream)  # reads and checks the header: a foreign file never reaches the destination
         dest = TrackingDestination(tracking_uri, artifacts_destination)
         dest.check_reachable()
-        if dest.artifact_root:
-            summary.note(f"artifacts of experiments created by this import go under {dest.artifact_root}")
         progress = Progress(quiet)
         ids = IdMap()
         try:
@@ -101,6 +99,9 @@ def import_archive(
                     pool=pool, workdir=Path(workdir), header=reader.header,
                 )
                 _replay(ctx, reader)
+                experiments = summary.counts.get("experiments")
+                if dest.artifact_root and experiments and experiments.created:
+                    summary.note(f"artifacts of the experiments this import created go under {dest.artifact_root}")
                 summary.archive_bytes = sum(m.size for m in reader.seen)
                 if reader.ignored:
                     summary.note(f"{len(reader.ignored)} member(s) of a newer format were ignored")

@@ -84,9 +84,12 @@ def test_artifacts_destination_of_a_database(demo_archive, tmp_path):
 def test_default_artifact_root_of_a_database_is_said(demo_archive, tmp_path):
     workdir = tmp_path / "cwd"
     workdir.mkdir()
-    result = archive_cli.run("import", demo_archive, "--tracking-uri", f"sqlite:///{tmp_path / 'dst.db'}", cwd=workdir)
-    assert "artifacts of experiments created by this import go under" in result.stderr_text, result.describe()
+    dest = f"sqlite:///{tmp_path / 'dst.db'}"
+    result = archive_cli.run("import", demo_archive, "--tracking-uri", dest, cwd=workdir)
+    assert "artifacts of the experiments this import created go under" in result.stderr_text, result.describe()
     assert "mlruns" in result.stderr_text
+    again = archive_cli.run("import", demo_archive, "--tracking-uri", dest, cwd=workdir)
+    assert "go under" not in again.stderr_text, again.describe()  # it created none
 
 
 def test_artifacts_destination_is_refused_for_a_server(demo_archive, tmp_path):
