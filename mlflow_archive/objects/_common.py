@@ -66,6 +66,7 @@ def pack_artifacts(
         for obj, local in zip(objects, ctx.ordered_map(fetch, objects)):
             if local is None:
                 continue
+            added = 0
             for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink()):
                 archive_path = f"{owner(obj)}/{path.relative_to(local).as_posix()}"
                 try:
@@ -74,7 +75,9 @@ def pack_artifacts(
                     ctx.summary.fail("artifact_files", f"file {archive_path!r} has a name the format refuses (e.g. a backslash)")
                     continue
                 sink.add(archive_path, path)
-                ctx.summary.add("artifact_files", "exported")
+                added += 1
+            if added:
+                ctx.summary.add("artifact_files", "exported", added)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
