@@ -311,11 +311,15 @@ class Importer(ChunkReplay):
         server, or from a restore of it; run IDs are UUIDs, so an equal ID is the run): one search, and only in
         experiments this import found rather than created."""
         ids = self.ctx.ids
+        found_here = {}  # source experiment -> its destination experiment, when this import found it there
+        for experiment_id in set(table["experiment_id"].to_pylist()):
+            dest_experiment = ids.dest("experiment", experiment_id)
+            if dest_experiment and ids.get(EXISTING_EXPERIMENT, dest_experiment):
+                found_here[experiment_id] = dest_experiment
         experiments, run_ids = set(), []
         for run_id, experiment_id in zip(table["run_id"].to_pylist(), table["experiment_id"].to_pylist()):
-            dest_experiment = ids.dest("experiment", experiment_id)
-            if dest_experiment and ids.get(EXISTING_EXPERIMENT, dest_experiment) and ids.get(self.kind, run_id) is None:
-                experiments.add(dest_experiment)
+            if experiment_id in found_here and ids.get(self.kind, run_id) is None:
+                experiments.add(found_here[experiment_id])
                 run_ids.append(run_id)
         if run_ids:
             found = self.ctx.dest.runs_with_ids(sorted(experiments), run_ids)
