@@ -52,6 +52,9 @@ def server_env() -> dict[str, str]:
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("MLFLOW_REGISTRY_URI", None)
     env["PYTHONUNBUFFERED"] = "1"
+    # uvicorn closes a connection idle for 5 s; a test's client reusing it at that instant gets
+    # "Connection reset by peer" (the suite sets MLflow's retries to 0). Idle connections outlive the suite.
+    env["UVICORN_TIMEOUT_KEEP_ALIVE"] = "3600"
     return env
 
 
