@@ -44,6 +44,7 @@ from mlflow.entities import (
     ViewType,
 )
 from mlflow.entities.model_registry import ModelVersion, PromptVersion, RegisteredModel
+from mlflow.entities.trace_info_v2 import TraceInfoV2
 from mlflow.exceptions import MlflowException
 from mlflow.prompt.constants import _CLIENT_PROMPT_SOURCE_PLACEHOLDER, IS_PROMPT_TAG_KEY
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -51,6 +52,7 @@ from mlflow.store.tracking import GET_METRIC_HISTORY_MAX_RESULTS
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
 from mlflow.tracing.utils import TraceJSONEncoder
+from mlflow.utils.proto_json_utils import message_to_json
 
 from .archive import SECTIONS
 from .errors import SourceError, one_line
@@ -84,6 +86,10 @@ _TROUBLES = (
 )
 # Object kinds that arrived after MLflow 2.0, by archive section: the first server version with them.
 KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4)}
+# Servers from 2.14 to 3.0 keep traces too, behind the V2 trace API (searched with GET, spans in each
+# trace's traces.json artifact, no assessments, no links to runs): exported, not imported into.
+V2_TRACES_SINCE = (2, 14)
+V2_TRACES_SEARCH = "/api/2.0/mlflow/traces"
 # Where no version is reported, one request per kind tells: a 404 for the path means no such kind.
 KIND_PROBES = {
     "logged_models": ("/api/2.0/mlflow/logged-models/search", {"experiment_ids": ["0"], "max_results": 1}),
@@ -190,6 +196,7 @@ class _Endpoint:
         self.store = _Retrying(store)
         self.server_version: str | None = None  # what its /version says, for an HTTP server that answers it
         self.missing: set[str] = set()  # archive sections whose objects the server cannot hold
+        self.v2_traces = False  # traces only through the V2 trace API (a 2.x server)
 
     @property
     def registry(self):
@@ -281,8 +288,12 @@ class _Endpoint:
         version = _version_tuple(self.server_version)
         if version is not None:
             self.missing = {kind for kind, since in KIND_SINCE.items() if version < since}
+            self.v2_traces = V2_TRACES_SINCE <= version < KIND_SINCE["traces"]
         else:
             self.missing = {kind for kind, (path, body) in KIND_PROBES.items() if _no_such_endpoint(self._request("POST", path, body))}
+            if "traces" in self.missing:
+                probe = self._request("GET", V2_TRACES_SEARCH, params={"experiment_ids": "0", "max_results": 1})
+                self.v2_traces = probe is not None and probe.ok
 
     def _request(self, method: str, path: str, body: dict | None = None, params: dict | None = None, quiet: bool = True):
         """One raw request, no retries, answered within REACHABLE_TIMEOUT; with ``quiet``, None when no answer came."""
@@ -339,6 +350,9 @@ def _no_such_endpoint(response) -> bool:
 
 class TrackingSource(_Endpoint):
     """Reads a tracking server with paged calls only."""
+
+    def has(self, section: str) -> bool:
+        return super().has(section) or (section == "traces" and self.v2_traces)
 
     def describe(self) -> dict:
         import mlflow
@@ -556,15 +570,43 @@ class TrackingSource(_Endpoint):
 
     def traces(self, experiment_id: str, filter_string: str) -> Iterator[TraceInfo]:
         """Trace infos of one experiment, oldest first, page by page."""
+        search = self._search_traces_v2 if self.v2_traces else self.store.search_traces
         token = None
         while True:
-            infos, token = self.store.search_traces(
+            infos, token = search(
                 experiment_ids=[experiment_id], filter_string=filter_string, max_results=TRACE_PAGE_SIZE,
                 order_by=["timestamp_ms ASC", "request_id ASC"], page_token=token,
             )
             yield from infos
             if not token:
                 return
+
+    def _search_traces_v2(self, experiment_ids: list[str], filter_string: str, max_results: int, order_by: list[str], page_token: str | None):
+        # MLflow's client falls back to this endpoint too, but reads its answer as V3 trace infos.
+        from mlflow.protos.service_pb2 import SearchTraces
+
+        request = SearchTraces(
+            experiment_ids=experiment_ids, filter=filter_string, max_results=max_results, order_by=order_by, page_token=page_token
+        )
+        response = self.store._call_endpoint(SearchTraces, message_to_json(request))
+        return [TraceInfoV2.from_proto(t).to_v3() for t in response.traces], response.next_page_token or None
+
+    def trace_infos(self, trace_ids: list[str]) -> list[TraceInfo]:
+        if not self.v2_traces:
+            return super().trace_infos(trace_ids)
+        found = []
+        for trace_id in trace_ids:  # no batch read in the V2 API
+            try:
+                found.append(self.trace_info(trace_id))
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+        return found
+
+    @property
+    def links_traces_to_runs(self) -> bool:
+        """Whether traces can be linked to runs other than the one in their metadata (not on 2.x servers)."""
+        return not self.v2_traces
 
     def traces_of_run(self, experiment_id: str, run_id: str) -> Iterator[TraceInfo]:
         """Traces of an experiment that name the run in their metadata or are linked to it."""
@@ -580,6 +622,13 @@ class TrackingSource(_Endpoint):
 
     def trace_info(self, trace_id: str) -> TraceInfo:
         """One trace's info with its assessments (search results may leave them out)."""
+        if self.v2_traces:
+            from mlflow.protos.service_pb2 import GetTraceInfo
+
+            response = self.store._call_endpoint(
+                GetTraceInfo, message_to_json(GetTraceInfo(request_id=trace_id)), endpoint=f"{V2_TRACES_SEARCH}/{trace_id}/info"
+            )
+            return TraceInfoV2.from_proto(response.trace_info).to_v3()
         return self.store.get_trace_info(trace_id)
 
     def trace_artifact_data(self, trace_info: TraceInfo) -> TraceData:

@@ -5,7 +5,8 @@
 The test process has MLflow 3, whose client would log MLflow 3 objects (logged models,
 ``models:/m-...`` sources); this script logs what an MLflow 2 user has, with MLflow 2 itself:
 nested, deleted and finished runs, NaN/±inf metric histories, dataset inputs, nested and
-binary artifacts, a classic model logged as run artifacts, a deleted experiment, and a
+binary artifacts, a classic model logged as run artifacts, traces (one in a run, one failed;
+spans in each trace's traces.json), a deleted experiment, and a
 registered model whose versions come from ``runs:/``, ``mlflow-artifacts:/`` and plain
 storage sources, with a deleted version, stages, an alias, tags and descriptions.
 """
@@ -35,6 +36,21 @@ def log_artifact_tree(root: str) -> None:
     mlflow.log_artifacts(root)
 
 
+@mlflow.trace(span_type="RETRIEVER")
+def retrieve(question: str) -> list:
+    return [f"doc about {question}", "x" * 3000]
+
+
+@mlflow.trace(span_type="CHAIN", attributes={"temperature": 0.5})
+def answer(question: str) -> str:
+    return f"{len(retrieve(question))} docs for {question} ✓"
+
+
+@mlflow.trace
+def broken(x: int) -> int:
+    raise ValueError(f"no answer for {x} ✗")
+
+
 def main(uri: str, prefix: str) -> dict:
     warnings.simplefilter("ignore")
     mlflow.set_tracking_uri(uri)
@@ -58,6 +74,8 @@ def main(uri: str, prefix: str) -> dict:
             log_artifact_tree(tmp)
         model = LinearRegression().fit(np.array(FEATURES), np.array([1.0, 2.0, 4.0, 7.0, 3.0]))
         mlflow.sklearn.log_model(model, "model")
+        answer("où est la gare ?")  # a trace whose metadata names the run
+        traces = {"in_run": mlflow.get_last_active_trace_id()}
         with mlflow.start_run(run_name="child", nested=True) as child:
             mlflow.log_metric("acc", 0.9)
             mlflow.log_input(mlflow.data.from_pandas(frame, source="s3://bucket/eval.csv", name="eval"), context="eval")
@@ -66,6 +84,12 @@ def main(uri: str, prefix: str) -> dict:
     client.delete_run(doomed.info.run_id)
     with mlflow.start_run(run_name="second-model") as second:
         mlflow.sklearn.log_model(LinearRegression().fit(np.array(FEATURES), np.array([0.0, 1.0, 0.0, 1.0, 0.0])), "m2")
+
+    try:
+        broken(7)  # a failed trace, in no run
+    except ValueError:
+        traces["error"] = mlflow.get_last_active_trace_id()
+    client.set_trace_tag(traces["in_run"], "reviewed", "oui ✓")
 
     gone_id = client.create_experiment(prefix + "legacy-gone")
     mlflow.set_experiment(experiment_id=gone_id)
@@ -90,7 +114,8 @@ def main(uri: str, prefix: str) -> dict:
     client.create_model_version(out["storage_model"], "s3://legacy-bucket/models/m2", description="in a bucket")
 
     out.update(
-        parent=parent.info.run_id, child=child.info.run_id, doomed=doomed.info.run_id,
+        parent=parent.info.run_id, child=child.info.run_id, doomed=doomed.info.run_id, traces=traces,
+        trace_json={t: mlflow.get_trace(t).to_json() for t in traces.values()},  # as MLflow 2 reads them
         sources={v.version: v.source for v in (v1, v3)},
         prediction=[float(x) for x in np.ravel(mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(np.array(FEATURES)))],
     )

@@ -220,8 +220,9 @@ def start_server_async(root: Path, timeout: float = STARTUP_TIMEOUT) -> Future:
 # -- An MLflow 2.x server, from a virtualenv built once and cached ----------------------------
 
 LEGACY_MLFLOW = "2.22"
-# MLflow 2.22 breaks with SQLAlchemy 2.1 and needs pkg_resources, which setuptools 81 dropped.
-LEGACY_REQUIREMENTS = (f"mlflow=={LEGACY_MLFLOW}.*", "sqlalchemy<2.1", "setuptools<81")
+# MLflow 2.22 breaks with SQLAlchemy 2.1 and needs pkg_resources, which setuptools 81 dropped; its
+# span processor fails (no trace is logged) with OpenTelemetry's SDK from 1.34 on.
+LEGACY_REQUIREMENTS = (f"mlflow=={LEGACY_MLFLOW}.*", "sqlalchemy<2.1", "setuptools<81", "opentelemetry-sdk<1.34")
 VENV_CACHE = Path(os.environ.get("MLFLOW_ARCHIVE_TEST_CACHE", Path.home() / ".cache" / "mlflow-archive-tests"))
 timings: dict[str, float] = {}  # seconds: "venv_build" (0 when cached), "legacy_start"
 
@@ -229,7 +230,8 @@ timings: dict[str, float] = {}  # seconds: "venv_build" (0 when cached), "legacy
 def legacy_venv(version: str = LEGACY_MLFLOW) -> Path:
     """A virtualenv with MLflow ``version`` under VENV_CACHE, built on first use (about a minute)."""
     target = VENV_CACHE / f"mlflow-{version}-py{sys.version_info.major}.{sys.version_info.minor}"
-    if (target / "complete").exists():
+    complete = target / "complete"  # holds the requirements it was built with
+    if complete.exists() and complete.read_text() == " ".join(LEGACY_REQUIREMENTS):
         timings.setdefault("venv_build", 0.0)
         return target
     started = time.monotonic()
@@ -242,7 +244,7 @@ def legacy_venv(version: str = LEGACY_MLFLOW) -> Path:
     )
     if install.returncode != 0:
         raise ServerStartError(f"could not build the MLflow {version} virtualenv in {target}:\n{install.stderr[-_LOG_TAIL:]}")
-    (target / "complete").write_text(" ".join(LEGACY_REQUIREMENTS))
+    complete.write_text(" ".join(LEGACY_REQUIREMENTS))
     timings["venv_build"] = time.monotonic() - started
     return target
 

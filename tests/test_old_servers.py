@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Trace
 from sklearn.linear_model import LinearRegression
 
 import archive_cli
@@ -28,6 +29,7 @@ from mlflow_archive.endpoints import KIND_PROBES, TrackingSource, _no_such_endpo
 from models_data import client_for, compare_registered_model, id_maps, model_versions, predict, using_server
 from servers import legacy_venv
 from tracking_data import build_small_experiment
+from traces_data import compare_trace
 
 HERE = Path(__file__).parent
 
@@ -67,7 +69,7 @@ def test_capabilities_and_header_of_a_2x_export(legacy_server, legacy_data, tmp_
     assert _asked_for_logged_models(watched) == [] and len(watched.requests) > 10
     source = inspect_archive(str(archive))["header"]["source"]
     assert source["mlflow_version"] == legacy_data["mlflow_version"]
-    assert "logged_models" not in source["object_kinds"] and {"experiments", "runs", "registry"} <= set(source["object_kinds"])
+    assert "logged_models" not in source["object_kinds"] and {"experiments", "runs", "registry", "traces"} <= set(source["object_kinds"])
     assert f"logged_models: skipped, the server at {watched.url} (MLflow {legacy_data['mlflow_version']})" in result.stderr_text
 
 
@@ -96,6 +98,11 @@ def test_every_selector_exports_from_2x(legacy_server, legacy_data, tmp_path):
         ).stderr_text
     )
     assert both["runs"] == len(active_runs) and both["model_versions"] == len(versions)
+
+    one_trace = archive_cli.export_counts(
+        archive_cli.export(tmp_path / "t.mlar", legacy_server.url, "--traces", legacy_data["traces"]["error"]).stderr_text
+    )
+    assert one_trace["traces"] == 1 and one_trace["experiments"] == 1 and one_trace.get("runs", 0) == 0
 
     everything = archive_cli.export_counts(archive_cli.export(tmp_path / "all.mlar", legacy_server.url).stderr_text)
     assert everything["experiments"] == len(client.search_experiments())
@@ -141,8 +148,24 @@ def test_2x_archive_into_3x_keeps_everything(legacy_server, legacy_data, module_
     features = [[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 2.0], [4.0, -1.0]]
     assert predict(module_dest_server.url, f"models:/{legacy_data['model']}@champion", features) == pytest.approx(legacy_data["prediction"])
 
+    # Traces: IDs (2.x request IDs), times, state, previews, metadata, tags and every span kept; the
+    # spans stay a traces.json artifact, as the 2.x server kept them; the source run is the imported one.
+    assert counts["traces"] == (2, 0, 0)
+    # MLflow 3's client cannot read a 2.x server's traces (get_trace answers HTTP 500): as the 2.x client read them.
+    source_traces = {t: Trace.from_json(text) for t, text in legacy_data["trace_json"].items()}
+    with using_server(module_dest_server.url):
+        dest_traces = {t: mlflow.get_trace(t) for t in legacy_data["traces"].values()}
+    diffs = [d for t in source_traces for d in compare_trace(source_traces[t], dest_traces[t], comparison.run_map, {})]
+    assert not diffs, "\n".join(diffs)
+    in_run = dest_traces[legacy_data["traces"]["in_run"]]
+    assert in_run.info.trace_metadata["mlflow.sourceRun"] == comparison.run_map[legacy_data["parent"]]
+    assert in_run.info.tags["reviewed"] == "oui ✓" and len(in_run.data.spans) == 2
+    assert "mlflow.trace.spansLocation" not in in_run.info.tags
+    assert dest_traces[legacy_data["traces"]["error"]].info.state.value == "ERROR"
+
     again = archive_cli.import_counts(archive_cli.import_(archive, module_dest_server.url).stderr_text)
     assert again["runs"] == (0, len(source_runs), 0) and again["model_versions"] == (0, 3, 0)
+    assert again["traces"] == (0, 2, 0)
 
 
 def _make_3x_source(uri: str, prefix: str) -> dict:

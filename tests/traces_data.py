@@ -204,6 +204,8 @@ def compare_trace(source, dest, run_ids: dict[str, str], model_ids: dict[str, st
         expected_metadata[TraceMetadataKey.SOURCE_RUN] = run_ids.get(expected_metadata[TraceMetadataKey.SOURCE_RUN])
     if TraceMetadataKey.MODEL_ID in expected_metadata:
         expected_metadata[TraceMetadataKey.MODEL_ID] = model_ids.get(expected_metadata[TraceMetadataKey.MODEL_ID])
+    # An MLflow 3 server marks every trace it starts (a 2.x trace has no such mark until imported).
+    expected_metadata.setdefault(TraceMetadataKey.TRACE_INFO_FINALIZED, "true")
     if expected_metadata != d.trace_metadata:
         diffs.append(f"{s.trace_id} metadata: {expected_metadata} != {d.trace_metadata}")
     source_tags = {k: v for k, v in s.tags.items() if k not in IGNORED_TAGS}

@@ -80,7 +80,8 @@ def _selected(ctx: ExportContext):
     def with_links(info: TraceInfo):
         if info.experiment_id not in links:
             exported_runs = info.experiment_id in ctx.selection.full_experiment_ids
-            links[info.experiment_id] = _run_links(ctx, info.experiment_id) if exported_runs else {}
+            searched = exported_runs and ctx.source.links_traces_to_runs
+            links[info.experiment_id] = _run_links(ctx, info.experiment_id) if searched else {}
         return info, links[info.experiment_id].get(info.trace_id)
 
     if ctx.selection.trace_ids is not None:
