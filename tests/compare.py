@@ -123,8 +123,16 @@ def _metric_value_key(value: float):
     return ("num", value.hex())
 
 
-def metric_points(client: MlflowClient, run_id: str, key: str) -> Counter:
-    return Counter((_metric_value_key(m.value), m.timestamp, m.step) for m in client.get_metric_history(run_id, key))
+MAX_DOUBLE = 1.7976931348623157e308
+
+
+def as_sql_stores_it(value: float) -> float:
+    """A point's value as MLflow's SQL store on SQLite keeps it: ±inf as ±MAX_DOUBLE (the store), -0.0 as 0.0 (SQLite)."""
+    return value if math.isnan(value) else max(-MAX_DOUBLE, min(MAX_DOUBLE, value)) + 0.0
+
+
+def metric_points(client: MlflowClient, run_id: str, key: str, stored=lambda value: value) -> Counter:
+    return Counter((_metric_value_key(stored(m.value)), m.timestamp, m.step) for m in client.get_metric_history(run_id, key))
 
 
 def _format_point(point) -> str:
@@ -225,6 +233,7 @@ def compare_servers(
     exact: bool = False,
     raise_on_difference: bool = True,
     match_by_id: bool = False,
+    sql_destination_of_other_store: bool = False,
 ) -> Comparison:
     """Compare what the import of an export of ``source_uri`` left on ``dest_uri``.
 
@@ -235,7 +244,8 @@ def compare_servers(
     imported beyond that: no experiment other than the expected ones and ``Default``, no
     imported run that was not expected. Duplicate imports of one source run are always
     reported. ``match_by_id`` matches runs by their own IDs instead, to check this
-    module by comparing a server with itself.
+    module by comparing a server with itself. ``sql_destination_of_other_store``: a FileStore source into a SQL
+    store, which keeps ±inf and -0.0 otherwise (``as_sql_stores_it``); the expected points are mapped so.
     """
     src = MlflowClient(tracking_uri=source_uri)
     dst = MlflowClient(tracking_uri=dest_uri)
@@ -320,7 +330,8 @@ def compare_servers(
         if not matches:
             return [f"{where}: no destination run tagged {SOURCE_RUN_TAG}={run.info.run_id}"]
         got = dst.get_run(matches[0].info.run_id)
-        return [f"{where}: {d}" for d in _compare_run(src, dst, run, got, result, check_artifacts)]
+        stored = as_sql_stores_it if sql_destination_of_other_store else (lambda value: value)
+        return [f"{where}: {d}" for d in _compare_run(src, dst, run, got, result, check_artifacts, stored)]
 
     # Runs are independent: compare several at once (each takes a few round trips).
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -333,7 +344,9 @@ def compare_servers(
     return result
 
 
-def _compare_run(src: MlflowClient, dst: MlflowClient, run: Run, got: Run, result: Comparison, check_artifacts: bool) -> list[str]:
+def _compare_run(
+    src: MlflowClient, dst: MlflowClient, run: Run, got: Run, result: Comparison, check_artifacts: bool, stored
+) -> list[str]:
     diffs = []
     run = src.get_run(run.info.run_id)  # search results lack dataset inputs on some stores
     state = got.data.tags.get(IMPORT_STATE_TAG)
@@ -365,7 +378,7 @@ def _compare_run(src: MlflowClient, dst: MlflowClient, run: Run, got: Run, resul
     diffs += _dict_diff("tag", expected_tags, got_tags, "expected")
 
     for key in sorted(set(run.data.metrics) | set(got.data.metrics)):
-        expected_points = metric_points(src, run.info.run_id, key) if key in run.data.metrics else Counter()
+        expected_points = metric_points(src, run.info.run_id, key, stored) if key in run.data.metrics else Counter()
         got_points = metric_points(dst, got.info.run_id, key) if key in got.data.metrics else Counter()
         diffs += _counter_diff(f"metric {key!r} history", expected_points, got_points, fmt=_format_point)
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import pytest
 from mlflow import MlflowClient
-from mlflow.entities import Param
+from mlflow.entities import Metric, Param
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 import archive_cli
+from compare import as_sql_stores_it, compare_servers
 from tags import SOURCE_MODEL_ID_TAG
+from tracking_data import build_small_experiment
+
+ODD = [1.5, float("nan"), float("inf"), float("-inf"), -0.0]
 
 MODEL = "local-store-model"
 
@@ -172,3 +176,50 @@ def test_archive_imported_into_its_own_store_creates_only_what_is_missing(tmp_pa
 
     again = archive_cli.import_counts(archive_cli.import_(archive, uri).stderr_text)
     assert again["runs"] == (0, 3, 0) and again["model_versions"] == (0, 2, 0)
+
+
+def test_file_store_moves_into_a_database(tmp_path, monkeypatch):
+    """An ``mlruns/`` folder (MLflow's FileStore, opened with MLFLOW_ALLOW_FILE_STORE=true) into SQLite: by import,
+    compared field by field (run times, NaN and ±inf points, nested runs, deleted runs, files), and by restore,
+    with experiment IDs (FileStore's 18-digit ones), run IDs and creation times kept."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    source = (tmp_path / "mlruns").as_uri()
+    client = MlflowClient(tracking_uri=source)
+    small = build_small_experiment(source, "from-mlruns", tags={"note": "naïve ✓"})
+    parent = client.get_run(small.run_ids[0])
+    child = client.create_run(small.experiment_id, run_name="child", tags={"mlflow.parentRunId": parent.info.run_id})
+    client.log_batch(child.info.run_id, metrics=[Metric("odd", v, 1_700_000_000_000 + i, i) for i, v in enumerate(ODD)])
+    client.set_terminated(child.info.run_id)
+    client.delete_run(small.run_ids[1])
+    client.create_registered_model("from-mlruns-model", tags={"k": "v"})
+    client.create_model_version("from-mlruns-model", f"runs:/{parent.info.run_id}/out", run_id=parent.info.run_id)
+    archive = tmp_path / "mlruns.mlar"
+    archive_cli.export(archive, source, "--export-deleted-runs")
+
+    imported = f"sqlite:///{tmp_path / 'imported.db'}"
+    archive_cli.import_(archive, imported, "--artifacts-destination", str(tmp_path / "imported-artifacts"))
+    comparison = compare_servers(source, imported, experiment_names=["from-mlruns"], sql_destination_of_other_store=True)
+    assert comparison.compared_runs == 3
+    # The archive holds the points as the FileStore had them; the SQL store keeps them its own way.
+    points = MlflowClient(tracking_uri=imported).get_metric_history(comparison.run_map[child.info.run_id], "odd")
+    assert [repr(p.value) for p in sorted(points, key=lambda p: p.step)] == [repr(as_sql_stores_it(v)) for v in ODD]
+    assert [repr(p.value) for p in client.get_metric_history(child.info.run_id, "odd")] == [repr(v) for v in ODD]
+    version = MlflowClient(tracking_uri=imported).get_model_version("from-mlruns-model", "1")
+    assert version.run_id == comparison.run_map[parent.info.run_id]
+
+    restored = f"sqlite:///{tmp_path / 'restored.db'}"
+    archive_cli.run("restore", "-i", archive, "--tracking-uri", restored, "--artifacts-destination", str(tmp_path / "restored-artifacts"), "--quiet")
+    copy = MlflowClient(tracking_uri=restored)
+    experiment = client.get_experiment(small.experiment_id)
+    assert len(experiment.experiment_id) >= 15  # not a small integer: IDs of this size survive the SQL column
+    restored_experiment = copy.get_experiment(small.experiment_id)
+    assert (restored_experiment.name, restored_experiment.creation_time, restored_experiment.tags) == (
+        experiment.name, experiment.creation_time, experiment.tags
+    )
+    for run_id in small.run_ids + [child.info.run_id]:
+        got, expected = copy.get_run(run_id), client.get_run(run_id)
+        assert (got.info.start_time, got.info.end_time, got.info.lifecycle_stage, got.data.params, got.data.tags) == (
+            expected.info.start_time, expected.info.end_time, expected.info.lifecycle_stage, expected.data.params, expected.data.tags
+        )
+    registered = copy.get_registered_model("from-mlruns-model")
+    assert registered.creation_timestamp == client.get_registered_model("from-mlruns-model").creation_timestamp
