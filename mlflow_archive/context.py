@@ -11,6 +11,7 @@ from mlflow.entities import Experiment
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 from .archive import ArchiveWriter
+from .errors import ArchiveError
 from .endpoints import (
     TrackingDestination,
     TrackingSource,
@@ -83,6 +84,13 @@ class ExportOptions:
     traces_until: int | None = None  # ms, exclusive
     artifacts_destination: str | None = None  # a database source: where its mlflow-artifacts:/ URIs point
     workers: int = 4
+
+    def __post_init__(self) -> None:
+        # Checked before the source is opened: a contradiction costs no connection.
+        for kind in ("prompts", "traces", "evaluation_datasets"):
+            if getattr(self, kind) is not None and getattr(self, f"no_{kind}"):
+                option = "--" + kind.replace("_", "-")
+                raise ArchiveError(f"{option} and --no-{option[2:]} exclude each other; give one of them.")
 
     def to_json(self) -> dict:
         return dict(self.__dict__)

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.db.db_types import DATABASE_ENGINES
-from mlflow.store.db.utils import _get_managed_session_maker
+from mlflow.store.db.utils import _get_latest_schema_revision, _get_managed_session_maker
 from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
 from mlflow.tracking._model_registry.client import ModelRegistryClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
@@ -87,22 +87,30 @@ class DatabaseSource(TrackingSource):
     """Reads a tracking database inside one read-only transaction (see the module's docstring)."""
 
     def __init__(self, tracking_uri: str, artifacts_destination: str | None = None) -> None:
-        super().__init__(tracking_uri)
-        self.artifacts_root = resolve_uri_if_local(str(artifacts_destination)) if artifacts_destination else None
-        self._lock = threading.RLock()
-        url = sa.engine.make_url(self.uri)
-        dialect, self._copy, copied = url.get_backend_name(), None, False
+        url = sa.engine.make_url(tracking_uri)
+        dialect, self._copy = url.get_backend_name(), None
+        # MLflow's store would create a missing SQLite file and upgrade an older schema in place: the database
+        # is checked first, and a SQLite file of an older MLflow is read from a copy upgraded by MLflow's migrations.
+        self.source_revision = _exportable_revision(url, tracking_uri)
+        self.upgraded = self.source_revision != _get_latest_schema_revision()
         try:
-            if dialect == "sqlite" and _journal_mode(url.database) != "wal":
-                # A reader holds off every writer in SQLite's rollback-journal mode (MLflow's default): a live
+            if dialect == "sqlite" and (self.upgraded or _journal_mode(url.database) != "wal"):
+                # In SQLite's rollback-journal mode (MLflow's default) a reader holds off every writer: a live
                 # server's writes would wait for the whole export, then fail. Read a copy instead.
                 self._copy = _backup_copy(url.database)
-                url, copied = url.set(database=self._copy), True
-            self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+                copied_at = time.time()
+                if self.upgraded:
+                    _upgrade(self._copy)
+            read_url = url.set(database=self._copy) if self._copy else url
+            # MLflow's stores serve the upgraded copy itself; any other database only through the snapshot below.
+            super().__init__(read_url.render_as_string(hide_password=False) if self.upgraded else tracking_uri)
+            registry_store = self.registry.store  # made while the copy is still there to be opened
+            self._engine = sa.create_engine(read_url, poolclass=sa.pool.NullPool)
             if dialect == "sqlite":
                 sa.event.listen(self._engine, "connect", _sqlite_connect)
                 sa.event.listen(self._engine, "begin", _sqlite_begin)
             self._conn = self._begin_snapshot(dialect)
+            taken_at = copied_at if self._copy else time.time()
             # The open connection keeps reading an unlinked copy, so a killed export leaves no file behind.
             # Windows refuses to remove an open file: there the copy goes at close.
             self._remove_copy()
@@ -111,14 +119,23 @@ class DatabaseSource(TrackingSource):
             if isinstance(exc, SourceError):
                 raise
             raise SourceError(
-                f"Cannot open a read-only snapshot of {redact_uri(self.uri)}: {one_line(getattr(exc, 'orig', None) or exc)}."
+                f"Cannot open a read-only snapshot of {redact_uri(tracking_uri)}: {one_line(getattr(exc, 'orig', None) or exc)}."
             ) from None
-        isolation = SQLITE_COPY if copied else ISOLATION[dialect]
-        self.snapshot = {"isolation": isolation, "taken_at_ms": int(time.time() * 1000)}
+        if self.upgraded:
+            self.uri = tracking_uri
+            self.notes.append(
+                f"the database has the schema of an older MLflow (revision {self.source_revision}): a copy of it was "
+                "upgraded and read; the database itself was left as it was"
+            )
+        self.artifacts_root = resolve_uri_if_local(str(artifacts_destination)) if artifacts_destination else None
+        self._lock = threading.RLock()
+        isolation = SQLITE_COPY if read_url is not url else ISOLATION[dialect]
+        self.snapshot = {"isolation": isolation, "taken_at_ms": int(taken_at * 1000)}
         tracking_store = self._in_snapshot(self.store._target)
-        registry_store = self.registry.store
+        self._stores = [tracking_store]
         if getattr(registry_store, "db_uri", None) == tracking_store.db_uri:  # else a registry elsewhere, read as it is
             registry_store = self._in_snapshot(registry_store)
+            self._stores.append(registry_store)
         client = self.client._target
         client._tracking_client = _PinnedTrackingClient(self.uri, tracking_store)
         client._registry_client_lazy = _PinnedRegistryClient(client._registry_uri, self.uri, registry_store)
@@ -158,6 +175,10 @@ class DatabaseSource(TrackingSource):
         with self._lock:
             self._conn.close()
         self._engine.dispose()
+        if self.upgraded:
+            # MLflow keeps an engine per URI for the process: the upgraded copy's would hold its file open.
+            for store in self._stores:
+                store.engine.dispose()
         self._remove_copy()
 
     def _remove_copy(self) -> None:
@@ -167,11 +188,13 @@ class DatabaseSource(TrackingSource):
                 self._copy = None
 
     def describe(self) -> dict:
-        return {**super().describe(), "snapshot": self.snapshot}
+        described = {**super().describe(), "snapshot": self.snapshot}
+        if len(self._stores) == 2:  # the registry is in this database: named as the database, not as a copy
+            described["registry_uri"] = redact_uri(self.uri)
+        return described
 
     def _schema_revision(self) -> str | None:
-        with self._lock:
-            return self._conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return self.source_revision
 
     # -- Metric histories: one select per chunk of runs, straight into Arrow
 
@@ -323,6 +346,76 @@ class _PinnedRegistryClient(ModelRegistryClient):
     @property
     def store(self):
         return self._store
+
+
+def _exportable_revision(url: sa.engine.URL, uri: str) -> str:
+    """The MLflow schema revision of the database, read without creating or changing anything; a SourceError
+    when there is no MLflow database there, when a newer MLflow made it, or when it is of an older MLflow and
+    not SQLite (only a SQLite file can be copied and the copy upgraded)."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    where = redact_uri(uri)
+    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+        raise SourceError(f"There is no database file at {where}; check --tracking-uri (MLflow's default is sqlite:///mlflow.db, in the current folder).")
+    try:
+        revision = _stored_revision(url)
+    except Exception as exc:
+        raise SourceError(f"Cannot read the database {where}: {one_line(getattr(exc, 'orig', None) or exc)}.") from None
+    if revision is None:
+        raise SourceError(f"{where} holds no MLflow tracking data (it has no alembic_version table); check --tracking-uri.")
+    if revision == _get_latest_schema_revision():
+        return revision
+    try:
+        ScriptDirectory.from_config(_get_alembic_config(db_url="")).get_revision(revision)
+    except Exception:
+        import mlflow
+
+        raise SourceError(
+            f"The database {where} has schema revision {revision}, which MLflow {mlflow.__version__} does not know: a newer "
+            "MLflow made it; install that MLflow (or newer) to export it."
+        ) from None
+    if url.get_backend_name() != "sqlite":
+        raise SourceError(
+            f"The database {where} has the schema of an older MLflow (revision {revision}), which this export would have to "
+            "upgrade in place; export through a server of the MLflow that uses it (--tracking-uri http://...), or take a "
+            "backup and run `mlflow db upgrade` first."
+        )
+    return revision
+
+
+def _stored_revision(url: sa.engine.URL) -> str | None:
+    if url.get_backend_name() == "sqlite":
+        with contextlib.closing(sqlite3.connect(f"file:{quote(url.database)}?mode=ro", uri=True, timeout=20)) as conn:
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone():
+                return None
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            return row[0] if row else None
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def _upgrade(path: str) -> None:
+    """Upgrade the SQLite file at ``path`` (a copy) to the installed MLflow's schema with MLflow's own migrations."""
+    import logging
+
+    from mlflow.store.db.utils import _upgrade_db
+
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)  # one line per migration otherwise
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.NullPool)
+    try:
+        _upgrade_db(engine)
+    finally:
+        engine.dispose()
+        alembic_log.setLevel(level)
 
 
 def _journal_mode(path: str) -> str:

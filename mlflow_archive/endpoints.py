@@ -197,6 +197,7 @@ class _Endpoint:
         self.server_version: str | None = None  # what its /version says, for an HTTP server that answers it
         self.missing: set[str] = set()  # archive sections whose objects the server cannot hold
         self.v2_traces = False  # traces only through the V2 trace API (a 2.x server)
+        self.notes: list[str] = []  # what the summary says about how the server was read
 
     @property
     def registry(self):

@@ -99,6 +99,8 @@ def export_archive(
     progress = Progress(quiet)
     try:
         source.check_reachable()
+        for note in source.notes:
+            summary.note(note)
         with source.as_process_default():
             selection = _read(source, lambda: plan(source, options))
         source.check_artifacts(selection.experiments)

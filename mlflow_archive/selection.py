@@ -108,10 +108,6 @@ def plan(source: TrackingSource, options: ExportOptions) -> Selection:
     named_prompts = options.prompts is not None
     named_datasets = options.evaluation_datasets is not None
     named_traces = options.traces is not None and options.traces.strip() != "all"
-    for kind in ("prompts", "traces", "evaluation_datasets"):
-        if getattr(options, kind) is not None and getattr(options, f"no_{kind}"):
-            option = "--" + kind.replace("_", "-")
-            raise ArchiveError(f"{option} and --no-{option[2:]} exclude each other; give one of them.")
     everything = not (named_experiments or named_models or named_logged or named_prompts or named_datasets or named_traces)
     selection = Selection(everything=everything)
     if not options.no_prompts and (named_prompts or everything):

@@ -229,3 +229,67 @@ def test_sqlite_in_rollback_journal_mode_is_read_from_a_copy(tmp_path):
     finally:
         source.close()
     assert "before the export" in names and "during the export" not in names
+
+
+def _database_at_revision(uri: str, revision: str) -> None:
+    """MLflow's schema as an older MLflow left it: the initial tables, then its migrations up to ``revision``."""
+    import sqlalchemy as sa
+    from alembic import command
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    engine = sa.create_engine(uri)
+    InitialBase.metadata.create_all(engine)
+    engine.dispose()
+    command.upgrade(_get_alembic_config(uri), revision)
+
+
+def test_databases_that_cannot_be_exported_as_they_are(tmp_path, postgres):
+    """The export never creates or changes its source: no file where none was, no data, a schema of a newer
+    MLflow, and an older schema on a server database (which only an in-place upgrade could read) are each one
+    sentence; an older SQLite schema is read from an upgraded copy, the file left as it was."""
+    import hashlib
+    import sqlite3
+
+    from test_bad_destinations import one_error
+
+    def refused(uri: str) -> str:
+        result = export_cli(tmp_path / "x.mlar", uri, check=False)
+        assert not (tmp_path / "x.mlar").exists()
+        return one_error(result)
+
+    missing = tmp_path / "typo" / "mlfow.db"
+    assert "There is no database file at" in refused(f"sqlite:///{missing}") and not missing.parent.exists()
+    (tmp_path / "empty.db").touch()
+    assert "holds no MLflow tracking data" in refused(f"sqlite:///{tmp_path / 'empty.db'}")
+    assert (tmp_path / "empty.db").stat().st_size == 0
+
+    older = tmp_path / "older.db"
+    _database_at_revision(f"sqlite:///{older}", "a8c4a736bde6")
+    with sqlite3.connect(older) as conn:
+        conn.executemany(  # what every MLflow store holds, and one more
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage) VALUES (?, ?, ?, 'active')",
+            [(0, "Default", str(tmp_path / "0")), (7, "kept", str(tmp_path / "7"))],
+        )
+    digest = hashlib.sha256(older.read_bytes()).hexdigest()
+    result = export_cli(tmp_path / "older.mlar", f"sqlite:///{older}")
+    assert "the database has the schema of an older MLflow (revision a8c4a736bde6)" in result.stderr_text
+    assert hashlib.sha256(older.read_bytes()).hexdigest() == digest
+    assert sorted(e["name"] for e in archive_contents(tmp_path / "older.mlar")[0]["experiments"]) == ["Default", "kept"]
+
+    newer = tmp_path / "newer.db"
+    newer.write_bytes(older.read_bytes())
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    assert "has schema revision ffffffffffff, which MLflow" in refused(f"sqlite:///{newer}")
+
+    on_server = postgres("older")
+    _database_at_revision(on_server, "a8c4a736bde6")
+    message = refused(on_server)
+    assert "has the schema of an older MLflow (revision a8c4a736bde6)" in message and "mlflow db upgrade" in message
+    import sqlalchemy as sa
+    from mlflow.store.db.utils import _get_schema_version
+
+    engine = sa.create_engine(on_server)
+    assert _get_schema_version(engine) == "a8c4a736bde6"
+    engine.dispose()

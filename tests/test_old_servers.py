@@ -168,6 +168,37 @@ def test_2x_archive_into_3x_keeps_everything(legacy_server, legacy_data, module_
     assert again["traces"] == (0, 2, 0)
 
 
+def test_2x_database_is_exported_from_an_upgraded_copy(legacy_server, legacy_data, tmp_path):
+    """The 2.22 server's own SQLite file, exported directly: MLflow 3's store would upgrade it in place, so the
+    export upgrades a copy and reads that. The file keeps its 2.x schema (the 2.22 server goes on using it), and
+    the archive holds the same rows and files as a REST export of the server."""
+    import sqlite3
+
+    from archive_tables import archive_contents
+    from database_export_data import header, table_differences
+
+    def revision() -> str:
+        with sqlite3.connect(f"file:{legacy_server.backend_path}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+    before = revision()
+    prefix = _prefix(legacy_data)
+    options = ("--experiments", f"{prefix}*", "--models", f"{prefix}*", "--export-deleted-runs", "--export-deleted-experiments")
+    rest, database = tmp_path / "rest.mlar", tmp_path / "database.mlar"
+    archive_cli.export(rest, legacy_server.url, *options)
+    result = archive_cli.export(database, legacy_server.backend_uri, "--artifacts-destination", legacy_server.artifacts_path, *options)
+    assert revision() == before
+    assert f"the database has the schema of an older MLflow (revision {before})" in result.stderr_text
+    assert header(database)["source"]["schema_revision"] == before
+    assert header(database)["source"]["registry_uri"] == header(database)["source"]["tracking_uri"]
+    rest_tables, rest_files = archive_contents(rest)
+    db_tables, db_files = archive_contents(database)
+    differences = table_differences(rest_tables, db_tables)
+    assert not differences, "\n".join(differences)
+    assert db_files == rest_files and len(db_tables["traces"]) == 2
+    assert client_for(legacy_server.url).get_experiment_by_name(legacy_data["experiment"]) is not None  # still served
+
+
 def _make_3x_source(uri: str, prefix: str) -> dict:
     """A small MLflow 3 data set: a run with a dataset, files and a logged model, and a registered model."""
     client = client_for(uri)
