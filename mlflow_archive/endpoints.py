@@ -19,6 +19,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
+from urllib.parse import quote
 
 from mlflow import MlflowClient
 from mlflow.entities import (
@@ -627,7 +628,7 @@ class TrackingSource(_Endpoint):
             from mlflow.protos.service_pb2 import GetTraceInfo
 
             response = self.store._call_endpoint(
-                GetTraceInfo, message_to_json(GetTraceInfo(request_id=trace_id)), endpoint=f"{V2_TRACES_SEARCH}/{trace_id}/info"
+                GetTraceInfo, message_to_json(GetTraceInfo(request_id=trace_id)), endpoint=f"{V2_TRACES_SEARCH}/{quote(trace_id, safe='')}/info"
             )
             return TraceInfoV2.from_proto(response.trace_info).to_v3()
         return self.store.get_trace_info(trace_id)
