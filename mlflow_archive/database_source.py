@@ -92,18 +92,20 @@ class DatabaseSource(TrackingSource):
         # MLflow's store would create a missing SQLite file and upgrade an older schema in place: the database
         # is checked first, and a SQLite file of an older MLflow is read from a copy upgraded by MLflow's migrations.
         self.source_revision = _exportable_revision(url, tracking_uri)
-        self.upgraded = self.source_revision != _get_latest_schema_revision()
+        upgraded = self.source_revision != _get_latest_schema_revision()
         try:
-            if dialect == "sqlite" and (self.upgraded or _journal_mode(url.database) != "wal"):
+            if dialect == "sqlite" and (upgraded or _journal_mode(url.database) != "wal"):
                 # In SQLite's rollback-journal mode (MLflow's default) a reader holds off every writer: a live
                 # server's writes would wait for the whole export, then fail. Read a copy instead.
                 self._copy = _backup_copy(url.database)
                 copied_at = time.time()
-                if self.upgraded:
+                if upgraded:
                     _upgrade(self._copy)
             read_url = url.set(database=self._copy) if self._copy else url
-            # MLflow's stores serve the upgraded copy itself; any other database only through the snapshot below.
-            super().__init__(read_url.render_as_string(hide_password=False) if self.upgraded else tracking_uri)
+            # MLflow's stores are opened on the copy when there is one: opening one writes when the database lacks
+            # its Default experiment. Any other database is read only through the snapshot below.
+            self._stores_on_copy = self._copy is not None
+            super().__init__(read_url.render_as_string(hide_password=False) if self._stores_on_copy else tracking_uri)
             registry_store = self.registry.store  # made while the copy is still there to be opened
             self._engine = sa.create_engine(read_url, poolclass=sa.pool.NullPool)
             if dialect == "sqlite":
@@ -121,8 +123,9 @@ class DatabaseSource(TrackingSource):
             raise SourceError(
                 f"Cannot open a read-only snapshot of {redact_uri(tracking_uri)}: {one_line(getattr(exc, 'orig', None) or exc)}."
             ) from None
-        if self.upgraded:
+        if self._stores_on_copy:
             self.uri = tracking_uri
+        if upgraded:
             self.notes.append(
                 f"the database has the schema of an older MLflow (revision {self.source_revision}): a copy of it was "
                 "upgraded and read; the database itself was left as it was"
@@ -175,8 +178,8 @@ class DatabaseSource(TrackingSource):
         with self._lock:
             self._conn.close()
         self._engine.dispose()
-        if self.upgraded:
-            # MLflow keeps an engine per URI for the process: the upgraded copy's would hold its file open.
+        if self._stores_on_copy:
+            # MLflow keeps an engine per URI for the process: the copy's would hold its file open.
             for store in self._stores:
                 store.engine.dispose()
         self._remove_copy()

@@ -211,13 +211,16 @@ def test_export_is_one_snapshot_of_a_live_database(tmp_path, journal_mode, isola
 def test_sqlite_in_rollback_journal_mode_is_read_from_a_copy(tmp_path):
     """MLflow's default SQLite journal lets no writer commit while a reader holds a transaction: the export reads a
     copy, so a write made while it runs goes through at once (no busy wait) and stays out of the snapshot. The copy
-    is unlinked once open."""
+    is unlinked once open. MLflow's stores are opened on the copy too, so the file gets no Default experiment."""
     import sqlite3
 
     from mlflow_archive.database_source import open_source
 
     db = tmp_path / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}").create_experiment("before the export")
+    # Another spelling of the path: MLflow caches a store per URI, and the export's must be opened afresh.
+    MlflowClient(f"sqlite:///{tmp_path}/./mlflow.db").create_experiment("before the export")
+    with sqlite3.connect(db) as conn:  # MLflow's store, opened on this file, would create it again
+        conn.execute("DELETE FROM experiments WHERE experiment_id = 0")
     copies = set(Path(tempfile.gettempdir()).glob("mlflow-archive-snapshot-*"))
     source = open_source(f"sqlite:///{db}")
     try:
@@ -229,6 +232,8 @@ def test_sqlite_in_rollback_journal_mode_is_read_from_a_copy(tmp_path):
     finally:
         source.close()
     assert "before the export" in names and "during the export" not in names
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM experiments WHERE experiment_id = 0").fetchone() == (0,)
 
 
 def _database_at_revision(uri: str, revision: str) -> None:
