@@ -42,7 +42,7 @@ from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
 from .database import placeholder
-from .endpoints import TrackingSource, _Retrying
+from .endpoints import TrackingDestination, TrackingSource, _Retrying
 from .errors import SourceError, one_line
 from .streams import redact_uri
 
@@ -66,6 +66,16 @@ SQLITE_COPY = "sqlite backup copy"  # a SQLite file not in WAL mode: read from a
 def is_database_uri(uri: str | None) -> bool:
     """Whether MLflow's SQL store would open ``uri`` (``postgresql+psycopg2://...`` included)."""
     return bool(uri) and urlparse(uri).scheme.split("+")[0] in DATABASE_ENGINES
+
+
+def open_destination(tracking_uri: str | None, artifacts_destination: str | None = None) -> TrackingDestination:
+    """The destination for ``tracking_uri``; a database of another MLflow's schema is refused before MLflow opens it."""
+    from mlflow.tracking._tracking_service.utils import _resolve_tracking_uri
+
+    uri = _resolve_tracking_uri(tracking_uri)
+    if is_database_uri(uri):
+        refuse_older_destination(uri)
+    return TrackingDestination(tracking_uri, artifacts_destination)
 
 
 def open_source(tracking_uri: str | None, artifacts_destination: str | None = None) -> TrackingSource:
@@ -351,13 +361,51 @@ class _PinnedRegistryClient(ModelRegistryClient):
         return self._store
 
 
+def refuse_older_destination(uri: str) -> None:
+    """A SourceError for a destination database of another MLflow's schema. MLflow's store would upgrade one of an
+    older MLflow in place when opened, and that MLflow's server could no longer use it. A missing or empty
+    database is MLflow's to create."""
+    url = sa.engine.make_url(uri)
+    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+        return
+    where = redact_uri(uri)
+    try:
+        revision = _stored_revision(url)
+    except Exception:
+        return  # opening the store says what is wrong
+    if revision is not None and _older_schema(revision, where, "import into"):
+        import mlflow
+
+        raise SourceError(
+            f"The database {where} has the schema of an older MLflow (revision {revision}); MLflow {mlflow.__version__} would "
+            "upgrade it in place, and that MLflow's server could no longer use it. Import through its server "
+            "(--tracking-uri http://...), or take a backup and run `mlflow db upgrade` first."
+        )
+
+
+def _older_schema(revision: str, where: str, doing: str) -> bool:
+    """Whether ``revision`` is an older MLflow's (False: the installed MLflow's); a SourceError for one it does not know."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    if revision == _get_latest_schema_revision():
+        return False
+    try:
+        ScriptDirectory.from_config(_get_alembic_config(db_url="")).get_revision(revision)
+    except Exception:
+        import mlflow
+
+        raise SourceError(
+            f"The database {where} has schema revision {revision}, which MLflow {mlflow.__version__} does not know: a newer "
+            f"MLflow made it; install that MLflow (or newer) to {doing} it."
+        ) from None
+    return True
+
+
 def _exportable_revision(url: sa.engine.URL, uri: str) -> str:
     """The MLflow schema revision of the database, read without creating or changing anything; a SourceError
     when there is no MLflow database there, when a newer MLflow made it, or when it is of an older MLflow and
     not SQLite (only a SQLite file can be copied and the copy upgraded)."""
-    from alembic.script import ScriptDirectory
-    from mlflow.store.db.utils import _get_alembic_config
-
     where = redact_uri(uri)
     if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
         raise SourceError(f"There is no database file at {where}; check --tracking-uri (MLflow's default is sqlite:///mlflow.db, in the current folder).")
@@ -367,18 +415,7 @@ def _exportable_revision(url: sa.engine.URL, uri: str) -> str:
         raise SourceError(f"Cannot read the database {where}: {one_line(getattr(exc, 'orig', None) or exc)}.") from None
     if revision is None:
         raise SourceError(f"{where} holds no MLflow tracking data (it has no alembic_version table); check --tracking-uri.")
-    if revision == _get_latest_schema_revision():
-        return revision
-    try:
-        ScriptDirectory.from_config(_get_alembic_config(db_url="")).get_revision(revision)
-    except Exception:
-        import mlflow
-
-        raise SourceError(
-            f"The database {where} has schema revision {revision}, which MLflow {mlflow.__version__} does not know: a newer "
-            "MLflow made it; install that MLflow (or newer) to export it."
-        ) from None
-    if url.get_backend_name() != "sqlite":
+    if _older_schema(revision, where, "export") and url.get_backend_name() != "sqlite":
         raise SourceError(
             f"The database {where} has the schema of an older MLflow (revision {revision}), which this export would have to "
             "upgrade in place; export through a server of the MLflow that uses it (--tracking-uri http://...), or take a "

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .archive import ArchiveReader
 from .context import ImportContext, ImportOptions
-from .endpoints import TrackingDestination, stopped_error
+from .database_source import open_destination
+from .endpoints import stopped_error
 from .errors import ArchiveError, DamagedArchiveError
 from .idmap import IdMap
 from .inspection import verify_archive
@@ -86,7 +87,7 @@ def import_archive(
     summary = Summary("import", strict=strict)
     with open_input(input) as stream:
         reader = ArchiveReader(stream)  # reads and checks the header: a foreign file never reaches the destination
-        dest = TrackingDestination(tracking_uri, artifacts_destination)
+        dest = open_destination(tracking_uri, artifacts_destination)
         dest.check_reachable()
         progress = Progress(quiet)
         ids = IdMap()

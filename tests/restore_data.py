@@ -88,3 +88,18 @@ def registry_diff(got: tuple[dict, list[dict]], expected: tuple[dict, list[dict]
     """The fields in which two ``registry_state`` results differ, for an assertion message."""
     pairs = [(got[0], expected[0])] + list(zip(got[0]["latest_versions"], expected[0]["latest_versions"])) + list(zip(got[1], expected[1]))
     return str([(k, a[k], b.get(k)) for a, b in pairs for k in a if a[k] != b.get(k)])
+
+
+MID_HISTORY = "a8c4a736bde6"  # a schema revision from the middle of MLflow's history
+
+
+def database_at_revision(uri: str, revision: str) -> None:
+    """MLflow's schema as an older MLflow left it: the initial tables, then MLflow's migrations up to ``revision``."""
+    from alembic import command
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    engine = sa.create_engine(uri)
+    InitialBase.metadata.create_all(engine)
+    engine.dispose()
+    command.upgrade(_get_alembic_config(uri), revision)

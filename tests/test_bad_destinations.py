@@ -98,3 +98,23 @@ def test_a_kind_both_named_and_left_out_is_refused(tmp_path, kind):
     )
     assert f"--{kind} and --no-{kind} exclude each other" in one_error(result)
     assert not (tmp_path / "x.mlar").exists()
+
+
+def test_database_of_another_mlflow_is_not_upgraded_by_an_import(demo_archive, tmp_path):
+    """MLflow's store upgrades a database of an older MLflow in place when it opens it, and that MLflow's server
+    then cannot use it: the import refuses it, leaving the file as it was; a newer MLflow's schema is refused too."""
+    import hashlib
+    import sqlite3
+
+    from restore_data import MID_HISTORY, database_at_revision
+
+    older = tmp_path / "older.db"
+    database_at_revision(f"sqlite:///{older}", MID_HISTORY)
+    digest = hashlib.sha256(older.read_bytes()).hexdigest()
+    error = one_error(archive_cli.import_(demo_archive, f"sqlite:///{older}", check=False))
+    assert f"has the schema of an older MLflow (revision {MID_HISTORY})" in error and "mlflow db upgrade" in error
+    assert hashlib.sha256(older.read_bytes()).hexdigest() == digest
+    with sqlite3.connect(older) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    error = one_error(archive_cli.import_(demo_archive, f"sqlite:///{older}", check=False))
+    assert "has schema revision ffffffffffff, which MLflow" in error and "to import into it" in error

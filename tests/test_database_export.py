@@ -34,7 +34,7 @@ from database_export_data import (
 from datasets_data import build_datasets
 from mlflow import MlflowClient
 from prompts_data import build_prompts_dataset
-from restore_data import database_rows
+from restore_data import MID_HISTORY, database_at_revision, database_rows
 from traces_data import build_traces
 
 from mlflow_archive import archive, export_archive
@@ -236,19 +236,6 @@ def test_sqlite_in_rollback_journal_mode_is_read_from_a_copy(tmp_path):
         assert conn.execute("SELECT count(*) FROM experiments WHERE experiment_id = 0").fetchone() == (0,)
 
 
-def _database_at_revision(uri: str, revision: str) -> None:
-    """MLflow's schema as an older MLflow left it: the initial tables, then its migrations up to ``revision``."""
-    import sqlalchemy as sa
-    from alembic import command
-    from mlflow.store.db.utils import _get_alembic_config
-    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
-
-    engine = sa.create_engine(uri)
-    InitialBase.metadata.create_all(engine)
-    engine.dispose()
-    command.upgrade(_get_alembic_config(uri), revision)
-
-
 def test_databases_that_cannot_be_exported_as_they_are(tmp_path, postgres):
     """The export never creates or changes its source: no file where none was, no data, a schema of a newer
     MLflow, and an older schema on a server database (which only an in-place upgrade could read) are each one
@@ -270,7 +257,7 @@ def test_databases_that_cannot_be_exported_as_they_are(tmp_path, postgres):
     assert (tmp_path / "empty.db").stat().st_size == 0
 
     older = tmp_path / "older.db"
-    _database_at_revision(f"sqlite:///{older}", "a8c4a736bde6")
+    database_at_revision(f"sqlite:///{older}", MID_HISTORY)
     with sqlite3.connect(older) as conn:
         conn.executemany(  # what every MLflow store holds, and one more
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage) VALUES (?, ?, ?, 'active')",
@@ -278,7 +265,7 @@ def test_databases_that_cannot_be_exported_as_they_are(tmp_path, postgres):
         )
     digest = hashlib.sha256(older.read_bytes()).hexdigest()
     result = export_cli(tmp_path / "older.mlar", f"sqlite:///{older}")
-    assert "the database has the schema of an older MLflow (revision a8c4a736bde6)" in result.stderr_text
+    assert f"the database has the schema of an older MLflow (revision {MID_HISTORY})" in result.stderr_text
     assert hashlib.sha256(older.read_bytes()).hexdigest() == digest
     assert sorted(e["name"] for e in archive_contents(tmp_path / "older.mlar")[0]["experiments"]) == ["Default", "kept"]
 
@@ -289,12 +276,12 @@ def test_databases_that_cannot_be_exported_as_they_are(tmp_path, postgres):
     assert "has schema revision ffffffffffff, which MLflow" in refused(f"sqlite:///{newer}")
 
     on_server = postgres("older")
-    _database_at_revision(on_server, "a8c4a736bde6")
+    database_at_revision(on_server, MID_HISTORY)
     message = refused(on_server)
-    assert "has the schema of an older MLflow (revision a8c4a736bde6)" in message and "mlflow db upgrade" in message
+    assert f"has the schema of an older MLflow (revision {MID_HISTORY})" in message and "mlflow db upgrade" in message
     import sqlalchemy as sa
     from mlflow.store.db.utils import _get_schema_version
 
     engine = sa.create_engine(on_server)
-    assert _get_schema_version(engine) == "a8c4a736bde6"
+    assert _get_schema_version(engine) == MID_HISTORY
     engine.dispose()

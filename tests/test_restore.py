@@ -18,7 +18,7 @@ from archive_cli import MLFLOW, SCRATCH_CWD, import_counts
 from archive_cli import export as export_cli
 from archive_cli import run as run_cli
 from mlflow import MlflowClient
-from restore_data import compare_exact, database_rows, registry_diff, registry_state
+from restore_data import MID_HISTORY, compare_exact, database_at_revision, database_rows, registry_diff, registry_state
 from servers import start_server
 from tracking_data import build_small_experiment, ms
 
@@ -171,17 +171,11 @@ def test_other_schema_revision_refused(half_and_full, tmp_path):
 
 def test_schema_creation_cut_off_is_begun_again(half_and_full, tmp_path):
     """A database left at an earlier revision with no data (a restore killed while MLflow's migrations ran) is restored into."""
-    from alembic import command
     from mlflow.store.db.base_sql_model import Base
-    from mlflow.store.db.utils import _get_alembic_config
-    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
 
     _, half, _ = half_and_full
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    engine = sa.create_engine(uri)
-    InitialBase.metadata.create_all(engine)
-    command.upgrade(_get_alembic_config(uri), "a8c4a736bde6")  # a revision from the middle of MLflow's history
-    engine.dispose()
+    database_at_revision(uri, MID_HISTORY)
     restore_cli(half, tmp_path)
     rows = database_rows(uri)
     assert len(rows["runs"]) > 0
