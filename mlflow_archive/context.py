@@ -11,13 +11,13 @@ from mlflow.entities import Experiment
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 from .archive import ArchiveWriter
-from .errors import ArchiveError
 from .endpoints import (
     TrackingDestination,
     TrackingSource,
     server_failure_error,
     server_trouble,
 )
+from .errors import ArchiveError
 from .idmap import IdMap
 from .summary import Progress, Summary
 

@@ -74,7 +74,7 @@ def open_destination(tracking_uri: str | None, artifacts_destination: str | None
 
     uri = _resolve_tracking_uri(tracking_uri)
     if is_database_uri(uri):
-        refuse_older_destination(uri)
+        refuse_other_schema(uri)
     return TrackingDestination(tracking_uri, artifacts_destination)
 
 
@@ -361,12 +361,12 @@ class _PinnedRegistryClient(ModelRegistryClient):
         return self._store
 
 
-def refuse_older_destination(uri: str) -> None:
+def refuse_other_schema(uri: str) -> None:
     """A SourceError for a destination database of another MLflow's schema. MLflow's store would upgrade one of an
     older MLflow in place when opened, and that MLflow's server could no longer use it. A missing or empty
     database is MLflow's to create."""
     url = sa.engine.make_url(uri)
-    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+    if _no_sqlite_file(url):
         return
     where = redact_uri(uri)
     try:
@@ -407,7 +407,7 @@ def _exportable_revision(url: sa.engine.URL, uri: str) -> str:
     when there is no MLflow database there, when a newer MLflow made it, or when it is of an older MLflow and
     not SQLite (only a SQLite file can be copied and the copy upgraded)."""
     where = redact_uri(uri)
-    if url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database)):
+    if _no_sqlite_file(url):
         raise SourceError(f"There is no database file at {where}; check --tracking-uri (MLflow's default is sqlite:///mlflow.db, in the current folder).")
     try:
         revision = _stored_revision(url)
@@ -422,6 +422,11 @@ def _exportable_revision(url: sa.engine.URL, uri: str) -> str:
             "backup and run `mlflow db upgrade` first."
         )
     return revision
+
+
+def _no_sqlite_file(url: sa.engine.URL) -> bool:
+    """A SQLite URI naming no existing file (which MLflow's store would create)."""
+    return url.get_backend_name() == "sqlite" and not (url.database and os.path.isfile(url.database))
 
 
 def _stored_revision(url: sa.engine.URL) -> str | None:
