@@ -61,6 +61,16 @@ class CliResult:
             f"--- stderr ---\n{self.stderr_text[-6000:]}"
         )
 
+    def error_line(self, where: str = "") -> str:
+        """The one `Error:` line of a failure without a traceback (other lines, a summary, may come before it);
+        an AssertionError that shows ``where`` and the whole output otherwise."""
+        context = f"{where}\n{self.describe()}" if where else self.describe()
+        assert self.returncode != 0, context
+        assert "Traceback" not in self.stderr_text, context
+        errors = [line for line in self.stderr_text.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1, context
+        return errors[0]
+
 
 def _env_changes(tracking_uri: str | None) -> dict[str, str | None]:
     return {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": None}

@@ -18,17 +18,9 @@ def demo_archive(tmp_path_factory):
     return archive_cli.demo_archive(tmp_path_factory.mktemp("demo"))
 
 
-def one_error(result) -> str:
-    assert result.returncode != 0, result.describe()
-    assert "Traceback" not in result.stderr_text, result.describe()
-    errors = [line for line in result.stderr_text.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.describe()
-    return errors[0]
-
-
 def test_missing_archive_creates_no_destination(tmp_path):
     dest = tmp_path / "dst.db"
-    error = one_error(archive_cli.import_(tmp_path / "missing.mlar", f"sqlite:///{dest}", check=False))
+    error = archive_cli.import_(tmp_path / "missing.mlar", f"sqlite:///{dest}", check=False).error_line()
     assert "missing.mlar" in error and "No such file" in error
     assert not dest.exists(), "the destination store was created for an archive that does not exist"
 
@@ -39,7 +31,7 @@ def test_damaged_file_leaves_destination_untouched(demo_archive, tmp_path, keep)
     damaged = tmp_path / "damaged.mlar"
     damaged.write_bytes(data[: int(len(data) * keep)])
     dest = tmp_path / "dst.db"
-    one_error(archive_cli.import_(damaged, f"sqlite:///{dest}", check=False))
+    archive_cli.import_(damaged, f"sqlite:///{dest}", check=False).error_line()
     assert not dest.exists(), "a damaged archive reached the destination"
 
 
@@ -51,7 +43,7 @@ def test_dead_port_is_reported_at_once(demo_archive):
         "import", "-i", demo_archive, "--tracking-uri", url, "--quiet", check=False,
         env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": None, "MLFLOW_HTTP_REQUEST_TIMEOUT": None},
     )
-    assert "is not answering" in one_error(result)
+    assert "is not answering" in result.error_line()
 
 
 class _NotMlflow(http.server.BaseHTTPRequestHandler):
@@ -73,9 +65,9 @@ def test_web_server_that_is_not_mlflow(demo_archive):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        error = one_error(archive_cli.import_(demo_archive, url, check=False))
+        error = archive_cli.import_(demo_archive, url, check=False).error_line()
         assert "is not an MLflow tracking server (HTTP 200 on the experiments API)" in error, error
-        error = one_error(archive_cli.export(demo_archive.parent / "x.mlar", url, check=False))
+        error = archive_cli.export(demo_archive.parent / "x.mlar", url, check=False).error_line()
         assert "is not an MLflow tracking server" in error, error
     finally:
         server.shutdown()
@@ -87,7 +79,7 @@ def test_file_store_destination_names_the_setting(demo_archive, tmp_path):
         "import", "-i", demo_archive, "--tracking-uri", str(tmp_path / "mlruns"), "--quiet", check=False,
         env={"MLFLOW_ALLOW_FILE_STORE": None},
     )
-    assert "MLFLOW_ALLOW_FILE_STORE=true" in one_error(result)
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in result.error_line()
     assert not (tmp_path / "mlruns").exists()
 
 
@@ -96,7 +88,7 @@ def test_a_kind_both_named_and_left_out_is_refused(tmp_path, kind):
     result = archive_cli.export(
         tmp_path / "x.mlar", f"sqlite:///{tmp_path / 'mlflow.db'}", f"--{kind}", "all", f"--no-{kind}", check=False
     )
-    assert f"--{kind} and --no-{kind} exclude each other" in one_error(result)
+    assert f"--{kind} and --no-{kind} exclude each other" in result.error_line()
     assert not (tmp_path / "x.mlar").exists()
 
 
@@ -111,10 +103,10 @@ def test_database_of_another_mlflow_is_not_upgraded_by_an_import(demo_archive, t
     older = tmp_path / "older.db"
     database_at_revision(f"sqlite:///{older}", MID_HISTORY)
     digest = hashlib.sha256(older.read_bytes()).hexdigest()
-    error = one_error(archive_cli.import_(demo_archive, f"sqlite:///{older}", check=False))
+    error = archive_cli.import_(demo_archive, f"sqlite:///{older}", check=False).error_line()
     assert f"has the schema of an older MLflow (revision {MID_HISTORY})" in error and "mlflow db upgrade" in error
     assert hashlib.sha256(older.read_bytes()).hexdigest() == digest
     with sqlite3.connect(older) as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
-    error = one_error(archive_cli.import_(demo_archive, f"sqlite:///{older}", check=False))
+    error = archive_cli.import_(demo_archive, f"sqlite:///{older}", check=False).error_line()
     assert "has schema revision ffffffffffff, which MLflow" in error and "to import into it" in error

@@ -243,12 +243,10 @@ def test_databases_that_cannot_be_exported_as_they_are(tmp_path, postgres):
     import hashlib
     import sqlite3
 
-    from test_bad_destinations import one_error
-
     def refused(uri: str) -> str:
         result = export_cli(tmp_path / "x.mlar", uri, check=False)
         assert not (tmp_path / "x.mlar").exists()
-        return one_error(result)
+        return result.error_line()
 
     missing = tmp_path / "typo" / "mlfow.db"
     assert "There is no database file at" in refused(f"sqlite:///{missing}") and not missing.parent.exists()

@@ -266,10 +266,7 @@ def test_prompt_named_in_models_selector(models_data, models_source, tmp_path):
     """Naming the prompt in --models is an error (it is no registered model), and writes no archive."""
     path = tmp_path / "prompt.mlar"
     proc = archive_cli.export(path, models_source.url, "--models", models_data.prompt, check=False)
-    assert proc.returncode != 0, describe(proc)
-    assert "Traceback" not in proc.stderr_text, describe(proc)
-    errors = [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")]
-    assert errors == [f"Error: No registered model named {models_data.prompt!r} on the source; check --models."], describe(proc)
+    assert proc.error_line() == f"Error: No registered model named {models_data.prompt!r} on the source; check --models."
     assert list(tmp_path.iterdir()) == []
 
 

@@ -442,13 +442,6 @@ def _run_states(url: str) -> dict[str, str | None]:
     return {r.info.run_id: r.data.tags.get(IMPORT_STATE_TAG) for r in server_runs(url)}
 
 
-def _assert_one_error(proc, where: str) -> None:
-    assert proc.returncode != 0, f"{where}: import succeeded\n{proc.stderr_text}"
-    assert "Traceback" not in proc.stderr_text, f"{where}: traceback\n{proc.stderr_text}"
-    errors = [line for line in proc.stderr_text.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, f"{where}: expected one `Error:` line\n{proc.stderr_text}"
-
-
 def test_truncated_archive_then_full_import(tracking_dataset, source_server, fresh_dest_server, full_archive, tmp_path):
     path, _ = full_archive
     data = path.read_bytes()
@@ -459,10 +452,10 @@ def test_truncated_archive_then_full_import(tracking_dataset, source_server, fre
         # Checked first by default: nothing reaches the destination. With --no-verify the damage is
         # found only as it is read, as for a stream, and leaves partial runs for the next import.
         before = _run_states(fresh_dest_server.url)
-        _assert_one_error(import_cli(truncated, fresh_dest_server.url, check=False), where)
+        import_cli(truncated, fresh_dest_server.url, check=False).error_line(where)
         assert _run_states(fresh_dest_server.url) == before, f"{where}: a damaged file reached the destination"
         unverified = import_cli(truncated, fresh_dest_server.url, "--no-verify", check=False)
-        _assert_one_error(unverified, where)
+        unverified.error_line(where)
         assert "were left partial, and the same command with a good copy" in unverified.stderr_text, unverified.describe()
         states = set(_run_states(fresh_dest_server.url).values())
         assert "partial" in states, f"{where}: --no-verify left no partial run to finish ({states})"
