@@ -67,6 +67,10 @@ def test_capabilities_and_header_of_a_2x_export(legacy_server, legacy_data, tmp_
     with FlakyProxy(legacy_server.url, _never) as watched:
         result = archive_cli.export(archive, watched.url, "--experiments", legacy_data["experiment"], "--models", legacy_data["model"])
     assert _asked_for_logged_models(watched) == [] and len(watched.requests) > 10
+    # 2.x traces: found by the V2 search, whose infos are whole (no assessments to read again); spans from traces.json.
+    paths = [path.split("?")[0] for _, path in watched.requests]
+    assert "/api/2.0/mlflow/traces" in paths and not [p for p in paths if p.endswith("/info")]
+    assert sum(p.endswith("/traces.json") for p in paths) == len(legacy_data["traces"])
     source = inspect_archive(str(archive))["header"]["source"]
     assert source["mlflow_version"] == legacy_data["mlflow_version"]
     assert "logged_models" not in source["object_kinds"] and {"experiments", "runs", "registry", "traces"} <= set(source["object_kinds"])

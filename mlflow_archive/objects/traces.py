@@ -153,7 +153,9 @@ def _read_group(ctx: ExportContext, selected: list[tuple]) -> list[tuple[TraceIn
                 # Batch reads leave out traces without spans or with spans still missing.
                 trace = ctx.source.trace_with_spans(info.trace_id)
             elif trace is None:
-                trace = Trace(ctx.source.trace_info(info.trace_id), ctx.source.trace_artifact_data(info))
+                # Read again for its assessments, which a search may leave out (2.x traces have none).
+                whole = info if ctx.source.v2_traces else ctx.source.trace_info(info.trace_id)
+                trace = Trace(whole, ctx.source.trace_artifact_data(info))
             # The info read with the spans, not the search result: it is the newer one.
             read.append((trace.info, links, [_span_row(info.trace_id, s) for s in trace.data.spans]))
         except Exception as exc:
