@@ -134,9 +134,10 @@ def test_unreadable_files_of_one_run_leave_the_rest_exported(tmp_path):
 
 
 def test_archive_imported_into_its_own_store_creates_only_what_is_missing(tmp_path):
-    """Run and logged-model IDs are UUIDs, and a registered model is the same one when its name and creation
-    time match: an archive imported back into the store it came from finds its objects there, writes nothing
-    to them, and creates only a run removed since the export."""
+    """Run and logged-model IDs are UUIDs, and a registered model or an experiment is the same one when its name
+    and creation time (and an experiment's ID) match: an archive imported back into the store it came from finds
+    its objects there, writes nothing to them (an experiment restored since the export stays active), and creates
+    only a run removed since the export."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     uri = f"sqlite:///{tmp_path / 'own.db'}"
@@ -154,9 +155,13 @@ def test_archive_imported_into_its_own_store_creates_only_what_is_missing(tmp_pa
         client.create_registered_model("own-model")
         for _ in range(2):
             client.create_model_version("own-model", f"runs:/{parent}/model", run_id=parent)
+        back_id = client.create_experiment("own-back", tags={"kept": "as is"})
+        client.delete_experiment(back_id)
     before = {r.info.run_id: r.data.tags for r in client.search_runs([experiment_id])}
+    experiment_tags = {e: client.get_experiment(e).tags for e in (experiment_id, back_id)}
     archive = tmp_path / "own.mlar"
-    archive_cli.export(archive, uri)
+    archive_cli.export(archive, uri, "--export-deleted-experiments")
+    client.restore_experiment(back_id)  # restored since the export: the import leaves it active
     client.delete_run(lost)
     SqlAlchemyStore(uri, str(tmp_path / "artifacts"))._hard_delete_run(lost)  # as `mlflow gc` would
 
@@ -173,6 +178,8 @@ def test_archive_imported_into_its_own_store_creates_only_what_is_missing(tmp_pa
     assert [m.model_id for m in client.search_logged_models([experiment_id])] == [model.model_id]
     assert sorted(int(v.version) for v in client.search_model_versions("name='own-model'")) == [1, 2]
     assert client.get_registered_model("own-model").tags == {}
+    assert {e: client.get_experiment(e).tags for e in (experiment_id, back_id)} == experiment_tags  # no tag written
+    assert client.get_experiment(back_id).lifecycle_stage == "active"
 
     again = archive_cli.import_counts(archive_cli.import_(archive, uri).stderr_text)
     assert again["runs"] == (0, 3, 0) and again["model_versions"] == (0, 2, 0)

@@ -419,7 +419,8 @@ def test_summary_names_first_error_and_exit_is_non_zero(scratch_server, dest_ser
 
 
 def test_import_into_the_exporting_server_creates_nothing(scratch_server, unique_prefix, tmp_path):
-    """Over REST too, runs found under their own IDs are present, and a deleted one stays as the server has it."""
+    """Over REST too, runs found under their own IDs are present, a deleted one stays as the server has it, and
+    the experiment (same ID, name and creation time) gets no tag."""
     name = f"{unique_prefix}own server"
     small = build_small_experiment(scratch_server.url, name, n_runs=3)
     client = MlflowClient(scratch_server.url)
@@ -434,6 +435,7 @@ def test_import_into_the_exporting_server_creates_nothing(scratch_server, unique
     assert sorted(r.info.run_id for r in runs) == sorted(small.run_ids)
     assert all(r.info.lifecycle_stage == "active" for r in runs)
     assert not any(k.startswith("mlflow_archive.") for r in runs for k in r.data.tags)
+    assert not any(k.startswith("mlflow_archive.") for k in client.get_experiment(small.experiment_id).tags)
 
 
 # -- rewrites and exclusions ----------------------------------------------------------------------

@@ -72,6 +72,7 @@ class Importer:
         if ctx.options.import_source_tags:
             tags.update(self._source_tags(row))
         existing = ctx.dest.experiment_by_name(name)
+        native = False
         if existing is None:
             dest_id = ctx.dest.create_experiment(name, tags)
             ctx.summary.add("experiments", "created")
@@ -79,11 +80,16 @@ class Importer:
             dest_id = existing.experiment_id
             if existing.lifecycle_stage == LifecycleStage.DELETED:
                 ctx.dest.restore_experiment(dest_id)
-            ctx.dest.set_experiment_tags(dest_id, {k: v for k, v in tags.items() if k not in existing.tags})
+            # The experiment the archive came from (same ID, name and creation time) is left as it is.
+            created = row.get("creation_time")
+            native = dest_id == row["experiment_id"] and created is not None and existing.creation_time == created
+            if not native:
+                ctx.dest.set_experiment_tags(dest_id, {k: v for k, v in tags.items() if k not in existing.tags})
             ctx.summary.add("experiments", "skipped")
             self._index_runs(dest_id)
         ctx.ids.put("experiment", row["experiment_id"], dest_id)
-        if row["lifecycle_stage"] == LifecycleStage.DELETED:
+        restored_since = native and existing.lifecycle_stage == LifecycleStage.ACTIVE
+        if row["lifecycle_stage"] == LifecycleStage.DELETED and not restored_since:
             # Runs can only be created in an active experiment: delete it once the archive is replayed.
             self.to_delete.append(dest_id)
 
