@@ -605,11 +605,6 @@ class TrackingSource(_Endpoint):
                     raise
         return found
 
-    @property
-    def links_traces_to_runs(self) -> bool:
-        """Whether traces can be linked to runs other than the one in their metadata (not on 2.x servers)."""
-        return not self.v2_traces
-
     def traces_of_run(self, experiment_id: str, run_id: str) -> Iterator[TraceInfo]:
         """Traces of an experiment that name the run in their metadata or are linked to it."""
         return self.traces(experiment_id, f"attributes.run_id = '{run_id}'")

@@ -80,7 +80,7 @@ def _selected(ctx: ExportContext):
     def with_links(info: TraceInfo):
         if info.experiment_id not in links:
             exported_runs = info.experiment_id in ctx.selection.full_experiment_ids
-            searched = exported_runs and ctx.source.links_traces_to_runs
+            searched = exported_runs and not ctx.source.v2_traces  # 2.x servers link traces to no other run
             links[info.experiment_id] = _run_links(ctx, info.experiment_id) if searched else {}
         return info, links[info.experiment_id].get(info.trace_id)
 
