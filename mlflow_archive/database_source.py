@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.db.db_types import DATABASE_ENGINES
-from mlflow.store.db.utils import _get_latest_schema_revision, _get_managed_session_maker
+from mlflow.store.db.utils import _get_latest_schema_revision, _get_managed_session_maker, _get_schema_version
 from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
 from mlflow.tracking._model_registry.client import ModelRegistryClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
@@ -430,18 +430,10 @@ def _no_sqlite_file(url: sa.engine.URL) -> bool:
 
 
 def _stored_revision(url: sa.engine.URL) -> str | None:
-    if url.get_backend_name() == "sqlite":
-        with contextlib.closing(sqlite3.connect(f"file:{quote(url.database)}?mode=ro", uri=True, timeout=20)) as conn:
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone():
-                return None
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            return row[0] if row else None
+    """The database's MLflow schema revision, None without an alembic_version table (MLflow's own reading)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
-                return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return _get_schema_version(engine)
     finally:
         engine.dispose()
 
