@@ -619,7 +619,7 @@ class TrackingSource(_Endpoint):
 
     def trace_info(self, trace_id: str) -> TraceInfo:
         """One trace's info with its assessments (search results may leave them out)."""
-        if self.v2_traces:
+        if self.v2_traces:  # MLflow's own V3 call goes to a path a 2.x server answers with HTTP 500
             from mlflow.protos.service_pb2 import GetTraceInfo
 
             response = self.store._call_endpoint(
