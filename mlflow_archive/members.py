@@ -196,6 +196,10 @@ class _FlatTable:
 ARROW_SCHEMA, ARROW_RECORD_BATCH = 1, 3  # MessageHeader union tags of Arrow's Message.fbs
 ARROW_ZSTD = 1  # CompressionType of Arrow's Message.fbs (0 is LZ4_FRAME)
 PARQUET_CODECS = ("ZSTD", "UNCOMPRESSED")
+# The same codecs as Parquet's CompressionCodec numbers: the footer walk checks them before pyarrow sees
+# them, since pyarrow 26 ends the process (std::terminate) on a number it does not know.
+PARQUET_ZSTD = 6
+PARQUET_CODEC_IDS = (0, PARQUET_ZSTD)
 ARROW_END = b"\xff\xff\xff\xff\0\0\0\0"
 
 
@@ -374,7 +378,10 @@ def _check_parquet_footer(spool: Spool, name: str) -> None:
             if len(columns) != len(leaves):
                 raise ValueError("row group without one chunk per column")
             for column, (definition, repetition) in zip(columns, leaves):
-                sizes = (column.get(3) or {}).get(16) or {}
+                meta = column.get(3) or {}
+                if meta.get(4, PARQUET_ZSTD) not in PARQUET_CODEC_IDS:
+                    raise ValueError(f"column chunk codec {meta.get(4)} is not ZSTD or UNCOMPRESSED")
+                sizes = meta.get(16) or {}
                 for histogram, level in ((sizes.get(2), repetition), (sizes.get(3), definition)):
                     if histogram and len(histogram) != level + 1:
                         raise ValueError("size statistics do not match the schema")
