@@ -174,6 +174,12 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
     help="For an export from a database: the --artifacts-destination its server was started with (a folder or an "
     "object-store URI), where the files of mlflow-artifacts:/ URIs are.",
 )
+@click.option(
+    "--allow-missing-kinds",
+    is_flag=True,
+    help="Succeed although the source holds kinds of objects that the archive does not carry yet (they are named "
+    "in the summary either way).",
+)
 @_workers
 @_quiet
 @_reports_errors

@@ -41,6 +41,7 @@ from mlflow.tracking._model_registry.client import ModelRegistryClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
+from .coverage import Uncarried, uncarried_in_database
 from .database import placeholder
 from .endpoints import TrackingDestination, TrackingSource, _Retrying
 from .errors import SourceError, one_line
@@ -205,6 +206,10 @@ class DatabaseSource(TrackingSource):
         if len(self._stores) == 2:  # the registry is in this database: named as the database, not as a copy
             described["registry_uri"] = redact_uri(self.uri)
         return described
+
+    def uncarried(self, experiments, whole: bool) -> list[Uncarried]:
+        with self._lock:
+            return uncarried_in_database(self._conn, [e.experiment_id for e in experiments], whole)
 
     def _schema_revision(self) -> str | None:
         return self.source_revision

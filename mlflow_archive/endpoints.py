@@ -56,6 +56,7 @@ from mlflow.tracing.utils import TraceJSONEncoder
 from mlflow.utils.proto_json_utils import message_to_json
 
 from .archive import SECTIONS
+from .coverage import Uncarried, uncarried_over_rest
 from .errors import SourceError, one_line
 from .streams import redact_uri
 
@@ -340,6 +341,11 @@ def _version_tuple(version: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+# Answers of a server that has no such endpoint, or does not serve it (a feature it was not started with).
+NO_SUCH_ENDPOINT = (404, 405, 501)
+_FEATURE_OFF = re.compile(r"disabled because the server is running without")  # e.g. workspaces, answered with 503
+
+
 def _no_such_endpoint(response) -> bool:
     """A 404 for a search path: a server answering "no such object" would say so in JSON."""
     if response is None or response.status_code != 404:
@@ -378,6 +384,30 @@ class TrackingSource(_Endpoint):
 
     def check_artifacts(self, experiments: list[Experiment]) -> None:
         """Stop before anything is written if the files of these experiments cannot be read (a database source)."""
+
+    def uncarried(self, experiments: list[Experiment], whole: bool) -> list[Uncarried]:
+        """What the server holds that the archive does not carry (coverage.py); a local file store holds nothing more.
+
+        A deleted experiment's kinds are not asked for: MLflow refuses to list them (the database path counts them).
+        """
+        if not self.uri.startswith(("http://", "https://")):
+            return []
+        active = [e.experiment_id for e in experiments if e.lifecycle_stage == LifecycleStage.ACTIVE]
+        return uncarried_over_rest(self._listed, active, whole)
+
+    def _listed(self, method: str, path: str, arguments: dict):
+        """A list endpoint's JSON answer; None where the server has no such endpoint, else the refusal's HTTP status."""
+        get = method == "GET"
+        response = self._request(method, path, None if get else arguments, arguments if get else None)
+        if response is None:
+            return None
+        if response.ok:
+            try:
+                return response.json()
+            except ValueError:
+                return response.status_code
+        served = response.status_code not in NO_SUCH_ENDPOINT and not _FEATURE_OFF.search(response.text[:500])
+        return response.status_code if served else None
 
     def close(self) -> None:
         """Release what the source holds open (a database source's snapshot)."""

@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .coverage import Uncarried
 from .errors import one_line
 
 
@@ -28,6 +29,8 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     skipped_kinds: dict[str, str] = field(default_factory=dict)  # object kind -> why the server cannot hold it
     strict: bool = False  # a skipped kind makes the summary not ok
+    uncarried: list[Uncarried] = field(default_factory=list)  # what the source holds that no archive kind carries
+    allow_uncarried: bool = False  # --allow-missing-kinds: those do not make the summary not ok
     archive_bytes: int = 0
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -53,13 +56,21 @@ class Summary:
             if text not in self.notes:
                 self.notes.append(text)
 
+    def leave_out(self, uncarried: Uncarried) -> None:
+        with self._lock:
+            self.uncarried.append(uncarried)
+
     def skip_kind(self, object_type: str, reason: str) -> None:
         with self._lock:
             self.skipped_kinds[object_type] = reason
 
     @property
     def ok(self) -> bool:
-        return not any(c.failed for c in self.counts.values()) and not (self.strict and self.skipped_kinds)
+        return (
+            not any(c.failed for c in self.counts.values())
+            and not (self.strict and self.skipped_kinds)
+            and (self.allow_uncarried or not self.uncarried)
+        )
 
     def lines(self) -> list[str]:
         out = []
@@ -75,6 +86,10 @@ class Summary:
             out.append(line)
         strict = " (--strict: this fails the import)" if self.strict and self.action == "import" else ""
         out += [f"{kind}: skipped, {reason}{strict}" for kind, reason in self.skipped_kinds.items()]
+        allowed = " (--allow-missing-kinds: the export still succeeds)" if self.allow_uncarried else ""
+        out += [u.sentence() + allowed for u in self.uncarried]
+        if self.uncarried and not self.allow_uncarried:
+            out.append("note: the archive is complete but lacks the kinds above; --allow-missing-kinds accepts that")
         out += [f"note: {n}" for n in self.notes]
         return out
 

@@ -55,6 +55,10 @@ def server_env() -> dict[str, str]:
     # uvicorn closes a connection idle for 5 s; a test's client reusing it at that instant gets
     # "Connection reset by peer" (the suite sets MLflow's retries to 0). Idle connections outlive the suite.
     env["UVICORN_TIMEOUT_KEEP_ALIVE"] = "3600"
+    # Webhooks to loopback URLs, and a fixed key for their secrets (else a random one per process).
+    env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"] = "http,https"
+    env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] = "true"
+    env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = "bWxmbG93LWFyY2hpdmUtdGVzdHMtd2ViaG9vay1rZXk="
     return env
 
 
