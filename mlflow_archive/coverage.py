@@ -66,9 +66,11 @@ UNCARRIED_KINDS = {
 }
 KIND_OF_TABLE = {table: kind for kind, tables in UNCARRIED_KINDS.items() for table in tables}
 
+DEFAULT_WORKSPACE = "default"  # MLflow's workspace for everything on a server without workspaces
+
 # Rows MLflow writes by itself, which a destination writes again: (column, value) rows that are not counted.
 SEEDED = {
-    "workspaces": ("name", "default"),  # every database has it
+    "workspaces": ("name", DEFAULT_WORKSPACE),  # every database has it
     "label_schemas": ("is_default", True),  # seeded into an experiment the first time its schemas are listed
 }
 
@@ -167,7 +169,7 @@ def _holds_objects(kind: str, answer) -> bool:
     for value in answer.values():
         if isinstance(value, list):
             if kind == "workspaces":
-                value = [w for w in value if not (isinstance(w, dict) and w.get("name") == SEEDED["workspaces"][1])]
+                value = [w for w in value if not (isinstance(w, dict) and w.get("name") == DEFAULT_WORKSPACE)]
             if value:
                 return True
     return False

@@ -41,7 +41,7 @@ from mlflow.tracking._model_registry.client import ModelRegistryClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
-from .coverage import Uncarried, uncarried_in_database
+from .coverage import DEFAULT_WORKSPACE, Uncarried, uncarried_in_database
 from .database import placeholder
 from .endpoints import TrackingDestination, TrackingSource, _Retrying
 from .errors import SourceError, one_line
@@ -103,6 +103,7 @@ class DatabaseSource(TrackingSource):
         # MLflow's store would create a missing SQLite file and upgrade an older schema in place: the database
         # is checked first, and a SQLite file of an older MLflow is read from a copy upgraded by MLflow's migrations.
         self.source_revision = _exportable_revision(url, tracking_uri)
+        _refuse_unchosen_workspaces(url, tracking_uri)
         upgraded = self.source_revision != _get_latest_schema_revision()
         try:
             if dialect == "sqlite" and (upgraded or _journal_mode(url.database) != "wal"):
@@ -427,6 +428,32 @@ def _exportable_revision(url: sa.engine.URL, uri: str) -> str:
             "backup and run `mlflow db upgrade` first."
         )
     return revision
+
+
+def _refuse_unchosen_workspaces(url: sa.engine.URL, uri: str) -> None:
+    """A database with workspaces besides ``default`` is exported one workspace at a time, the one MLflow's own
+    settings choose: the archive does not carry workspaces yet, and MLflow's store refuses to open such a database
+    otherwise (in words about its own settings)."""
+    # Read as MLflow reads them (3.10+; the package supports older MLflow 3 releases, which lack these names).
+    if os.environ.get("MLFLOW_ENABLE_WORKSPACES", "").lower() in ("true", "1") and os.environ.get("MLFLOW_WORKSPACE"):
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("workspaces"):
+                return
+            names = conn.execute(
+                sa.text("SELECT name FROM workspaces WHERE name <> :default ORDER BY name"), {"default": DEFAULT_WORKSPACE}
+            ).scalars().all()
+    finally:
+        engine.dispose()
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise SourceError(
+            f"{redact_uri(uri)} holds workspaces besides {DEFAULT_WORKSPACE} ({shown}), which the archive does not carry "
+            "yet: export one workspace per archive with MLFLOW_ENABLE_WORKSPACES=true and MLFLOW_WORKSPACE=<name> set "
+            "(an import puts it into the destination's current workspace)."
+        )
 
 
 def _no_sqlite_file(url: sa.engine.URL) -> bool:

@@ -109,3 +109,29 @@ def test_every_table_of_this_mlflow_is_classified(tmp_path):
     known = CARRIED_TABLES | set(LEFT_OUT) | set(KIND_OF_TABLE)
     assert tables - known == set()
     assert not CARRIED_TABLES & set(LEFT_OUT) and not CARRIED_TABLES & set(KIND_OF_TABLE)
+
+
+def test_a_database_with_workspaces_is_exported_one_workspace_at_a_time(tmp_path, monkeypatch):
+    """The archive does not carry workspaces yet: a database holding more than ``default`` is refused in one
+    sentence that says how to export it, unchanged; with MLflow's workspace settings chosen, that workspace is
+    exported and the others are named as left out."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = tmp_path / "workspaces.db"
+    uri = f"sqlite:///{path}"
+    store = SqlAlchemyStore(uri, str(tmp_path / "artifacts"))
+    store.create_experiment("in-default")
+    store.engine.dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO workspaces (name, description) VALUES ('team-b', 'B')")
+    before = path.read_bytes()
+    refused = archive_cli.export(tmp_path / "refused.mlar", uri, "--artifacts-destination", str(tmp_path / "artifacts"), check=False)
+    assert "holds workspaces besides default (team-b)" in refused.error_line()
+    assert "MLFLOW_WORKSPACE=<name>" in refused.error_line()
+    assert path.read_bytes() == before and not (tmp_path / "refused.mlar").exists()
+    monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")
+    monkeypatch.setenv("MLFLOW_WORKSPACE", "default")
+    chosen = archive_cli.export(tmp_path / "default.mlar", uri, "--artifacts-destination", str(tmp_path / "artifacts"), check=False)
+    assert chosen.returncode == 1, chosen.describe()
+    assert archive_cli.export_counts(chosen.stderr_text)["experiments"] == 2  # Default and in-default
+    assert _uncarried(chosen.stderr_text) == {"workspaces": f"{UNCARRIED_LINE} (1 row in workspaces)"}
