@@ -380,7 +380,7 @@ def _check_parquet_footer(spool: Spool, name: str) -> None:
             for column, (definition, repetition) in zip(columns, leaves):
                 meta = column.get(3) or {}
                 if meta.get(4, PARQUET_ZSTD) not in PARQUET_CODEC_IDS:
-                    raise ValueError(f"column chunk codec {meta.get(4)} is not ZSTD or UNCOMPRESSED")
+                    raise DamagedArchiveError(f"The archive is damaged: member {name} uses another codec than ZSTD.")
                 sizes = meta.get(16) or {}
                 for histogram, level in ((sizes.get(2), repetition), (sizes.get(3), definition)):
                     if histogram and len(histogram) != level + 1:
