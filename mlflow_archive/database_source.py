@@ -33,12 +33,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from mlflow.entities import LifecycleStage, LoggedModelStatus
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.db.db_types import DATABASE_ENGINES
 from mlflow.store.db.utils import _get_latest_schema_revision, _get_managed_session_maker, _get_schema_version
+from mlflow.store.tracking.dbmodels.models import SqlLoggedModel, SqlRun, SqlTag
 from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
 from mlflow.tracking._model_registry.client import ModelRegistryClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
 from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
 from .database import placeholder
@@ -61,6 +64,7 @@ ISOLATION = {
     "mssql": "mssql snapshot",
 }
 SQLITE_COPY = "sqlite backup copy"  # a SQLite file not in WAL mode: read from a copy made by SQLite's backup API
+PROBED_LOCATIONS = 5  # artifact locations of each kind looked for under --artifacts-destination before the export
 
 
 def is_database_uri(uri: str | None) -> bool:
@@ -297,19 +301,66 @@ class DatabaseSource(TrackingSource):
     # -- Artifacts: mlflow-artifacts:/ URIs resolved against the server's --artifacts-destination
 
     def check_artifacts(self, experiments) -> None:
-        """Stop before anything is written when an exported object's files need ``--artifacts-destination``."""
+        """Stop before anything is written when an exported object's files need ``--artifacts-destination``, or
+        when the database records files (ready logged models, runs that logged a model) and a few of their
+        locations probed under it hold none: a wrong folder would otherwise give an archive without files."""
+        ids = [int(e.experiment_id) for e in experiments]
         if self.artifacts_root is not None:
+            if ids:
+                self._probe_artifacts_root(ids)
             return
-        ids = [e.experiment_id for e in experiments]
         proxied = any((e.artifact_location or "").startswith(MLFLOW_ARTIFACTS + ":") for e in experiments)
         if not proxied and ids:
             query = sa.text(
                 "SELECT 1 FROM runs WHERE artifact_uri LIKE 'mlflow-artifacts:%' AND experiment_id IN :ids"
             ).bindparams(sa.bindparam("ids", expanding=True))
             with self._lock:
-                proxied = self._conn.execute(query, {"ids": [int(i) for i in ids]}).first() is not None
+                proxied = self._conn.execute(query, {"ids": ids}).first() is not None
         if proxied:
             raise self._needs_artifacts_destination()
+
+    def _probe_artifacts_root(self, experiment_ids: list[int]) -> None:
+        models, runs, tags = SqlLoggedModel, SqlRun, SqlTag
+        proxied = f"{MLFLOW_ARTIFACTS}:%"
+        recorded = self._locations(  # where the database says files are
+            sa.select(models.artifact_location).where(
+                models.experiment_id.in_(experiment_ids), models.artifact_location.like(proxied),
+                models.status == LoggedModelStatus.READY.to_int(), models.lifecycle_stage == LifecycleStage.ACTIVE,
+            ),
+            sa.select(runs.artifact_uri).join(tags, (tags.run_uuid == runs.run_uuid) & (tags.key == MLFLOW_LOGGED_MODELS)).where(
+                runs.experiment_id.in_(experiment_ids), runs.artifact_uri.like(proxied), runs.lifecycle_stage == LifecycleStage.ACTIVE,
+            ),
+        )
+        # Runs with files leave no mark in the database: a sample of any runs, which may all be without files.
+        sampled = self._locations(
+            sa.select(runs.artifact_uri).where(runs.experiment_id.in_(experiment_ids), runs.artifact_uri.like(proxied))
+        )
+        probed = recorded + [uri for uri in sampled if uri not in recorded]
+        if not probed or any(self._holds_files(uri) for uri in probed):
+            return
+        where = redact_uri(self.artifacts_root)
+        first = redact_uri(self.resolve_artifact_uri(probed[0]))
+        if recorded:
+            raise SourceError(
+                f"--artifacts-destination {where} holds none of the files the database {redact_uri(self.uri)} records "
+                f"(logged models, models logged by runs): {len(probed)} locations checked, none there (the first: {first}); "
+                "give the value the database's server was started with."
+            )
+        self.notes.append(
+            f"--artifacts-destination {where} holds no file at any of the {len(probed)} run artifact locations checked "
+            f"(the first: {first}); if the runs have files, that is not where the database's server keeps them"
+        )
+
+    def _locations(self, *queries) -> list[str]:
+        """The artifact URIs the queries select, PROBED_LOCATIONS of each at most."""
+        with self._lock:
+            return [uri for query in queries for (uri,) in self._conn.execute(query.limit(PROBED_LOCATIONS))]
+
+    def _holds_files(self, uri: str) -> bool:
+        try:
+            return bool(get_artifact_repository(self.resolve_artifact_uri(uri), tracking_uri=self.uri).list_artifacts())
+        except Exception:
+            return True  # unreadable, not missing: each object whose files cannot be read then counts as failed
 
     def _needs_artifacts_destination(self) -> SourceError:
         return SourceError(

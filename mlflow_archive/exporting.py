@@ -99,11 +99,11 @@ def export_archive(
     progress = Progress(quiet)
     try:
         source.check_reachable()
-        for note in source.notes:
-            summary.note(note)
         with source.as_process_default():
             selection = _read(source, lambda: plan(source, options))
         source.check_artifacts(selection.experiments)
+        for note in source.notes:  # after the artifacts check, which may add one
+            summary.note(note)
         with source.as_process_default(), tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(
             options.workers
         ) as pool, open_output(output) as stream:

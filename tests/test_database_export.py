@@ -36,6 +36,7 @@ from mlflow import MlflowClient
 from prompts_data import build_prompts_dataset
 from restore_data import MID_HISTORY, database_at_revision, database_rows
 from traces_data import build_traces
+from tracking_data import build_small_experiment
 
 from mlflow_archive import archive, export_archive
 from mlflow_archive.archive import ArchiveReader
@@ -151,6 +152,36 @@ def test_export_without_artifacts_destination_is_refused(source_server, tmp_path
     assert proc.one_line_error() is None, proc.one_line_error()
     assert "add --artifacts-destination" in proc.stderr_text
     assert not list(tmp_path.iterdir())  # nothing written, not even a partial file
+
+
+def test_wrong_artifacts_destination_is_refused(scratch_server, unique_prefix, tmp_path):
+    """A folder under which none of the files the database records are (a typo, an existing but wrong folder) is one
+    sentence before anything is written. Files of runs leave no record: where none of the runs checked has files
+    there, the export goes on and a note says so."""
+    from mlflow.entities import LoggedModelStatus
+
+    client = MlflowClient(scratch_server.url)
+    modelled = build_small_experiment(scratch_server.url, f"{unique_prefix}modelled", n_runs=1)
+    model = client.create_logged_model(modelled.experiment_id, source_run_id=modelled.run_ids[0])
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    client.log_model_artifacts(model.model_id, str(tmp_path / "model"))
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    plain = build_small_experiment(scratch_server.url, f"{unique_prefix}plain", n_runs=1)
+
+    def export(name: str, destination, check: bool = True):
+        return export_cli(tmp_path / "x.mlar", scratch_server.backend_uri, "--experiments", name,
+                          "--artifacts-destination", destination, check=check)
+
+    (tmp_path / "wrong").mkdir()
+    for wrong in (tmp_path / "artifactz", tmp_path / "wrong"):
+        error = export(modelled.name, wrong, check=False).error_line()
+        assert f"--artifacts-destination {wrong} holds none of the files the database" in error, error
+        assert not (tmp_path / "x.mlar").exists()
+    proc = export(plain.name, tmp_path / "wrong")
+    assert "note: --artifacts-destination" in proc.stderr_text and "run artifact locations checked" in proc.stderr_text
+    proc = export(modelled.name, scratch_server.artifacts_path)
+    assert export_counts(proc.stderr_text)["artifact_files"] == 2 and "note:" not in proc.stderr_text  # the run's and the model's
 
 
 WRITER = textwrap.dedent(f"""
