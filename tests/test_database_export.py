@@ -155,9 +155,8 @@ def test_export_without_artifacts_destination_is_refused(source_server, tmp_path
 
 
 def test_wrong_artifacts_destination_is_refused(scratch_server, unique_prefix, tmp_path):
-    """A folder under which none of the files the database records are (a typo, an existing but wrong folder) is one
-    sentence before anything is written. Files of runs leave no record: where none of the runs checked has files
-    there, the export goes on and a note says so."""
+    """A folder that holds none of the database's files (a typo, an existing but wrong folder) is one sentence
+    before anything is written."""
     from mlflow.entities import LoggedModelStatus
 
     client = MlflowClient(scratch_server.url)
@@ -167,21 +166,35 @@ def test_wrong_artifacts_destination_is_refused(scratch_server, unique_prefix, t
     (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
     client.log_model_artifacts(model.model_id, str(tmp_path / "model"))
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
-    plain = build_small_experiment(scratch_server.url, f"{unique_prefix}plain", n_runs=1)
 
-    def export(name: str, destination, check: bool = True):
-        return export_cli(tmp_path / "x.mlar", scratch_server.backend_uri, "--experiments", name,
+    def export(destination, check: bool = True):
+        return export_cli(tmp_path / "x.mlar", scratch_server.backend_uri, "--experiments", modelled.name,
                           "--artifacts-destination", destination, check=check)
 
-    (tmp_path / "wrong").mkdir()
-    for wrong in (tmp_path / "artifactz", tmp_path / "wrong"):
-        error = export(modelled.name, wrong, check=False).error_line()
-        assert f"--artifacts-destination {wrong} holds none of the files the database" in error, error
+    (tmp_path / "empty").mkdir()
+    for wrong in (tmp_path / "artifactz", tmp_path / "empty"):
+        error = export(wrong, check=False).error_line()
+        assert f"--artifacts-destination {wrong} is empty or missing, but the database" in error, error
         assert not (tmp_path / "x.mlar").exists()
-    proc = export(plain.name, tmp_path / "wrong")
-    assert "note: --artifacts-destination" in proc.stderr_text and "run artifact locations checked" in proc.stderr_text
-    proc = export(modelled.name, scratch_server.artifacts_path)
+    error = export(scratch_server.root, check=False).error_line()  # the server's folder, one level too high
+    assert f"--artifacts-destination {scratch_server.root} holds no folder of the database" in error, error
+    assert not (tmp_path / "x.mlar").exists()
+    proc = export(scratch_server.artifacts_path)
     assert export_counts(proc.stderr_text)["artifact_files"] == 2 and "note:" not in proc.stderr_text  # the run's and the model's
+
+
+def test_artifacts_destination_of_a_database_without_files(tmp_path):
+    """A database whose server never stored a file: its folder may never have been made, so a missing one is
+    refused (it could be a typo) and an empty one is taken, with a note."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.create_run(client.create_experiment("metrics only", artifact_location="mlflow-artifacts:/1"))
+    missing, empty = tmp_path / "mlartifacts", tmp_path / "empty"
+    error = export_cli(tmp_path / "x.mlar", uri, "--artifacts-destination", missing, check=False).error_line()
+    assert f"--artifacts-destination {missing} does not exist" in error and "an empty folder if" in error, error
+    empty.mkdir()
+    proc = export_cli(tmp_path / "x.mlar", uri, "--artifacts-destination", empty)
+    assert f"note: --artifacts-destination {empty} is empty: the archive holds no files" in proc.stderr_text
 
 
 WRITER = textwrap.dedent(f"""
