@@ -32,34 +32,52 @@ class DatabaseDestination:
         try:
             self.uri = sa.engine.make_url(uri).render_as_string(hide_password=True)  # for messages
             _make_parent_dirs_if_sqlite(uri)
-            self.engine = sa.create_engine(uri)
-            if self.engine.dialect.name == "sqlite":
-                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            self.engine = sa.create_engine(uri)  # SQLite's pragmas come with the first write (``prepare``)
         except Exception as exc:
             raise ArchiveError(f"Cannot open the database {uri}: {reason(exc)}.") from None
 
-    def prepare(self) -> None:
-        """Create MLflow's schema in an empty database; refuse one at another schema revision."""
-        from mlflow.store.db.utils import _get_latest_schema_revision, _get_schema_version
+    def check_schema(self) -> bool:
+        """Refuse a database at another schema revision that holds data, reading only; True when the database has
+        the installed MLflow's schema (so rows to check the archive against), False when ``prepare`` makes it."""
+        from mlflow.store.db.utils import _get_latest_schema_revision
 
-        expected = _get_latest_schema_revision()
-        try:
-            found = _get_schema_version(self.engine)
-        except Exception as exc:
-            raise ArchiveError(f"Cannot open the database {self.uri}: {reason(exc)}.") from None
-        if found != expected:
-            tables = sa.MetaData()
-            tables.reflect(self.engine)
-            if self._holds_no_data(tables):
-                tables.drop_all(self.engine)  # a schema creation that was cut off (a killed restore) is begun again
-            elif found is not None:
-                raise ArchiveError(
-                    f"The database {self.uri} has MLflow schema revision {found}, but the installed MLflow writes "
-                    f"revision {expected}; run `mlflow db upgrade {self.uri}` (or restore with the MLflow that made it) first."
-                )
+        expected, found = _get_latest_schema_revision(), self._schema_revision()
+        if found == expected:
+            return True
+        if found is not None and not self._holds_no_data(self._tables()):
+            raise ArchiveError(
+                f"The database {self.uri} has MLflow schema revision {found}, but the installed MLflow writes "
+                f"revision {expected}; run `mlflow db upgrade {self.uri}` (or restore with the MLflow that made it) first."
+            )
+        return False
+
+    def prepare(self) -> None:
+        """Begin writing, once ``check_schema`` and the archive's check passed: SQLite's pragmas on every connection
+        from now on, and MLflow's schema where ``check_schema`` found none."""
+        from mlflow.store.db.utils import _get_latest_schema_revision
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+        if self.engine.dialect.name == "sqlite":
+            self.engine.dispose()  # the checks' pooled connections, opened without the pragmas
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if self._schema_revision() != _get_latest_schema_revision():
+            tables = self._tables()
+            if self._holds_no_data(tables):
+                tables.drop_all(self.engine)  # a schema creation that was cut off (a killed restore) is begun again
         SqlAlchemyStore(self.uri, ARTIFACTS_ROOT).engine.dispose()
+
+    def _schema_revision(self) -> str | None:
+        from mlflow.store.db.utils import _get_schema_version
+
+        try:
+            return _get_schema_version(self.engine)
+        except Exception as exc:
+            raise ArchiveError(f"Cannot open the database {self.uri}: {reason(exc)}.") from None
+
+    def _tables(self) -> sa.MetaData:
+        tables = sa.MetaData()
+        tables.reflect(self.engine)
+        return tables
 
     def _holds_no_data(self, tables: sa.MetaData) -> bool:
         """True when no table holds a row beyond what MLflow's schema creation itself writes."""

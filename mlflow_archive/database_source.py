@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import posixpath
 import sqlite3
 import tempfile
 import threading
@@ -33,12 +34,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from mlflow.entities import LoggedModelStatus
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.db.db_types import DATABASE_ENGINES
 from mlflow.store.db.utils import _get_latest_schema_revision, _get_managed_session_maker, _get_schema_version
+from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlLoggedModel, SqlRun, SqlTag, SqlTraceInfo
 from mlflow.tracing.utils.artifact_utils import get_artifact_uri_for_trace
 from mlflow.tracking._model_registry.client import ModelRegistryClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
+from mlflow.utils.file_utils import local_file_uri_to_path
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
 from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
 from .coverage import DEFAULT_WORKSPACE, Uncarried, uncarried_in_database
@@ -62,6 +67,8 @@ ISOLATION = {
     "mssql": "mssql snapshot",
 }
 SQLITE_COPY = "sqlite backup copy"  # a SQLite file not in WAL mode: read from a copy made by SQLite's backup API
+PROBED_EXPERIMENTS = 10  # experiment folders under --artifacts-destination looked into before the export
+PROBED_NAMES = 500  # names of one folder matched with the database's IDs (SQL Server takes 2100 parameters at most)
 
 
 def is_database_uri(uri: str | None) -> bool:
@@ -303,8 +310,10 @@ class DatabaseSource(TrackingSource):
     # -- Artifacts: mlflow-artifacts:/ URIs resolved against the server's --artifacts-destination
 
     def check_artifacts(self, experiments) -> None:
-        """Stop before anything is written when an exported object's files need ``--artifacts-destination``."""
+        """Stop before anything is written when an exported object's files need ``--artifacts-destination``, or
+        when it is not where the database's files are: a wrong folder would otherwise give an archive without files."""
         if self.artifacts_root is not None:
+            self._check_artifacts_root()
             return
         ids = [e.experiment_id for e in experiments]
         proxied = any((e.artifact_location or "").startswith(MLFLOW_ARTIFACTS + ":") for e in experiments)
@@ -316,6 +325,68 @@ class DatabaseSource(TrackingSource):
                 proxied = self._conn.execute(query, {"ids": [int(i) for i in ids]}).first() is not None
         if proxied:
             raise self._needs_artifacts_destination()
+
+    def _check_artifacts_root(self) -> None:
+        """The server's folder holds experiment folders named as the database's, and in a few of them a folder named
+        by an ID the database holds (a run, a logged model, a trace). Other folders (a typo, a local `mlruns`, the
+        parent folder) hold none; an empty one is right only for a database that records no files."""
+        where, database = redact_uri(self.artifacts_root), redact_uri(self.uri)
+        try:
+            top = set(self._names(self.artifacts_root))
+            if top and self._holds_database_ids(top):
+                return
+        except Exception:
+            return  # unreadable, not wrong: each object whose files cannot be read then counts as failed
+        server_value = "give the value the database's server was started with"
+        if top:
+            raise SourceError(
+                f"--artifacts-destination {where} holds no folder of the database {database} (none of its experiment "
+                f"folders there holds a run, logged model or trace of it); {server_value}."
+            )
+        if self._records_files():
+            raise SourceError(
+                f"--artifacts-destination {where} is empty or missing, but the database {database} records files "
+                f"(ready logged models, runs that logged a model); {server_value}."
+            )
+        if urlparse(self.artifacts_root).scheme in ("", "file") and not os.path.isdir(local_file_uri_to_path(self.artifacts_root)):
+            raise SourceError(
+                f"--artifacts-destination {where} does not exist; {server_value} (an empty folder if that server "
+                "never stored a file)."
+            )
+        self.notes.append(f"--artifacts-destination {where} is empty: the archive holds no files")
+
+    def _names(self, uri: str) -> list[str]:
+        """The names of the entries right under an artifact location (none when it is missing)."""
+        repository = get_artifact_repository(self.resolve_artifact_uri(uri), tracking_uri=self.uri)
+        return [posixpath.basename(entry.path) for entry in repository.list_artifacts()]
+
+    def _holds_database_ids(self, top: set[str]) -> bool:
+        with self._lock:
+            locations = self._conn.execute(
+                sa.select(SqlExperiment.artifact_location).where(SqlExperiment.artifact_location.like(f"{MLFLOW_ARTIFACTS}:%"))
+            ).scalars().all()
+        present = [uri for uri in locations if urlparse(uri).path.strip("/").split("/")[0] in top][:PROBED_EXPERIMENTS]
+        for location in present:
+            names = self._names(location)[:PROBED_NAMES]
+            for folder in {"models", "traces"} & set(names):  # logged models and traces are one level further down
+                names += self._names(append_to_uri_path(location, folder))[:PROBED_NAMES]
+            with self._lock:
+                if any(self._conn.execute(sa.select(column).where(column.in_(names)).limit(1)).first()
+                       for column in (SqlRun.run_uuid, SqlLoggedModel.model_id, SqlTraceInfo.request_id)):
+                    return True
+        return False
+
+    def _records_files(self) -> bool:
+        """Whether the database says files exist: a ready logged model, or a run that logged a model."""
+        proxied = f"{MLFLOW_ARTIFACTS}:%"
+        ready = sa.select(SqlLoggedModel.model_id).where(
+            SqlLoggedModel.artifact_location.like(proxied), SqlLoggedModel.status == LoggedModelStatus.READY.to_int()
+        )
+        logged = sa.select(SqlRun.run_uuid).join(SqlTag, SqlTag.run_uuid == SqlRun.run_uuid).where(
+            SqlTag.key == MLFLOW_LOGGED_MODELS, SqlRun.artifact_uri.like(proxied)
+        )
+        with self._lock:
+            return any(self._conn.execute(query.limit(1)).first() for query in (ready, logged))
 
     def _needs_artifacts_destination(self) -> SourceError:
         return SourceError(

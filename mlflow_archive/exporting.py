@@ -102,11 +102,11 @@ def export_archive(
     progress = Progress(quiet)
     try:
         source.check_reachable()
-        for note in source.notes:
-            summary.note(note)
         with source.as_process_default():
             selection = _read(source, lambda: plan(source, options))
         source.check_artifacts(selection.experiments)
+        for note in source.notes:  # after the artifacts check, which may add one
+            summary.note(note)
         for uncarried in _read(source, lambda: source.uncarried(selection.experiments, selection.everything)):
             summary.leave_out(uncarried)
         with source.as_process_default(), tempfile.TemporaryDirectory(prefix="mlflow-archive-") as workdir, ThreadPoolExecutor(

@@ -54,9 +54,12 @@ def restore_archive(
     ctx = RestoreContext(db=db, artifacts=Path(artifacts_destination), summary=summary, progress=progress,
                          deleted_time=_export_start(input))
     try:
-        db.prepare()
         restorers = {module.SECTION: module.Restorer(ctx) for module in RESTORERS}
-        _replay(input, restorers, check=True)
+        # Every refusal before the first write, SQLite's pragmas included; a database without MLflow's schema
+        # holds no row the archive's could collide with.
+        if db.check_schema():
+            _replay(input, restorers, check=True)
+        db.prepare()
         _replay(input, restorers, check=False)
         db.advance_sequences()
     except SQLAlchemyError as exc:

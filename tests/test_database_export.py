@@ -36,6 +36,7 @@ from mlflow import MlflowClient
 from prompts_data import build_prompts_dataset
 from restore_data import MID_HISTORY, database_at_revision, database_rows
 from traces_data import build_traces
+from tracking_data import build_small_experiment
 
 from mlflow_archive import archive, export_archive
 from mlflow_archive.archive import ArchiveReader
@@ -151,6 +152,49 @@ def test_export_without_artifacts_destination_is_refused(source_server, tmp_path
     assert proc.one_line_error() is None, proc.one_line_error()
     assert "add --artifacts-destination" in proc.stderr_text
     assert not list(tmp_path.iterdir())  # nothing written, not even a partial file
+
+
+def test_wrong_artifacts_destination_is_refused(scratch_server, unique_prefix, tmp_path):
+    """A folder that holds none of the database's files (a typo, an existing but wrong folder) is one sentence
+    before anything is written."""
+    from mlflow.entities import LoggedModelStatus
+
+    client = MlflowClient(scratch_server.url)
+    modelled = build_small_experiment(scratch_server.url, f"{unique_prefix}modelled", n_runs=1)
+    model = client.create_logged_model(modelled.experiment_id, source_run_id=modelled.run_ids[0])
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    client.log_model_artifacts(model.model_id, str(tmp_path / "model"))
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+
+    def export(destination, check: bool = True):
+        return export_cli(tmp_path / "x.mlar", scratch_server.backend_uri, "--experiments", modelled.name,
+                          "--artifacts-destination", destination, check=check)
+
+    (tmp_path / "empty").mkdir()
+    for wrong in (tmp_path / "artifactz", tmp_path / "empty"):
+        error = export(wrong, check=False).error_line()
+        assert f"--artifacts-destination {wrong} is empty or missing, but the database" in error, error
+        assert not (tmp_path / "x.mlar").exists()
+    error = export(scratch_server.root, check=False).error_line()  # the server's folder, one level too high
+    assert f"--artifacts-destination {scratch_server.root} holds no folder of the database" in error, error
+    assert not (tmp_path / "x.mlar").exists()
+    proc = export(scratch_server.artifacts_path)
+    assert export_counts(proc.stderr_text)["artifact_files"] == 2 and "note:" not in proc.stderr_text  # the run's and the model's
+
+
+def test_artifacts_destination_of_a_database_without_files(tmp_path):
+    """A database whose server never stored a file: its folder may never have been made, so a missing one is
+    refused (it could be a typo) and an empty one is taken, with a note."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.create_run(client.create_experiment("metrics only", artifact_location="mlflow-artifacts:/1"))
+    missing, empty = tmp_path / "mlartifacts", tmp_path / "empty"
+    error = export_cli(tmp_path / "x.mlar", uri, "--artifacts-destination", missing, check=False).error_line()
+    assert f"--artifacts-destination {missing} does not exist" in error and "an empty folder if" in error, error
+    empty.mkdir()
+    proc = export_cli(tmp_path / "x.mlar", uri, "--artifacts-destination", empty)
+    assert f"note: --artifacts-destination {empty} is empty: the archive holds no files" in proc.stderr_text
 
 
 WRITER = textwrap.dedent(f"""

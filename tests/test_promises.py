@@ -188,7 +188,7 @@ class SmallRegistry:
 @pytest.fixture(scope="module")
 def small_registry(scratch_server) -> SmallRegistry:
     """Experiment E (runs r1, r2, r3) and F (run r4); model M1 with versions 1 (r1), 2 (r2, Staging),
-    3 (r1, Production), 4 (r2); model M2 with version 1 (r4); a logged model of r1."""
+    3 (r1, Production), 4 (r2), version 1 updated last; model M2 with version 1 (r4); a logged model of r1."""
     prefix = f"registry-{uuid.uuid4().hex[:8]}-"
     client = MlflowClient(tracking_uri=scratch_server.url)
     experiments = {"E": f"{prefix}E", "F": f"{prefix}F"}
@@ -208,6 +208,11 @@ def small_registry(scratch_server) -> SmallRegistry:
             version = client.create_model_version(models[role], f"runs:/{runs[run_role]}/model", run_id=runs[run_role])
             if stage:
                 client.transition_model_version_stage(models[role], version.version, stage)
+    # A search lists the most recently updated version first: of stage None, version 1 before the higher 4, so
+    # --export-latest-versions is right only if it compares numbers, not if it keeps the first version it sees.
+    client.update_model_version(models["M1"], "1", description="updated after version 4")
+    unstaged = [v.version for v in client.search_model_versions(f"name = '{models['M1']}'") if v.current_stage == "None"]
+    assert [int(v) for v in unstaged] == [1, 4]
     return SmallRegistry(prefix, experiments, runs, models, logged.model_id)
 
 
@@ -220,6 +225,9 @@ SELECTIONS = {
     "latest-versions": (["--models", "{M1}", "--export-latest-versions"], {"M1"}, {"M1/2", "M1/3", "M1/4"}, {"r1", "r2"}, {"E"}),
     "stages": (["--models", "{M1}", "--stages", "Production,Staging"], {"M1"}, {"M1/2", "M1/3"}, {"r1", "r2"}, {"E"}),
     "versions": (["--models", "{M1}", "--versions", "1,4"], {"M1"}, {"M1/1", "M1/4"}, {"r1", "r2"}, {"E"}),
+    # Every run starts now, before the window: the versions' runs come as dependencies, the others stay out.
+    "window-and-models": (["--experiments", "{E}", "--models", "{M1}", "--run-start-time", "2999-01-01"], {"M1"},
+                          {"M1/1", "M1/2", "M1/3", "M1/4"}, {"r1", "r2"}, {"E"}),
     "stages-and-versions": (["--models", "{M1}", "--stages", "Production", "--versions", "1,3"], {"M1"}, {"M1/3"}, {"r1"}, {"E"}),
     "experiments-and-models": (["--experiments", "{F}", "--models", "{M1}"], {"M1"}, {"M1/1", "M1/2", "M1/3", "M1/4"}, {"r1", "r2", "r4"}, {"E", "F"}),
     "experiments-alone": (["--experiments", "{E}"], set(), set(), {"r1", "r2", "r3"}, {"E"}),

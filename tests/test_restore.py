@@ -135,6 +135,46 @@ def test_conflicting_run_refused_before_writing(half_and_full, tmp_path):
     assert database_rows(uri) == before  # the two runs the archive adds were not written either
 
 
+def test_refused_restore_leaves_the_database_file_as_it_was(tmp_path):
+    """Each refusal comes before anything touches the file: not even SQLite's journal mode changes (MLflow's own
+    store leaves a file in rollback-journal mode; a restore's writes switch it to WAL)."""
+    import hashlib
+    import shutil
+    import sqlite3
+
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    client = MlflowClient(source)
+    run = client.create_run(client.create_experiment("kept", artifact_location=str(tmp_path / "source-artifacts")))
+    client.log_param(run.info.run_id, "p", "1")
+    archive, damaged = tmp_path / "kept.mlar", tmp_path / "damaged.mlar"
+    export_cli(archive, source)
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(data)
+    # Experiment 1 of the destination is another "kept": created at another time.
+    MlflowClient(f"sqlite:///{tmp_path / 'taken' / 'mlflow.db'}").create_experiment("kept", artifact_location=str(tmp_path / "a"))
+    (tmp_path / "other-revision").mkdir()
+    shutil.copy(tmp_path / "taken" / "mlflow.db", tmp_path / "other-revision" / "mlflow.db")
+    with sqlite3.connect(tmp_path / "other-revision" / "mlflow.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'an0ther'")
+
+    def refused(given, where: str) -> str:
+        db = tmp_path / where / "mlflow.db"
+        digest = hashlib.sha256(db.read_bytes()).hexdigest()
+        error = run_cli("restore", "-i", given, "--tracking-uri", f"sqlite:///{db}",
+                        "--artifacts-destination", tmp_path / where / "artifacts", "--quiet", check=False).error_line()
+        assert hashlib.sha256(db.read_bytes()).hexdigest() == digest, error
+        assert not (tmp_path / where / "artifacts").exists()
+        return error
+
+    error = refused(archive, "taken")
+    assert "The destination already holds experiment 1 with other content (creation_time " in error, error
+    assert " in the archive, " in error and " in the database" in error, error
+    assert "has MLflow schema revision an0ther" in refused(archive, "other-revision")
+    assert "damaged" in refused(damaged, "taken").lower()
+    assert "not a stream" in refused("-", "taken")
+
+
 def test_registry_round_trip(scratch_server, unique_prefix, tmp_path):
     """Registered models and versions keep numbers (with a deleted version's gap), stages, status, times, aliases and tags."""
     client = MlflowClient(scratch_server.url)

@@ -89,7 +89,9 @@ def missing_rows(ctx: RestoreContext, table, key: str, rows: list[dict], row_of:
 
 def conflict(what: str, fields: dict, present: dict) -> str:
     """One sentence naming the object whose ID the destination already uses for something else."""
-    differs = ", ".join(f"{k} {fields[k]!r} here, {present[k]!r} there" for k in fields if fields[k] != present[k])
+    differs = "; ".join(
+        f"{k} {fields[k]!r} in the archive, {present[k]!r} in the database" for k in fields if fields[k] != present[k]
+    )
     return (
         f"The destination already holds {what} with other content ({differs}); restore writes only into an empty "
         "database or one whose IDs do not collide with the archive's (use `mlflow archive import` to merge)."
