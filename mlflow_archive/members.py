@@ -322,8 +322,8 @@ class _Thrift:
     """A reader of Thrift's compact protocol, enough to walk a Parquet footer: structs read as
     {field id: value}, lists as lists, binaries as bytes; depth and sizes bounded by the input."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
 
     def _byte(self) -> int:
         if self.pos >= len(self.data):
@@ -414,9 +414,37 @@ def _leaf_levels(schema: list) -> list[tuple[int, int]]:
     return leaves
 
 
+PARQUET_DATA_PAGES = (0, 3)  # PageType numbers of DATA_PAGE and DATA_PAGE_V2
+
+
+def _check_pages(source: BinaryIO, meta: dict, end: int) -> None:
+    """Walk a column chunk's page headers: the data pages' values must add up to the footer's num_values
+    (pyarrow decodes every value a page declares, even past that count, and run lengths make billions of
+    values from a few bytes) and the pages' sizes to at most the footer's total_uncompressed_size."""
+    start, length = meta.get(11) or meta.get(9) or 0, meta.get(7, -1)  # the dictionary page comes first
+    if start < 4 or length < 0 or start + length > end:
+        raise ValueError("column chunk outside the file")
+    source.seek(start)
+    data = source.read(length)
+    pos, values, unpacked = 0, 0, 0
+    while pos < length:
+        reader = _Thrift(data, pos)
+        header = reader.value(12)
+        stored, size = header.get(3, -1), header.get(2, -1)
+        if stored < 0 or size < 0:
+            raise ValueError("page without valid sizes")
+        if header.get(1) in PARQUET_DATA_PAGES:
+            values += (header.get(5) or header.get(8) or {}).get(1, 0)
+        unpacked += reader.pos - pos + size
+        pos = reader.pos + stored
+    if pos != length or values != meta.get(5) or unpacked > meta.get(6, 0):
+        raise ValueError(f"column chunk pages hold {values} values in {unpacked} bytes, not what the footer declares")
+
+
 def _check_parquet_footer(spool: Spool, name: str) -> None:
-    """Refuse, before pyarrow parses it, a footer that does not fit the member, or whose column size
-    statistics disagree with the schema (pyarrow aborts the whole process on those, it does not raise)."""
+    """Refuse, before pyarrow parses it, a footer that does not fit the member, whose column size
+    statistics disagree with the schema (pyarrow aborts the whole process on those, it does not raise),
+    or whose column chunks' pages hold other counts than it declares."""
     source = spool.rewind()
     head = source.read(4)
     source.seek(max(spool.size - 8, 0))
@@ -440,6 +468,7 @@ def _check_parquet_footer(spool: Spool, name: str) -> None:
                 for histogram, level in ((sizes.get(2), repetition), (sizes.get(3), definition)):
                     if histogram and len(histogram) != level + 1:
                         raise ValueError("size statistics do not match the schema")
+                _check_pages(source, meta, spool.size - 8 - length)
     except (ValueError, AttributeError, TypeError) as exc:
         raise DamagedArchiveError(f"The archive is damaged: member {name} has an invalid Parquet footer ({exc}).") from None
 

@@ -28,6 +28,7 @@ import zstandard
 from mlflow_archive.archive import ArchiveWriter
 from mlflow_archive.container import BLOCK, MemberInfo
 from mlflow_archive.members import ARROW_END, MAX_TABLE_ROWS, _FlatTable, encode_arrows
+from mlflow_archive.schemas import KEY_VALUE
 from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout, zjson
 
 BASE_TABLES = {"experiments": "experiments", "runs": "runs", "run_metrics": "runs", "traces": "traces", "spans": "traces"}
@@ -37,6 +38,7 @@ SPANS = "traces/000001/spans-0001.arrows"
 TRACES = "traces/000001/traces-0001.arrows"
 METRICS = "runs/000001/run_metrics-0001.parquet"
 RUNS = "runs/000001/runs-0001.parquet"
+EXPERIMENTS = "experiments/000001/experiments-0001.parquet"
 
 
 @dataclass
@@ -302,6 +304,9 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
             _with(base, {RUNS: _parquet_of(pa.table({"start_time": pa.repeat(pa.scalar(1, pa.int64()), MAX_TABLE_ROWS + 1)}))},
                   **{RUNS: {"rows": MAX_TABLE_ROWS + 1}}),
             "declares more than 16777216 rows"),
+        "parquet_page_values_past_footer": _refuse(
+            "6.2", "a list column whose page holds 5 values where the footer's num_values says 4",
+            _with(base, {EXPERIMENTS: _five_tags_footer_says_four(base)}), "not what the footer declares"),
         "parquet_delta_byte_array": _refuse(
             "6.2", "strings encoded DELTA_BYTE_ARRAY, whose values share prefixes of unbounded length",
             _with(base, {RUNS: _parquet_of(_table(base, RUNS), use_dictionary=False,
@@ -368,6 +373,17 @@ def _with_list_view(table: pa.Table, column: str) -> pa.Table:
     lists = table.column(column).combine_chunks()
     views = pa.ListViewArray.from_arrays(lists.offsets[:-1], pc.list_value_length(lists).fill_null(0), lists.values)
     return table.set_column(table.column_names.index(column), column, views)
+
+
+def _five_tags_footer_says_four(base: Base) -> bytes:
+    """The experiment with five tags, the footer's num_values of its first tags leaf chunk lowered to 4
+    (Thrift compact: field delta 1, type i64, zigzag varint 10 -> 8)."""
+    tags = pa.array([[{"key": f"k{i}", "value": "v"} for i in range(5)]], KEY_VALUE)
+    data = _parquet_of(_rows_like(base, EXPERIMENTS, 1, tags=tags))
+    at = data.index(b"\x16\x0a", len(data) - 8 - struct.unpack("<I", data[-8:-4])[0])
+    data = data[:at] + b"\x16\x08" + data[at + 2 :]
+    assert pq.ParquetFile(pa.py_buffer(data)).metadata.row_group(0).column(6).num_values == 4  # tags' keys
+    return data
 
 
 def _parquet_of(table: pa.Table, **options) -> bytes:
