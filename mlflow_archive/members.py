@@ -153,6 +153,9 @@ def _value_lengths(array: pa.Array) -> pa.Array:
     return pc.if_else(array.is_valid(), lengths, 0)
 
 
+LENGTHS_SLICE = 1 << 20  # dictionary indices looked up at a time
+
+
 def _plain_size(array: pa.Array) -> int:
     """Bytes ``array`` takes once dictionaries and views are expanded (what _conform's casts build),
     computed from indices and lengths: a few bytes of dictionary or views can stand for gigabytes."""
@@ -162,10 +165,10 @@ def _plain_size(array: pa.Array) -> int:
         values = array.dictionary
         if pa.types.is_primitive(values.type):
             return validity + count * values.type.bit_width // 8
-        # Each distinct index once: memory stays that of the dictionary, not of the rows.
-        used = pc.value_counts(array.indices)
-        lengths = _value_lengths(values).take(used.field("values")).cast(pa.int64())
-        return validity + 4 * (count + 1) + (pc.sum(pc.multiply(lengths, used.field("counts"))).as_py() or 0)
+        lengths, expanded = _value_lengths(values), 0
+        for start in range(0, count, LENGTHS_SLICE):  # a slice at a time: memory stays that of the dictionary
+            expanded += pc.sum(lengths.take(array.indices.slice(start, LENGTHS_SLICE)).cast(pa.int64())).as_py() or 0
+        return validity + 4 * (count + 1) + expanded
     if pa.types.is_string_view(kind) or pa.types.is_binary_view(kind):
         return validity + 4 * (count + 1) + (pc.sum(_value_lengths(array).cast(pa.int64())).as_py() or 0)
     if pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):

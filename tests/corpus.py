@@ -323,8 +323,7 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
             _with(base, {SPANS: encode_arrows(_as_type(_table(base, SPANS), "name", pa.string_view())).read_all()})),
         "arrow_string_view_bomb": _refuse(
             "6.3", "2**12 string views of one 1 MiB value: a few KiB stored, 4 GiB as string",
-            _with(base, {SPANS: encode_arrows(_rows_like(base, SPANS, 1 << 12, name=_shared_views(b"s" * (1 << 20), 1 << 12))).read_all()},
-                  **{SPANS: {"rows": 1 << 12}}),
+            spans_named(base, 1 << 12, 1 << 20),
             "decodes to more than 1073741824 bytes"),
         "arrow_list_view": _refuse(
             "7", "a list_view column (views may share elements: no bound on the list a cast builds)",
@@ -348,10 +347,13 @@ def runs_named(base: Base, rows: int, name_length: int) -> bytes:
     return _with(base, {RUNS: _parquet_of(_rows_like(base, RUNS, rows, run_name=name))}, **{RUNS: {"rows": rows}})
 
 
-def _shared_views(value: bytes, rows: int) -> pa.Array:
-    """A string_view array whose every view points at the same ``value``, stored once."""
+def spans_named(base: Base, rows: int, name_length: int) -> bytes:
+    """The base with ``rows`` spans all named by one string of ``name_length`` bytes, which the Arrow member
+    stores once: every string_view of the column points at it."""
+    value = b"s" * name_length
     view = struct.pack("<i4sii", len(value), value[:4], 0, 0)  # length, prefix, buffer index, offset
-    return pa.Array.from_buffers(pa.string_view(), rows, [None, pa.py_buffer(view * rows), pa.py_buffer(value)])
+    name = pa.Array.from_buffers(pa.string_view(), rows, [None, pa.py_buffer(view * rows), pa.py_buffer(value)])
+    return _with(base, {SPANS: encode_arrows(_rows_like(base, SPANS, rows, name=name)).read_all()}, **{SPANS: {"rows": rows}})
 
 
 def _rows_like(base: Base, member: str, rows: int, **columns: pa.Array) -> pa.Table:

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import archive_cli
-from corpus import BASE_FILES, CORPUS, MEMORY_BOMBS, build_base, runs_named
+from corpus import BASE_FILES, CORPUS, MEMORY_BOMBS, build_base, runs_named, spans_named
 from fuzz_archives import check, hostile
+from mlflow_archive import members
 from mlflow_archive.errors import ArchiveError
 from samples import read_back
 
@@ -87,6 +88,7 @@ FOOTER_MUTATIONS = """
 import random, struct, sys
 from corpus import build_base
 from mlflow_archive.container import Spool
+from mlflow_archive import members
 from mlflow_archive.errors import ArchiveError
 from mlflow_archive.members import decode_table
 from mlflow_archive.schemas import TABLES
@@ -163,3 +165,13 @@ def test_a_valid_member_larger_than_the_memory_left_is_out_of_memory_not_damaged
     assert read["error"].startswith("Out of memory while decoding member runs/000001/runs-0001.parquet"), read
     assert "damaged" not in read["error"]
     assert _read_capped(path, MEMORY_CAP)["error"] is None
+
+
+@pytest.mark.parametrize("archive", [runs_named, spans_named], ids=["dictionary", "string_view"])
+def test_a_string_shared_by_every_row_counts_at_its_length_on_each(archive, monkeypatch):
+    """One 64 KiB name on 1024 rows is 64 MiB decoded: refused under a 60 MiB limit, read under 80 MiB."""
+    data = archive(BASE, 1 << 10, 64 << 10)
+    monkeypatch.setattr(members, "MAX_TABLE_RAW", 60 << 20)
+    assert "decodes to more than 62914560 bytes" in str(read_back(data).error)
+    monkeypatch.setattr(members, "MAX_TABLE_RAW", 80 << 20)
+    assert read_back(data).error is None
