@@ -13,6 +13,10 @@ class UnsupportedArchiveError(ArchiveError):
     """The archive is sound but needs a newer reader."""
 
 
+class InsufficientMemoryError(ArchiveError):
+    """The archive is sound but this machine has too little memory to decode it."""
+
+
 class OutputClosedError(ArchiveError):
     """The program reading the archive went away (a closed pipe): not the source's fault."""
 

@@ -15,12 +15,13 @@ from typing import BinaryIO, Iterable, Iterator
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import zstandard
 
 from .container import BLOCK, COPY_CHUNK, MAX_PAX_HEADER, Spool, entry_name, entry_size, header_problem, parse_octal, parse_pax
-from .errors import DamagedArchiveError, one_line
+from .errors import DamagedArchiveError, InsufficientMemoryError, one_line
 from .schemas import Table
 
 JSON_EXT, PARQUET_EXT, ARROWS_EXT, ARTIFACTS_EXT = ".json.zst", ".parquet", ".arrows", ".tar.zst"
@@ -28,6 +29,9 @@ ZSTD_LEVEL = 6
 MAX_JSON_RAW = 256 << 20
 MAX_TABLE_MEMBER = 128 << 20  # stored size of one Parquet or Arrow member (the spec's cap)
 MAX_TABLE_RAW = 1 << 30  # decoded size of one Parquet or Arrow member
+# A writer's part holds under 64 MiB of Arrow data (it starts a new part at 32 MiB) and every table has a
+# required string column whose offsets take 4 bytes a row: under 16 Mi rows, whatever the table.
+MAX_TABLE_ROWS = 1 << 24
 TABLE_PART_TARGET = 32 << 20  # in-memory Arrow bytes after which a writer starts a new part
 ROW_GROUP_ROWS = 1 << 20
 
@@ -135,16 +139,67 @@ def encode_arrows(table: pa.Table) -> Spool:
     return _spool_buffer(sink)
 
 
+def _decodes_too_large(name: str) -> DamagedArchiveError:
+    return DamagedArchiveError(f"The archive is damaged: member {name} decodes to more than {MAX_TABLE_RAW} bytes.")
+
+
+def _value_lengths(array: pa.Array) -> pa.Array:
+    """The byte length of each value of a string or binary array (0 for nulls), without building the values;
+    a view array's lengths are the first 4 bytes of its 16-byte views."""
+    if not (pa.types.is_string_view(array.type) or pa.types.is_binary_view(array.type)):
+        return pc.binary_length(array)
+    views = pa.Array.from_buffers(pa.int32(), 4 * (array.offset + len(array)), [None, array.buffers()[1]])
+    lengths = pc.list_element(pa.FixedSizeListArray.from_arrays(views, 4), 0).slice(array.offset)
+    return pc.if_else(array.is_valid(), lengths, 0)
+
+
+LENGTHS_SLICE = 1 << 20  # dictionary indices looked up at a time
+
+
+def _plain_size(array: pa.Array) -> int:
+    """Bytes ``array`` takes once dictionaries and views are expanded (what _conform's casts build),
+    computed from indices and lengths: a few bytes of dictionary or views can stand for gigabytes."""
+    kind, count = array.type, len(array)
+    validity = (count + 7) // 8
+    if pa.types.is_dictionary(kind):
+        values = array.dictionary
+        if pa.types.is_primitive(values.type):
+            return validity + count * values.type.bit_width // 8
+        lengths, expanded = _value_lengths(values), 0
+        for start in range(0, count, LENGTHS_SLICE):  # a slice at a time: memory stays that of the dictionary
+            expanded += pc.sum(lengths.take(array.indices.slice(start, LENGTHS_SLICE)).cast(pa.int64())).as_py() or 0
+        return validity + 4 * (count + 1) + expanded
+    if pa.types.is_string_view(kind) or pa.types.is_binary_view(kind):
+        return validity + 4 * (count + 1) + (pc.sum(_value_lengths(array).cast(pa.int64())).as_py() or 0)
+    if pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
+        # Views may share elements, so the list a cast builds has no bound in the stored size.
+        raise ValueError(f"a column of type {kind} is not allowed (FORMAT.md 7)")
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return validity + 4 * (count + 1) + _plain_size(array.flatten())
+    if pa.types.is_struct(kind):
+        return validity + sum(_plain_size(array.field(i)) for i in range(kind.num_fields))
+    return array.nbytes
+
+
 def _conform(table: pa.Table, spec: Table, name: str) -> pa.Table:
-    """Select the spec's columns in the spec's order; extra columns are dropped (forward compatible)."""
-    columns = []
+    """Select the spec's columns in the spec's order; extra columns are dropped (forward compatible).
+
+    What each column will take is added up before it is built: past MAX_TABLE_RAW the member is refused."""
+    columns, built = [], 0
     for field in spec.schema:
         if field.name not in table.column_names:
             if not field.nullable:
                 raise DamagedArchiveError(f"The archive is damaged: member {name} lacks the required column {field.name}.")
+            width = field.type.bit_width // 8 if pa.types.is_primitive(field.type) else 4  # values or offsets
+            built += table.num_rows * width + (table.num_rows + 7) // 8
+            if built > MAX_TABLE_RAW:
+                raise _decodes_too_large(name)
             columns.append(pa.nulls(table.num_rows, field.type))
             continue
         column = table.column(field.name)
+        built += sum(_plain_size(chunk) for chunk in column.chunks)
+        if built > MAX_TABLE_RAW:
+            raise _decodes_too_large(name)
         if column.type != field.type:
             try:
                 column = column.cast(field.type)
@@ -201,6 +256,9 @@ PARQUET_CODECS = ("ZSTD", "UNCOMPRESSED")
 PARQUET_ZSTD = 6
 PARQUET_CODEC_IDS = (0, PARQUET_ZSTD)
 ARROW_END = b"\xff\xff\xff\xff\0\0\0\0"
+# String encodings that cannot be read as dictionaries (so values are built expanded); with DELTA_BYTE_ARRAY
+# each value can repeat the previous one's prefix, so a few bytes stand for any length.
+PARQUET_DELTA_STRINGS = {"DELTA_BYTE_ARRAY", "DELTA_LENGTH_BYTE_ARRAY"}
 
 
 def _zstd_content_size(data: bytes, start: int, length: int) -> int:
@@ -267,8 +325,8 @@ class _Thrift:
     """A reader of Thrift's compact protocol, enough to walk a Parquet footer: structs read as
     {field id: value}, lists as lists, binaries as bytes; depth and sizes bounded by the input."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
 
     def _byte(self) -> int:
         if self.pos >= len(self.data):
@@ -359,9 +417,37 @@ def _leaf_levels(schema: list) -> list[tuple[int, int]]:
     return leaves
 
 
+PARQUET_DATA_PAGES = (0, 3)  # PageType numbers of DATA_PAGE and DATA_PAGE_V2
+
+
+def _check_pages(source: BinaryIO, meta: dict, end: int) -> None:
+    """Walk a column chunk's page headers: the data pages' values must add up to the footer's num_values
+    (pyarrow decodes every value a page declares, even past that count, and run lengths make billions of
+    values from a few bytes) and the pages' sizes to at most the footer's total_uncompressed_size."""
+    start, length = meta.get(11) or meta.get(9) or 0, meta.get(7, -1)  # the dictionary page comes first
+    if start < 4 or length < 0 or start + length > end:
+        raise ValueError("column chunk outside the file")
+    source.seek(start)
+    data = source.read(length)
+    pos, values, unpacked = 0, 0, 0
+    while pos < length:
+        reader = _Thrift(data, pos)
+        header = reader.value(12)
+        stored, size = header.get(3, -1), header.get(2, -1)
+        if stored < 0 or size < 0:
+            raise ValueError("page without valid sizes")
+        if header.get(1) in PARQUET_DATA_PAGES:
+            values += (header.get(5) or header.get(8) or {}).get(1, 0)
+        unpacked += reader.pos - pos + size
+        pos = reader.pos + stored
+    if pos != length or values != meta.get(5) or unpacked > meta.get(6, 0):
+        raise ValueError(f"column chunk pages hold {values} values in {unpacked} bytes, not what the footer declares")
+
+
 def _check_parquet_footer(spool: Spool, name: str) -> None:
-    """Refuse, before pyarrow parses it, a footer that does not fit the member, or whose column size
-    statistics disagree with the schema (pyarrow aborts the whole process on those, it does not raise)."""
+    """Refuse, before pyarrow parses it, a footer that does not fit the member, whose column size
+    statistics disagree with the schema (pyarrow aborts the whole process on those, it does not raise),
+    or whose column chunks' pages hold other counts than it declares."""
     source = spool.rewind()
     head = source.read(4)
     source.seek(max(spool.size - 8, 0))
@@ -385,47 +471,86 @@ def _check_parquet_footer(spool: Spool, name: str) -> None:
                 for histogram, level in ((sizes.get(2), repetition), (sizes.get(3), definition)):
                     if histogram and len(histogram) != level + 1:
                         raise ValueError("size statistics do not match the schema")
+                _check_pages(source, meta, spool.size - 8 - length)
     except (ValueError, AttributeError, TypeError) as exc:
         raise DamagedArchiveError(f"The archive is damaged: member {name} has an invalid Parquet footer ({exc}).") from None
+
+
+def _check_unique_columns(names: list[str], name: str) -> None:
+    """Readers that match columns by name cannot tell which of two same-named columns is meant."""
+    seen: set[str] = set()
+    for column in names:
+        if column in seen:
+            raise DamagedArchiveError(f"The archive is damaged: member {name} holds the column {column} twice.")
+        seen.add(column)
+
+
+def _read_parquet(spool: Spool, spec: Table, rows: int, name: str) -> pa.Table:
+    _check_parquet_footer(spool, name)
+    # pyarrow's own caps on the footer's strings and lists, lowered to what a member can hold.
+    limits = {"thrift_string_size_limit": MAX_TABLE_MEMBER, "thrift_container_size_limit": 1 << 20}
+    parquet = pq.ParquetFile(spool.rewind(), **limits)
+    meta = parquet.metadata
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    raw = sum(g.total_byte_size for g in groups)
+    chunks = [g.column(c) for g in groups for c in range(g.num_columns)]
+    stored = sum(c.total_compressed_size for c in chunks)
+    decoded = sum(c.total_uncompressed_size for c in chunks)
+    if any(c.compression not in PARQUET_CODECS for c in chunks):
+        raise DamagedArchiveError(f"The archive is damaged: member {name} uses another codec than ZSTD.")
+    if max(raw, decoded) > MAX_TABLE_RAW or stored > spool.size or meta.num_rows != rows:
+        raise DamagedArchiveError(
+            f"The archive is damaged: member {name} declares {rows} rows but holds {meta.num_rows} "
+            f"({max(raw, decoded)} bytes decoded, {stored} stored)."
+        )
+    _check_unique_columns(parquet.schema_arrow.names, name)
+    leaves = [parquet.schema.column(i) for i in range(meta.num_columns)]
+    for group in groups:
+        for c, leaf in enumerate(leaves):
+            for encoding in set(group.column(c).encodings) & PARQUET_DELTA_STRINGS:
+                if leaf.physical_type == "BYTE_ARRAY":
+                    raise DamagedArchiveError(
+                        f"The archive is damaged: member {name} encodes strings with {encoding}, which the format does not allow."
+                    )
+    # A decoded value takes up to 8 bytes (a number, or a string's offset and dictionary index), or its fixed
+    # length, however few bits its encoding (RLE, dictionary, deltas) stored it in.
+    widths = [max(8, leaf.length or 0) for leaf in leaves]
+    if sum(g.column(c).num_values * widths[c] for g in groups for c in range(g.num_columns)) > MAX_TABLE_RAW:
+        raise _decodes_too_large(name)
+    # Strings are read as dictionaries, so a value repeated on every row is held once; _conform expands
+    # them only after adding up what the expansion takes.
+    strings = [leaf.path for leaf in leaves if leaf.physical_type == "BYTE_ARRAY"]
+    parquet = pq.ParquetFile(spool.rewind(), metadata=meta, read_dictionary=strings, **limits)
+    return parquet.read(columns=[n for n in parquet.schema_arrow.names if n in spec.schema.names])
 
 
 def decode_table(spool: Spool, spec: Table, rows: int | None, name: str) -> pa.Table:
     if spool.size > MAX_TABLE_MEMBER:
         raise DamagedArchiveError(f"The archive is damaged: table member {name} is larger than the format allows.")
+    if rows is not None and rows > MAX_TABLE_ROWS:
+        raise DamagedArchiveError(f"The archive is damaged: member {name} declares more than {MAX_TABLE_ROWS} rows.")
     try:
         if name.endswith(PARQUET_EXT):
-            _check_parquet_footer(spool, name)
-            # pyarrow's own caps on the footer's strings and lists, lowered to what a member can hold.
-            parquet = pq.ParquetFile(
-                spool.rewind(), thrift_string_size_limit=MAX_TABLE_MEMBER, thrift_container_size_limit=1 << 20
-            )
-            meta = parquet.metadata
-            groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
-            raw = sum(g.total_byte_size for g in groups)
-            chunks = [g.column(c) for g in groups for c in range(g.num_columns)]
-            stored = sum(c.total_compressed_size for c in chunks)
-            decoded = sum(c.total_uncompressed_size for c in chunks)
-            if any(c.compression not in PARQUET_CODECS for c in chunks):
-                raise DamagedArchiveError(f"The archive is damaged: member {name} uses another codec than ZSTD.")
-            if max(raw, decoded) > MAX_TABLE_RAW or stored > spool.size or meta.num_rows != rows:
-                raise DamagedArchiveError(
-                    f"The archive is damaged: member {name} declares {rows} rows but holds {meta.num_rows} "
-                    f"({max(raw, decoded)} bytes decoded, {stored} stored)."
-                )
-            table = parquet.read()
+            table = _read_parquet(spool, spec, rows, name)
         else:
             data = spool.read_all()
             _check_arrow_stream(data, name)
             with ipc.open_stream(pa.py_buffer(data)) as reader:
+                _check_unique_columns(reader.schema.names, name)
                 table = reader.read_all()
         # Offsets and lengths that point outside their buffers decode without complaint; anything that
         # touched them later could read out of bounds.
         table.validate(full=True)
+        if table.num_rows != rows:
+            raise DamagedArchiveError(f"The archive is damaged: member {name} declares {rows} rows but holds {table.num_rows}.")
+        return _conform(table, spec, name)
+    except MemoryError:  # pyarrow's ArrowMemoryError included: the machine's limit, not the archive's
+        raise InsufficientMemoryError(
+            f"Out of memory while decoding member {name}, which may take up to {MAX_TABLE_RAW} bytes "
+            "(FORMAT.md 11); free memory or run on a machine with more, then try again."
+        ) from None
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DamagedArchiveError(f"The archive is damaged: member {name} cannot be decoded ({one_line(exc, limit=200)}).") from None
-    if table.num_rows != rows:
-        raise DamagedArchiveError(f"The archive is damaged: member {name} declares {rows} rows but holds {table.num_rows}.")
-    return _conform(table, spec, name)
 
 
 # -- Artifact tarballs --------------------------------------------------------------------

@@ -21,20 +21,24 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
 from mlflow_archive.archive import ArchiveWriter
 from mlflow_archive.container import BLOCK, MemberInfo
-from mlflow_archive.members import ARROW_END, _FlatTable, encode_arrows
+from mlflow_archive.members import ARROW_END, MAX_TABLE_ROWS, _FlatTable, encode_arrows
+from mlflow_archive.schemas import KEY_VALUE
 from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout, zjson
 
 BASE_TABLES = {"experiments": "experiments", "runs": "runs", "run_metrics": "runs", "traces": "traces", "spans": "traces"}
 BASE_FILES = {f"{R1}/model/MLmodel": b"flavors: {}\n", f"{R1}/data.bin": bytes(range(256)) * 8, f"{R2}/empty.txt": b""}
 ARTIFACTS = "runs/000001/artifacts-0001.tar.zst"
 SPANS = "traces/000001/spans-0001.arrows"
+TRACES = "traces/000001/traces-0001.arrows"
 METRICS = "runs/000001/run_metrics-0001.parquet"
 RUNS = "runs/000001/runs-0001.parquet"
+EXPERIMENTS = "experiments/000001/experiments-0001.parquet"
 
 
 @dataclass
@@ -95,13 +99,14 @@ def recompress(payload: bytes, mutate) -> bytes:
 
 def _with(base: Base, replace: dict[str, bytes] | None = None, extra: list[tuple] = (), **add_options) -> bytes:
     """The base with some members' payloads replaced and ``extra`` (name, payload, rows, raw_size) members
-    inserted after the member they name as ``after``; ``add_options`` go to the named member's RawArchive.add."""
+    inserted after the member they name as ``after``; ``add_options`` (``rows`` among them) go to the named
+    member's RawArchive.add."""
     raw = RawArchive()
     raw.parts, raw.infos = [], []
     for info, payload in zip(base.members[:-1], base.payloads):
         payload = (replace or {}).get(info.name, payload)
         raw_size = info.raw_size if info.raw_size is None else zstd_size(payload)
-        raw.add(info.name, payload, rows=info.rows, raw_size=raw_size, **add_options.get(info.name, {}))
+        raw.add(info.name, payload, **{"rows": info.rows, "raw_size": raw_size, **add_options.get(info.name, {})})
         for name, extra_payload, rows, raw_size, after in extra:
             if after == info.name:
                 raw.add(name, extra_payload, rows=rows, raw_size=raw_size)
@@ -280,7 +285,7 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
             _with(base, {SPANS: _spans_with_declared_size(spans, 300 << 20)}), "another buffer size than its zstd frame"),
         "parquet_snappy": _refuse("6.2", "a Parquet column compressed with SNAPPY",
                                   _with(base, {METRICS: _parquet(base, METRICS, compression="snappy")}),
-                                  "another codec than ZSTD"),
+                                  "is not ZSTD or UNCOMPRESSED"),
         "parquet_uncompressed": _accept(base, "6.2", "uncompressed Parquet pages",
                                         _with(base, {METRICS: _parquet(base, METRICS, compression="none")})),
         "arrow_lz4": _refuse("6.3", "Arrow buffers compressed with LZ4_FRAME",
@@ -290,6 +295,40 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
         "parquet_histogram_mismatch": _refuse(
             "6.2", "a column's definition-level histogram longer than its schema allows (pyarrow aborts on it)",
             _with(base, {RUNS: _longer_histogram(_payload(base, RUNS))}), "size statistics do not match the schema"),
+        "parquet_dictionary_bomb": _refuse(
+            "6.2", "a 64 KiB string dictionary-encoded on 2**16 rows: a few KiB that decode to 4 GiB",
+            runs_named(base, 1 << 16, 1 << 16),
+            "decodes to more than 1073741824 bytes"),
+        "parquet_too_many_rows": _refuse(
+            "6.2", "one run-length-encoded integer on 2**24 + 1 rows, more than a member may hold",
+            _with(base, {RUNS: _parquet_of(pa.table({"start_time": pa.repeat(pa.scalar(1, pa.int64()), MAX_TABLE_ROWS + 1)}))},
+                  **{RUNS: {"rows": MAX_TABLE_ROWS + 1}}),
+            "declares more than 16777216 rows"),
+        "parquet_page_values_past_footer": _refuse(
+            "6.2", "a list column whose page holds 5 values where the footer's num_values says 4",
+            _with(base, {EXPERIMENTS: _five_tags_footer_says_four(base)}), "not what the footer declares"),
+        "parquet_delta_byte_array": _refuse(
+            "6.2", "strings encoded DELTA_BYTE_ARRAY, whose values share prefixes of unbounded length",
+            _with(base, {RUNS: _parquet_of(_table(base, RUNS), use_dictionary=False,
+                                           column_encoding={"run_id": "DELTA_BYTE_ARRAY"})}),
+            "encodes strings with DELTA_BYTE_ARRAY"),
+        "parquet_duplicate_column": _refuse(
+            "7", "a column name twice", _with(base, {RUNS: _parquet_of(_twice(_table(base, RUNS), "run_id"))}),
+            "holds the column run_id twice"),
+        "arrow_duplicate_column": _refuse(
+            "7", "a column name twice", _with(base, {SPANS: encode_arrows(_twice(_table(base, SPANS), "span_id")).read_all()}),
+            "holds the column span_id twice"),
+        "arrow_string_view": _accept(
+            base, "7", "a string_view column converts to string",
+            _with(base, {SPANS: encode_arrows(_as_type(_table(base, SPANS), "name", pa.string_view())).read_all()})),
+        "arrow_string_view_bomb": _refuse(
+            "6.3", "2**12 string views of one 1 MiB value: a few KiB stored, 4 GiB as string",
+            spans_named(base, 1 << 12, 1 << 20),
+            "decodes to more than 1073741824 bytes"),
+        "arrow_list_view": _refuse(
+            "7", "a list_view column (views may share elements: no bound on the list a cast builds)",
+            _with(base, {TRACES: encode_arrows(_with_list_view(_table(base, TRACES), "tags")).read_all()}),
+            "is not allowed"),
         "parquet_footer_too_long": _refuse("6.2", "a footer length beyond the file",
                                            _with(base, {METRICS: metrics[:-8] + struct.pack("<I", len(metrics)) + b"PAR1"}),
                                            "not a complete Parquet file"),
@@ -299,6 +338,62 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
 def _table(base: Base, name: str) -> pa.Table:
     payload = pa.py_buffer(_payload(base, name))
     return pq.read_table(payload) if name.endswith(".parquet") else pa.ipc.open_stream(payload).read_all()
+
+
+def runs_named(base: Base, rows: int, name_length: int) -> bytes:
+    """The base with ``rows`` runs all named by one string of ``name_length`` bytes, which the Parquet member
+    stores once (dictionary-encoded), as the generator holds it."""
+    name = pa.DictionaryArray.from_arrays(pa.repeat(pa.scalar(0, pa.int32()), rows), pa.array(["r" * name_length]))
+    return _with(base, {RUNS: _parquet_of(_rows_like(base, RUNS, rows, run_name=name))}, **{RUNS: {"rows": rows}})
+
+
+def spans_named(base: Base, rows: int, name_length: int) -> bytes:
+    """The base with ``rows`` spans all named by one string of ``name_length`` bytes, which the Arrow member
+    stores once: every string_view of the column points at it."""
+    value = b"s" * name_length
+    view = struct.pack("<i4sii", len(value), value[:4], 0, 0)  # length, prefix, buffer index, offset
+    name = pa.Array.from_buffers(pa.string_view(), rows, [None, pa.py_buffer(view * rows), pa.py_buffer(value)])
+    return _with(base, {SPANS: encode_arrows(_rows_like(base, SPANS, rows, name=name)).read_all()}, **{SPANS: {"rows": rows}})
+
+
+def _rows_like(base: Base, member: str, rows: int, **columns: pa.Array) -> pa.Table:
+    """``rows`` copies of the first row of the base's ``member``, with some columns given instead."""
+    first = _table(base, member)
+    return pa.table({c: columns.get(c, pa.repeat(first.column(c)[0], rows)) for c in first.column_names})
+
+
+def _twice(table: pa.Table, column: str) -> pa.Table:
+    return table.append_column(column, table.column(column))
+
+
+def _as_type(table: pa.Table, column: str, kind: pa.DataType) -> pa.Table:
+    index = table.column_names.index(column)
+    return table.set_column(index, column, table.column(column).cast(kind))
+
+
+def _with_list_view(table: pa.Table, column: str) -> pa.Table:
+    lists = table.column(column).combine_chunks()
+    views = pa.ListViewArray.from_arrays(lists.offsets[:-1], pc.list_value_length(lists).fill_null(0), lists.values)
+    return table.set_column(table.column_names.index(column), column, views)
+
+
+def _five_tags_footer_says_four(base: Base) -> bytes:
+    """The experiment with five tags, the footer's num_values of its first tags leaf chunk lowered to 4
+    (Thrift compact: field delta 1, type i64, zigzag varint 10 -> 8)."""
+    tags = pa.array([[{"key": f"k{i}", "value": "v"} for i in range(5)]], KEY_VALUE)
+    data = _parquet_of(_rows_like(base, EXPERIMENTS, 1, tags=tags))
+    at = data.index(b"\x16\x0a", len(data) - 8 - struct.unpack("<I", data[-8:-4])[0])
+    data = data[:at] + b"\x16\x08" + data[at + 2 :]
+    assert pq.ParquetFile(pa.py_buffer(data)).metadata.row_group(0).column(6).num_values == 4  # tags' keys
+    return data
+
+
+def _parquet_of(table: pa.Table, **options) -> bytes:
+    """``table`` as one Parquet row group, without the Arrow schema hint (so strings read back as strings)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", row_group_size=table.num_rows, store_schema=False,
+                   write_statistics=False, **options)
+    return sink.getvalue().to_pybytes()
 
 
 def _parquet(base: Base, name: str, compression: str) -> bytes:
@@ -350,6 +445,9 @@ def _trailer_with_float_size(base: Base) -> bytes:
 
 
 CORPUS = Path(__file__).parent / "conformance"
+# Cases that take gigabytes in a reader that decodes before bounding what it builds: tests read them in a
+# child process under a memory cap.
+MEMORY_BOMBS = ("parquet_dictionary_bomb", "parquet_too_many_rows", "arrow_string_view_bomb")
 
 
 def write_corpus(target: Path = CORPUS) -> dict[str, dict]:

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import archive_cli
-from corpus import BASE_FILES, CORPUS, build_base
+from corpus import BASE_FILES, CORPUS, MEMORY_BOMBS, build_base, runs_named, spans_named
 from fuzz_archives import check, hostile
+from mlflow_archive import members
 from mlflow_archive.errors import ArchiveError
 from samples import read_back
 
@@ -43,7 +44,7 @@ def test_corpus_lists_every_archive_and_checks_both_verdicts():
     assert {v["verdict"] for v in VERDICTS.values()} == {"accept", "refuse"}
 
 
-@pytest.mark.parametrize("case", sorted(VERDICTS))
+@pytest.mark.parametrize("case", sorted(set(VERDICTS) - set(MEMORY_BOMBS)))
 def test_reader_matches_the_corpus_verdict(case):
     verdict = VERDICTS[case]
     result = read_back((CORPUS / f"{case}.mlar").read_bytes())
@@ -73,6 +74,8 @@ def test_cli_answers_every_corpus_archive_in_one_sentence_or_reads_it(command):
     each archive, and never fails otherwise than in one sentence."""
     failures = []
     for case, verdict in sorted(VERDICTS.items()):
+        if case in MEMORY_BOMBS:  # read under a memory cap below
+            continue
         result = archive_cli.run(command, str(CORPUS / f"{case}.mlar"), check=False)
         if command == "verify" and (verdict["verdict"] == "refuse") != (result.returncode != 0):
             failures.append(f"{case}: exit {result.returncode}, expected {verdict['verdict']}")
@@ -85,6 +88,7 @@ FOOTER_MUTATIONS = """
 import random, struct, sys
 from corpus import build_base
 from mlflow_archive.container import Spool
+from mlflow_archive import members
 from mlflow_archive.errors import ArchiveError
 from mlflow_archive.members import decode_table
 from mlflow_archive.schemas import TABLES
@@ -112,7 +116,62 @@ def test_damaged_parquet_footers_never_abort_the_process(tmp_path):
     not match the schema, so this runs in a child process: an abort is a failed test, not a lost session."""
     script = tmp_path / "footers.py"
     script.write_text(FOOTER_MUTATIONS)
-    tests = Path(__file__).parent
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": f"{tests.parent}{os.pathsep}{tests}"})
+    result = _run_child(str(script))
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _run_child(*args: str) -> subprocess.CompletedProcess:
+    """Python in a child process, with the package and the test helpers importable."""
+    tests = Path(__file__).parent
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": f"{tests.parent}{os.pathsep}{tests}"})
+
+
+MEMORY_CAP = 3 << 29  # 1.5 GiB of address space: a bomb that decodes fails the test, not the machine
+CAPPED_READ = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
+from samples import read_back
+result = read_back(open(sys.argv[1], "rb").read())
+print(json.dumps({"error": None if result.error is None else str(result.error),
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+"""
+
+
+def _read_capped(path: Path, cap: int) -> dict:
+    """Read an archive as verify does, in a child process whose address space is capped at ``cap``."""
+    result = _run_child("-c", CAPPED_READ, str(path), str(cap))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("case", MEMORY_BOMBS)
+def test_memory_bombs_are_refused_before_they_are_built(case):
+    """Each bomb decodes to gigabytes; the reader refuses it in one sentence, holding little more than the
+    interpreter itself (about 150 MiB with pyarrow and MLflow imported)."""
+    read = _read_capped(CORPUS / f"{case}.mlar", MEMORY_CAP)
+    assert VERDICTS[case]["error"] in (read["error"] or ""), read
+    assert "\n" not in read["error"]
+    assert read["peak_mib"] < 400, read
+
+
+def test_a_valid_member_larger_than_the_memory_left_is_out_of_memory_not_damaged(tmp_path):
+    """512 MiB of valid run names (one 8 KiB name on 2**16 rows) under a cap that leaves less than that."""
+    path = tmp_path / "large.mlar"
+    path.write_bytes(runs_named(BASE, 1 << 16, 8 << 10))
+    baseline = _read_capped(CORPUS / "base.mlar", MEMORY_CAP // 2)
+    assert baseline["error"] is None, baseline  # the cap leaves room for the interpreter
+    read = _read_capped(path, MEMORY_CAP // 2)
+    assert read["error"].startswith("Out of memory while decoding member runs/000001/runs-0001.parquet"), read
+    assert "damaged" not in read["error"]
+    assert _read_capped(path, MEMORY_CAP)["error"] is None
+
+
+@pytest.mark.parametrize("archive", [runs_named, spans_named], ids=["dictionary", "string_view"])
+def test_a_string_shared_by_every_row_counts_at_its_length_on_each(archive, monkeypatch):
+    """One 64 KiB name on 1024 rows is 64 MiB decoded: refused under a 60 MiB limit, read under 80 MiB."""
+    data = archive(BASE, 1 << 10, 64 << 10)
+    monkeypatch.setattr(members, "MAX_TABLE_RAW", 60 << 20)
+    assert "decodes to more than 62914560 bytes" in str(read_back(data).error)
+    monkeypatch.setattr(members, "MAX_TABLE_RAW", 80 << 20)
+    assert read_back(data).error is None

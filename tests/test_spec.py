@@ -43,6 +43,7 @@ def test_limits_table_matches_the_code():
         "MAX_JSON_RAW": members.MAX_JSON_RAW,
         "MAX_TABLE_MEMBER": members.MAX_TABLE_MEMBER,
         "MAX_TABLE_RAW": members.MAX_TABLE_RAW,
+        "MAX_TABLE_ROWS": members.MAX_TABLE_ROWS,
         "TABLE_PART_TARGET": members.TABLE_PART_TARGET,
         "ROW_GROUP_ROWS": members.ROW_GROUP_ROWS,
         "ARTIFACT_PART_TARGET": archive.ARTIFACT_PART_TARGET,
