@@ -51,6 +51,30 @@ def cli():
     # sets its level when first imported, so both the environment and the live logger are set.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _redact_log_records()
+
+
+def _redact_log_records() -> None:
+    """Make every log record (MLflow's, urllib3's, SQLAlchemy's, a driver's) carry its message and traceback text
+    redacted, as our own messages are: a record factory sees all of them, whatever handler prints them."""
+    from .errors import redact
+
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "redacts", False):  # one CLI call after another in the same process
+        return
+
+    def redacted_record(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            record.msg, record.args = redact(record.getMessage()), None
+        except Exception:  # arguments that do not fit the message: logging reports that itself when printing
+            return record
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    redacted_record.redacts = True
+    logging.setLogRecordFactory(redacted_record)
 
 
 def _archive_location(*flags: str, help: str):

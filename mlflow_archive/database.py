@@ -17,6 +17,7 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from .errors import ArchiveError, one_line
+from .streams import redact_uri
 
 # The server's own value for --artifacts-destination: experiments get `mlflow-artifacts:/<id>`.
 ARTIFACTS_ROOT = "mlflow-artifacts:/"
@@ -29,14 +30,15 @@ class DatabaseDestination:
     def __init__(self, uri: str) -> None:
         from mlflow.store.db.utils import _make_parent_dirs_if_sqlite
 
+        self.uri = redact_uri(uri)  # for messages
+        self.store_uri = uri  # for MLflow's store, password included
         try:
-            self.uri = sa.engine.make_url(uri).render_as_string(hide_password=True)  # for messages
             _make_parent_dirs_if_sqlite(uri)
             self.engine = sa.create_engine(uri)
             if self.engine.dialect.name == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         except Exception as exc:
-            raise ArchiveError(f"Cannot open the database {uri}: {reason(exc)}.") from None
+            raise ArchiveError(f"Cannot open the database {self.uri}: {reason(exc)}.") from None
 
     def prepare(self) -> None:
         """Create MLflow's schema in an empty database; refuse one at another schema revision."""
@@ -59,7 +61,7 @@ class DatabaseDestination:
                 )
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-        SqlAlchemyStore(self.uri, ARTIFACTS_ROOT).engine.dispose()
+        SqlAlchemyStore(self.store_uri, ARTIFACTS_ROOT).engine.dispose()
 
     def _holds_no_data(self, tables: sa.MetaData) -> bool:
         """True when no table holds a row beyond what MLflow's schema creation itself writes."""

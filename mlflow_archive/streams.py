@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import unquote, urlsplit
 
-from .errors import ArchiveError, OutputClosedError, one_line
+from .errors import ArchiveError, OutputClosedError, one_line, redact
 
 
 def _is_remote(location: str) -> bool:
@@ -211,10 +212,8 @@ def open_output(location: str) -> Iterator[BinaryIO]:
 
 
 def redact_uri(uri: str | None) -> str | None:
-    """Drop user, password, query and fragment (where credentials and tokens live) from a URI."""
+    """A URI as recorded in an archive or named in a message: credentials removed (``redact``), and its query and
+    fragment (where tokens live) dropped."""
     if not uri or "://" not in uri:
         return uri
-    parts = urlsplit(uri)
-    rest = uri[len(parts.scheme) + 3 + len(parts.netloc) :]
-    path = rest.split("?", 1)[0].split("#", 1)[0]
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{path}"
+    return redact(re.split(r"[?#]", uri, maxsplit=1)[0])

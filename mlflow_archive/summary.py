@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .errors import one_line
+from .errors import one_line, redact
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Summary:
         return not any(c.failed for c in self.counts.values()) and not (self.strict and self.skipped_kinds)
 
     def lines(self) -> list[str]:
+        """The summary as printed, one line per object type, skipped kind and note, credentials masked."""
         out = []
         for object_type, c in sorted(self.counts.items()):  # a fixed order, whatever order the threads finished in
             if self.action == "export":
@@ -76,7 +77,7 @@ class Summary:
         strict = " (--strict: this fails the import)" if self.strict and self.action == "import" else ""
         out += [f"{kind}: skipped, {reason}{strict}" for kind, reason in self.skipped_kinds.items()]
         out += [f"note: {n}" for n in self.notes]
-        return out
+        return [redact(line) for line in out]
 
 
 
