@@ -1,7 +1,8 @@
 """The errors users see. Each message is one sentence: what is wrong, and what to do.
 
 Every message, summary line and log line goes through ``redact``, whoever wrote it (we, MLflow,
-SQLAlchemy or a driver), so a password given in a URI never reaches a terminal or a log.
+SQLAlchemy or a driver), so a password given in a URI never reaches a terminal or a log; the CLI
+shows archive-derived text through ``printable``, so an archive cannot send terminal control codes.
 """
 
 import re
@@ -14,9 +15,20 @@ _SECRET_PARAMETER = re.compile(
     r"\b([\w-]*?(?:password|passwd|pwd|secret|token|signature|credential|sig|api_?key|access_?key))=[^&;,\s'\"#)]+",
     re.IGNORECASE,
 )
+# Control characters (C0, DEL, C1), Unicode line and paragraph separators, and bidirectional embeddings,
+# overrides and isolates.
+_STEERING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def redact(text: str) -> str:
     """``text`` with the user information of every URI in it removed and secret parameters' values masked."""
     return _SECRET_PARAMETER.sub(r"\1=***", _USERINFO.sub("", text))
+
+
+def printable(text: str) -> str:
+    """``text`` with what would steer a terminal escaped as ``\\x1b``, ``\\n``, ``\\u202e``: control characters (ESC,
+    newlines, C1), line separators and bidirectional overrides."""
+    return _STEERING.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class ArchiveError(Exception):

@@ -1,7 +1,8 @@
-"""What the CLI prints: no password given in a URI, in our messages, MLflow's, SQLAlchemy's or a driver's, and
-in log lines.
+"""What the CLI prints: no password given in a URI (in our messages, MLflow's, SQLAlchemy's or a driver's, and
+in log lines), and no control character from an archive (its strings are shown escaped).
 
-No server is needed: the URIs name closed ports or drivers that are not installed.
+No server is needed: the URIs name closed ports or drivers that are not installed, and the archives are built
+by hand (tests/samples.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 import pytest
 
 import archive_cli
+from samples import RawArchive
 from servers import free_port
 
 SECRET = "SECRETPW"
@@ -98,3 +100,33 @@ def test_log_lines_of_libraries_are_redacted(demo_archive):
         "Retrying https://host/db", "GET https://bucket/key?X-Amz-Signature=***&part=1", "connection failed"
     ]
     assert "cannot reach mysql://host/db" in records[-1].exc_text and SECRET not in records[-1].exc_text
+
+
+STEERING = "\x1b[2J\x1b]0;pwned\x07line\nforged: line\r\u202e"
+ESCAPED = "\\x1b[2J\\x1b]0;pwned\\x07line\\nforged: line\\r\\u202e"
+
+
+def test_archive_strings_are_printed_with_control_characters_escaped(tmp_path):
+    archive = tmp_path / "steering.mlar"
+    archive.write_bytes(RawArchive({
+        "writer_version": f"2{STEERING}",
+        "writer": {"name": STEERING, "version": "1"},
+        "source": {"tracking_uri": STEERING, "mlflow_version": STEERING, "object_kinds": [STEERING]},
+        "export": {"started_at": STEERING},
+    }).finish(counts={STEERING: 1}))
+
+    inspected = archive_cli.run("inspect", archive)
+    assert "\x1b" not in inspected.stdout_text and "\r" not in inspected.stdout_text
+    assert f"writer:        {ESCAPED} 1\n" in inspected.stdout_text
+    assert f"source:        {ESCAPED} (MLflow {ESCAPED})\n" in inspected.stdout_text
+    assert f"  {ESCAPED}" in inspected.stdout_text
+    assert "forged: line" not in inspected.stdout_text.replace(ESCAPED, "")
+
+    verified = archive_cli.run("verify", archive)
+    assert verified.stdout_text.startswith(f"OK: format version 2{ESCAPED}, ") and verified.stdout_text.count("\n") == 1
+
+    needs = tmp_path / "needs.mlar"
+    needs.write_bytes(RawArchive({"required_features": [STEERING]}).finish())
+    refused = archive_cli.run("verify", needs, check=False)
+    assert refused.one_line_error() is None, refused.one_line_error()
+    assert ESCAPED in refused.stderr_text
