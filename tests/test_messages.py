@@ -53,6 +53,7 @@ def _closed_port_postgresql() -> str:
 
 MYSQL = f"mysql://u:{SECRET}@127.0.0.1/db"  # MySQLdb is not installed
 POSTGRESQL_PSYCOPG = f"postgresql://u:{SECRET}@127.0.0.1/db"  # SQLAlchemy's default driver, psycopg 3, is not installed
+MSSQL = f"mssql://u:{SECRET}@127.0.0.1/db"  # pyodbc is not installed
 
 
 @pytest.mark.parametrize(
@@ -68,10 +69,12 @@ POSTGRESQL_PSYCOPG = f"postgresql://u:{SECRET}@127.0.0.1/db"  # SQLAlchemy's def
         ("restore", f"postgresql+psycopg2://u@127.0.0.1:{free_port()}/db?password={SECRET}"),
         ("import", POSTGRESQL_PSYCOPG),
         ("restore", POSTGRESQL_PSYCOPG),
+        ("import", MSSQL),
+        ("restore", MSSQL),
     ],
     ids=["export-http", "import-http", "export-mysql", "import-mysql", "restore-mysql", "export-postgresql-refused",
          "restore-postgresql-refused", "restore-postgresql-password-parameter", "import-postgresql-no-driver",
-         "restore-postgresql-no-driver"],
+         "restore-postgresql-no-driver", "import-mssql", "restore-mssql"],
 )
 def test_password_in_the_tracking_uri_is_never_printed(command, uri, demo_archive, tmp_path):
     args = {
