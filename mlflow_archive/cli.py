@@ -24,7 +24,7 @@ def _reports_errors(command):
         try:
             return command(*args, **kwargs)
         except ArchiveError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            _show(f"Error: {exc}", err=True)
             if isinstance(exc, OutputClosedError):
                 _drop_stdout()
             sys.exit(1)
@@ -33,6 +33,13 @@ def _reports_errors(command):
             sys.exit(130)
 
     return wrapper
+
+
+def _show(line: str, err: bool = False) -> None:
+    """Print one line that may hold text from an archive or a server, its control characters escaped."""
+    from .errors import printable
+
+    click.echo(printable(line), err=err)
 
 
 def _drop_stdout() -> None:
@@ -51,6 +58,30 @@ def cli():
     # sets its level when first imported, so both the environment and the live logger are set.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _redact_log_records()
+
+
+def _redact_log_records() -> None:
+    """Make every log record (MLflow's, urllib3's, SQLAlchemy's, a driver's) carry its message and traceback text
+    redacted, as our own messages are: a record factory sees all of them, whatever handler prints them."""
+    from .errors import redact
+
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "redacts", False):  # one CLI call after another in the same process
+        return
+
+    def redacted_record(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            record.msg, record.args = redact(record.getMessage()), None
+        except Exception:  # arguments that do not fit the message: logging reports that itself when printing
+            return record
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    redacted_record.redacts = True
+    logging.setLogRecordFactory(redacted_record)
 
 
 def _archive_location(*flags: str, help: str):
@@ -91,22 +122,22 @@ def inspect(archive, as_json):
         return
     header = info["header"]
     source, export, writer = (descriptive(header, key) for key in ("source", "export", "writer"))
-    click.echo(f"format:        {header['format']} version {info['format_version']} (reader version {header['reader_version']})")
-    click.echo(f"writer:        {writer.get('name')} {writer.get('version')}")
-    click.echo(f"source:        {source.get('tracking_uri')} (MLflow {source.get('mlflow_version')})")
+    _show(f"format:        {header['format']} version {info['format_version']} (reader version {header['reader_version']})")
+    _show(f"writer:        {writer.get('name')} {writer.get('version')}")
+    _show(f"source:        {source.get('tracking_uri')} (MLflow {source.get('mlflow_version')})")
     if isinstance(source.get("object_kinds"), list):
-        click.echo(f"object kinds:  {', '.join(map(str, source['object_kinds']))}")
+        _show(f"object kinds:  {', '.join(map(str, source['object_kinds']))}")
     if export:
-        click.echo(f"exported:      {export.get('started_at')}")
+        _show(f"exported:      {export.get('started_at')}")
     if isinstance(source.get("snapshot"), dict):
-        click.echo(f"snapshot:      {source['snapshot'].get('isolation')}: every row as of one instant")
+        _show(f"snapshot:      {source['snapshot'].get('isolation')}: every row as of one instant")
     click.echo("counts:")
     for key, value in sorted(info["counts"].items()):
-        click.echo(f"  {key:<28}{value:>12}")
+        _show(f"  {key:<28}{value:>12}")
     click.echo(f"members:\n  {'bytes':>12}  {'rows':>10}  name")
     for member in info["members"]:
         rows = member.get("rows")
-        click.echo(f"  {member['size']:>12}  {'' if rows is None else rows:>10}  {member['name']}")
+        _show(f"  {member['size']:>12}  {'' if rows is None else rows:>10}  {member['name']}")
     if info["ignored_members"]:
         click.echo(f"ignored:       {len(info['ignored_members'])} unknown member(s)")
 
@@ -118,12 +149,12 @@ def verify(archive):
     """Check every member of ARCHIVE (a path, a URI, or - for stdin) without importing it."""
     from .inspection import verify_archive
 
-    click.echo(verify_archive(archive).summary())
+    _show(verify_archive(archive).summary())
 
 
 def _report(summary) -> None:
     for line in summary.lines():
-        click.echo(line, err=True)
+        _show(line, err=True)
     if not summary.ok:
         sys.exit(1)
 

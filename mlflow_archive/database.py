@@ -17,6 +17,7 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from .errors import ArchiveError, one_line
+from .streams import redact_uri
 
 # The server's own value for --artifacts-destination: experiments get `mlflow-artifacts:/<id>`.
 ARTIFACTS_ROOT = "mlflow-artifacts:/"
@@ -29,12 +30,13 @@ class DatabaseDestination:
     def __init__(self, uri: str) -> None:
         from mlflow.store.db.utils import _make_parent_dirs_if_sqlite
 
+        self.uri = redact_uri(uri)  # for messages
+        self.store_uri = uri  # for MLflow's store, password included
         try:
-            self.uri = sa.engine.make_url(uri).render_as_string(hide_password=True)  # for messages
             _make_parent_dirs_if_sqlite(uri)
             self.engine = sa.create_engine(uri)  # SQLite's pragmas come with the first write (``prepare``)
         except Exception as exc:
-            raise ArchiveError(f"Cannot open the database {uri}: {reason(exc)}.") from None
+            raise ArchiveError(f"Cannot open the database {self.uri}: {reason(exc)}.") from None
 
     def check_schema(self) -> bool:
         """Refuse a database at another schema revision that holds data, reading only; True when the database has
@@ -64,7 +66,7 @@ class DatabaseDestination:
             tables = self._tables()
             if self._holds_no_data(tables):
                 tables.drop_all(self.engine)  # a schema creation that was cut off (a killed restore) is begun again
-        SqlAlchemyStore(self.uri, ARTIFACTS_ROOT).engine.dispose()
+        SqlAlchemyStore(self.store_uri, ARTIFACTS_ROOT).engine.dispose()
 
     def _schema_revision(self) -> str | None:
         from mlflow.store.db.utils import _get_schema_version

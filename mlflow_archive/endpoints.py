@@ -57,6 +57,7 @@ from mlflow.utils.proto_json_utils import message_to_json
 
 from .archive import SECTIONS
 from .coverage import Uncarried, uncarried_over_rest
+from .database import reason
 from .errors import SourceError, one_line
 from .streams import redact_uri
 
@@ -185,14 +186,14 @@ class _Endpoint:
         try:
             client = MlflowClient(tracking_uri=tracking_uri)
             store = client._tracking_client.store
-        except MlflowException as exc:
+        except Exception as exc:  # MLflow's refusal, a database driver not installed, a database not answering
             where = redact_uri(tracking_uri or "the default tracking URI")
             if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
                 raise SourceError(
                     f"{where} is an MLflow file store, which MLflow 3 opens only when "
                     "MLFLOW_ALLOW_FILE_STORE=true is set; set it and run the same command again."
                 ) from None
-            raise SourceError(f"Cannot use the tracking URI {where}: {one_line(exc)}.") from None
+            raise SourceError(f"Cannot use the tracking URI {where}: {reason(exc)}.") from None
         self.uri = client._tracking_client.tracking_uri
         self.client = _Retrying(client)
         self.store = _Retrying(store)

@@ -27,6 +27,7 @@ from .schemas import Table
 JSON_EXT, PARQUET_EXT, ARROWS_EXT, ARTIFACTS_EXT = ".json.zst", ".parquet", ".arrows", ".tar.zst"
 ZSTD_LEVEL = 6
 MAX_JSON_RAW = 256 << 20
+MAX_JSON_DEPTH = 64  # arrays and objects inside one another in a JSON member; the writer's deepest is 3
 MAX_TABLE_MEMBER = 128 << 20  # stored size of one Parquet or Arrow member (the spec's cap)
 MAX_TABLE_RAW = 1 << 30  # decoded size of one Parquet or Arrow member
 # A writer's part holds under 64 MiB of Arrow data (it starts a new part at 32 MiB) and every table has a
@@ -86,10 +87,29 @@ def decode_json(spool: Spool, raw_size: int | None, name: str):
     stream = BoundedDecompressor(spool.rewind(), raw_size, name)
     raw = stream.read()
     stream.read()  # the end: checks the declared size
+    too_deep = DamagedArchiveError(
+        f"The archive is damaged: member {name} holds JSON nested more than {MAX_JSON_DEPTH} levels deep (FORMAT.md 6.1)."
+    )
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except RecursionError:  # Python's parser recurses once per level: nesting far beyond MAX_JSON_DEPTH
+        raise too_deep from None
     except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError, and so are our refusals
         raise DamagedArchiveError(f"The archive is damaged: member {name} is not valid JSON (FORMAT.md 6.1).") from None
+    if _nested_deeper_than(value, MAX_JSON_DEPTH):
+        raise too_deep
+    return value
+
+
+def _nested_deeper_than(value, limit: int) -> bool:
+    """Whether arrays and objects sit more than ``limit`` levels inside one another in ``value`` (the outermost is
+    level 1); walked one level at a time, without recursion."""
+    containers = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(limit):
+        containers = [
+            child for c in containers for child in (c.values() if isinstance(c, dict) else c) if isinstance(child, (dict, list))
+        ]
+    return bool(containers)
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import unquote, urlsplit
 
-from .errors import ArchiveError, OutputClosedError, one_line
+from .errors import ArchiveError, OutputClosedError, one_line, redact
 
 
 def _is_remote(location: str) -> bool:
@@ -153,9 +155,20 @@ class _GuardedOutput:
             raise self._failed(exc) from None
 
 
+def _new_partial_file(target: Path) -> tuple[Path, BinaryIO]:
+    """A file of a name no one has used, ``NAME.<random>.partial`` next to ``target``, created by this call.
+
+    O_EXCL: an existing file or symlink of that name (planted, or left by a killed export) is never followed,
+    truncated or reused; the open fails instead.
+    """
+    path = target.with_name(f"{target.name}.{secrets.token_hex(8)}.partial")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    return path, os.fdopen(fd, "wb")
+
+
 @contextlib.contextmanager
 def open_output(location: str) -> Iterator[BinaryIO]:
-    """Regular local files appear only when complete: bytes go to ``NAME.partial``, renamed on success.
+    """Regular local files appear only when complete: bytes go to a new ``NAME.<random>.partial``, renamed on success.
 
     An existing output that is not a regular file (a FIFO, a device, ``/dev/stdout``) is written
     in place: renaming over it would replace it with a file. A symlink's target is what is written.
@@ -182,9 +195,8 @@ def open_output(location: str) -> Iterator[BinaryIO]:
     if target.is_dir():
         raise ArchiveError(f"Cannot write {location}: it is a folder; give a file name, e.g. {Path(location) / 'backup.mlar'}.")
     in_place = target.exists() and not target.is_file()
-    written = target if in_place else target.with_name(target.name + ".partial")
     try:
-        stream = open(written, "wb")
+        written, stream = (target, open(target, "wb")) if in_place else _new_partial_file(target)
     except OSError as exc:
         raise ArchiveError(f"Cannot write {location}: {one_line(exc)}; check the path.") from None
     guarded = _GuardedOutput(stream, location)
@@ -200,10 +212,8 @@ def open_output(location: str) -> Iterator[BinaryIO]:
 
 
 def redact_uri(uri: str | None) -> str | None:
-    """Drop user, password, query and fragment (where credentials and tokens live) from a URI."""
+    """A URI as recorded in an archive or named in a message: credentials removed (``redact``), and its query and
+    fragment (where tokens live) dropped."""
     if not uri or "://" not in uri:
         return uri
-    parts = urlsplit(uri)
-    rest = uri[len(parts.scheme) + 3 + len(parts.netloc) :]
-    path = rest.split("?", 1)[0].split("#", 1)[0]
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{path}"
+    return redact(re.split(r"[?#]", uri, maxsplit=1)[0])

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from .coverage import Uncarried
-from .errors import one_line
+from .errors import one_line, redact
 
 
 @dataclass
@@ -73,6 +73,7 @@ class Summary:
         )
 
     def lines(self) -> list[str]:
+        """The summary as printed, one line per object type, skipped kind and note, credentials masked."""
         out = []
         for object_type, c in sorted(self.counts.items()):  # a fixed order, whatever order the threads finished in
             if self.action == "export":
@@ -91,7 +92,7 @@ class Summary:
         if self.uncarried and not self.allow_uncarried:
             out.append("note: the archive is complete but lacks the kinds above; --allow-missing-kinds accepts that")
         out += [f"note: {n}" for n in self.notes]
-        return out
+        return [redact(line) for line in out]
 
 
 

@@ -27,9 +27,9 @@ import zstandard
 
 from mlflow_archive.archive import ArchiveWriter
 from mlflow_archive.container import BLOCK, MemberInfo
-from mlflow_archive.members import ARROW_END, MAX_TABLE_ROWS, _FlatTable, encode_arrows
+from mlflow_archive.members import ARROW_END, MAX_JSON_DEPTH, MAX_TABLE_ROWS, _FlatTable, encode_arrows
 from mlflow_archive.schemas import KEY_VALUE
-from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout, zjson
+from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout
 
 BASE_TABLES = {"experiments": "experiments", "runs": "runs", "run_metrics": "runs", "traces": "traces", "spans": "traces"}
 BASE_FILES = {f"{R1}/model/MLmodel": b"flavors: {}\n", f"{R1}/data.bin": bytes(range(256)) * 8, f"{R2}/empty.txt": b""}
@@ -263,6 +263,14 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
                                        "no valid reader_version"),
         "header_nan": _refuse("6.1", "NaN is not JSON", _header_json(base, _base_header(base)[:-1] + b',"x":NaN}'),
                               "is not valid JSON"),
+        "header_nested_64_levels": _accept(base, "6.1", "JSON nested 64 levels deep, the limit",
+                                           _header_nested(base, MAX_JSON_DEPTH)),
+        "header_nested_65_levels": _refuse("6.1", "JSON nested one level deeper than the limit",
+                                           _header_nested(base, MAX_JSON_DEPTH + 1), "nested more than 64 levels deep"),
+        "header_nested_100000_levels": _refuse("6.1", "JSON nested 100,000 levels deep (a recursive parser overflows)",
+                                               _header_nested(base, 100_000), "nested more than 64 levels deep"),
+        "trailer_nested_100000_levels": _refuse("6.1", "trailer JSON nested 100,000 levels deep",
+                                                _trailer_nested(base, 100_000), "nested more than 64 levels deep"),
         "descriptive_fields_of_other_types": _accept(
             base, "8", "writer, source, export and counts that are not objects are displayed as empty",
             _descriptive_of_other_types(base)),
@@ -432,16 +440,38 @@ def _descriptive_of_other_types(base: Base) -> bytes:
     return raw.finish(trailer={"members": [m.to_json() for m in raw.infos], "counts": [1]})
 
 
-def _trailer_with_float_size(base: Base) -> bytes:
+def _with_trailer(base: Base, trailer_json) -> bytes:
+    """The base's members with the trailer whose JSON text ``trailer_json(listed members)`` gives."""
     raw = RawArchive()
     raw.parts, raw.infos = [], []
     for info, payload in zip(base.members[:-1], base.payloads):
         raw.add(info.name, payload, rows=info.rows, raw_size=info.raw_size)
-    listed = [m.to_json() for m in raw.infos]
-    listed[1]["size"] = float(listed[1]["size"])
-    payload, size = zjson({"members": listed, "counts": {}})
-    raw.add("trailer.json.zst", payload, raw_size=size)
+    text = trailer_json([m.to_json() for m in raw.infos])
+    raw.add("trailer.json.zst", zstandard.ZstdCompressor().compress(text), raw_size=len(text))
     return end_archive(b"".join(raw.parts))
+
+
+def _trailer_with_float_size(base: Base) -> bytes:
+    def float_size(listed: list[dict]) -> bytes:
+        listed[1]["size"] = float(listed[1]["size"])
+        return orjson.dumps({"members": listed, "counts": {}}, option=orjson.OPT_SORT_KEYS)
+
+    return _with_trailer(base, float_size)
+
+
+def _nested(levels: int) -> bytes:
+    """A JSON value of ``levels`` arrays inside one another."""
+    return b"[" * levels + b"]" * levels
+
+
+def _header_nested(base: Base, levels: int) -> bytes:
+    """The base with its header's JSON nested ``levels`` deep (the header object is level 1)."""
+    return _header_json(base, _base_header(base)[:-1] + b',"nested":' + _nested(levels - 1) + b"}")
+
+
+def _trailer_nested(base: Base, levels: int) -> bytes:
+    return _with_trailer(base, lambda listed: orjson.dumps({"members": listed, "counts": {}}, option=orjson.OPT_SORT_KEYS)[:-1]
+                         + b',"nested":' + _nested(levels - 1) + b"}")
 
 
 CORPUS = Path(__file__).parent / "conformance"

@@ -7,6 +7,7 @@ for an import, by runs present in the destination database.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -48,8 +49,15 @@ def run_until(args: list[str], progress: Callable[[], int], point: int, cwd: Pat
             process.wait()
 
 
-def file_size(path: Path) -> Callable[[], int]:
-    return lambda: path.stat().st_size if path.exists() else 0
+def partial_size(target: Path) -> Callable[[], int]:
+    """Bytes in the export's ``NAME.<random>.partial`` file next to ``target`` (0 before it exists)."""
+    def size() -> int:
+        total = 0
+        for path in target.parent.glob(f"{target.name}.*.partial"):
+            with contextlib.suppress(FileNotFoundError):  # renamed to its final name meanwhile
+                total += path.stat().st_size
+        return total
+    return size
 
 
 def run_count(database: Path) -> Callable[[], int]:
@@ -68,7 +76,7 @@ def export_kill(source_uri: str, workdir: Path, point: int) -> tuple[Killed, lis
     """Kill an export once its partial file holds ``point`` bytes; the problems found afterwards."""
     target = workdir / f"killed-{point}.mlar"
     killed = run_until(["export", "-o", str(target), "--tracking-uri", source_uri, "--quiet"],
-                       file_size(target.with_name(target.name + ".partial")), point, workdir)
+                       partial_size(target), point, workdir)
     problems = []
     if killed.killed and target.exists():
         problems.append(f"export killed at {killed.reached} bytes left {target.name} under its final name")

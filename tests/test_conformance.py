@@ -84,6 +84,23 @@ def test_cli_answers_every_corpus_archive_in_one_sentence_or_reads_it(command):
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.parametrize("case", ["header_nested_100000_levels", "trailer_nested_100000_levels"])
+def test_json_nested_100000_levels_is_one_sentence_in_every_command(case, tmp_path):
+    """Python's JSON parser recurses once per level: such a member once ended every command in a RecursionError."""
+    archive = str(CORPUS / f"{case}.mlar")
+    runs = {
+        "verify": archive_cli.run("verify", archive, check=False),
+        "inspect": archive_cli.run("inspect", archive, check=False),
+        "import": archive_cli.import_(archive, f"sqlite:///{tmp_path / 'import.db'}", check=False),
+        "import --no-verify": archive_cli.import_(archive, f"sqlite:///{tmp_path / 'import.db'}", "--no-verify", check=False),
+        "restore": archive_cli.run("restore", archive, "--tracking-uri", f"sqlite:///{tmp_path / 'restore.db'}",
+                                   "--artifacts-destination", tmp_path / "artifacts", "--quiet", check=False),
+    }
+    for command, result in runs.items():
+        assert result.one_line_error() is None, f"{command}: {result.one_line_error()}"
+        assert "nested more than 64 levels deep" in result.stderr_text, f"{command}: {result.stderr_text}"
+
+
 FOOTER_MUTATIONS = """
 import random, struct, sys
 from corpus import build_base

@@ -60,6 +60,19 @@ def test_symlink_target_is_written(demo_store, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.mlar", "real.mlar"]
 
 
+def test_planted_partial_symlink_is_never_followed(demo_store, tmp_path):
+    """``NAME.partial`` planted as a symlink to another file once had that file overwritten by the export."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"not to be overwritten")
+    (tmp_path / "out.mlar.partial").symlink_to(victim)
+    archive_cli.export(tmp_path / "out.mlar", demo_store)
+
+    assert victim.read_bytes() == b"not to be overwritten"
+    assert os.readlink(tmp_path / "out.mlar.partial") == str(victim)
+    assert verify_archive(str(tmp_path / "out.mlar")).counts.get("runs") == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mlar", "out.mlar.partial", "victim.txt"]
+
+
 def test_full_device_fails_and_stays_a_device(demo_store):
     result = archive_cli.export("/dev/full", demo_store, check=False)
 

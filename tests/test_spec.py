@@ -41,6 +41,7 @@ def test_limits_table_matches_the_code():
         "MAX_PAX_HEADER": container.MAX_PAX_HEADER,
         "USTAR_SIZE_LIMIT": container.USTAR_SIZE_LIMIT,
         "MAX_JSON_RAW": members.MAX_JSON_RAW,
+        "MAX_JSON_DEPTH": members.MAX_JSON_DEPTH,
         "MAX_TABLE_MEMBER": members.MAX_TABLE_MEMBER,
         "MAX_TABLE_RAW": members.MAX_TABLE_RAW,
         "MAX_TABLE_ROWS": members.MAX_TABLE_ROWS,

@@ -37,7 +37,7 @@ class RestoreContext:
                 def _check_experiment_is_active(self, experiment) -> None:
                     pass  # a deleted experiment's traces are restored with it, as the source kept them
 
-            self._store = RestoreStore(self.db.engine.url.render_as_string(hide_password=False), ARTIFACTS_ROOT)
+            self._store = RestoreStore(self.db.store_uri, ARTIFACTS_ROOT)
         return self._store
 
     def close(self) -> None:
