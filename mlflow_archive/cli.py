@@ -205,6 +205,7 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
     help="For an export from a database: the --artifacts-destination its server was started with (a folder or an "
     "object-store URI), where the files of mlflow-artifacts:/ URIs are.",
 )
+@click.option("--no-webhooks", is_flag=True, help="Leave webhooks out (an export without selectors includes them all).")
 @click.option(
     "--allow-missing-kinds",
     is_flag=True,
@@ -256,12 +257,17 @@ def export_command(archive, tracking_uri, workers, quiet, **selection):
     help="Check a file or object-store archive whole before writing anything (a stream, -, is checked as it is read).",
 )
 @click.option("--strict", is_flag=True, help="Fail (non-zero exit) if the destination cannot hold an object kind of the archive.")
+@click.option(
+    "--secrets-file", type=click.Path(dir_okay=False),
+    help='JSON with the secrets an archive cannot carry: {"webhooks": {"<webhook name>": "<secret>"}}.',
+)
+@click.option("--allow-missing-secrets", is_flag=True, help="Succeed although webhooks were created without their signing secret.")
 @_workers
 @_quiet
 @_reports_errors
 def import_command(archive, tracking_uri, experiment_rename_file, model_rename_file, delete_model, delete_prompt,
                    delete_evaluation_dataset, import_source_tags, use_src_user_id, artifacts_destination, verify, strict,
-                   workers, quiet):
+                   secrets_file, allow_missing_secrets, workers, quiet):
     """Replay an archive into a tracking server; importing the same archive again creates nothing new."""
     from .importing import import_archive
 
@@ -279,6 +285,8 @@ def import_command(archive, tracking_uri, experiment_rename_file, model_rename_f
             artifacts_destination=artifacts_destination,
             verify=verify,
             strict=strict,
+            secrets=secrets_file,
+            allow_missing_secrets=allow_missing_secrets,
             workers=workers,
             quiet=quiet,
         )

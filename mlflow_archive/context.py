@@ -82,6 +82,7 @@ class ExportOptions:
     no_traces: bool = False
     traces_since: int | None = None  # ms, inclusive
     traces_until: int | None = None  # ms, exclusive
+    no_webhooks: bool = False
     artifacts_destination: str | None = None  # a database source: where its mlflow-artifacts:/ URIs point
     workers: int = 4
 
@@ -106,6 +107,8 @@ class ImportOptions:
     import_source_tags: bool = False
     use_src_user_id: bool = True
     strict: bool = False  # an object kind the destination cannot hold fails the import
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)  # --secrets-file: kind -> object name -> secret
+    allow_missing_secrets: bool = False
     workers: int = 4
 
 

@@ -28,6 +28,7 @@ CARRIED_TABLES = frozenset({
     "trace_info", "trace_tags", "trace_request_metadata", "assessments", "spans",
     "evaluation_datasets", "evaluation_dataset_tags", "evaluation_dataset_records",
     "entity_associations",
+    "webhooks", "webhook_events",
 })
 
 # Tables deliberately not carried, with the reason (README: "What is deliberately left out").
@@ -56,7 +57,6 @@ UNCARRIED_KINDS = {
     "issues": ("issues", "issue_categories"),
     "label_schemas": ("label_schemas",),
     "review_queues": ("review_queues", "review_queue_users", "review_queue_label_schemas", "review_queue_items"),
-    "webhooks": ("webhooks", "webhook_events"),
     "mcp_servers": (
         "mcp_servers", "mcp_server_versions", "mcp_server_tags", "mcp_server_version_tags", "mcp_server_aliases",
         "mcp_access_endpoints",
@@ -80,7 +80,7 @@ class Uncarried:
     """One kind the source holds and the archive does not carry, and what was seen of it."""
 
     kind: str
-    seen: str  # e.g. "3 rows in webhooks, webhook_events", or "found by GET /api/2.0/mlflow/webhooks"
+    seen: str  # e.g. "3 rows in scorer_versions, scorers", or "found by GET /api/3.0/mlflow/skills"
 
     def sentence(self) -> str:
         return f"{self.kind}: not exported, the archive has no kind for them yet ({self.seen})"
@@ -131,7 +131,6 @@ LIST_ENDPOINTS = (
     ("gateway", "GET", "/api/3.0/mlflow/gateway/guardrails/list", {}, False),
     ("issues", "POST", "/api/3.0/mlflow/issues/search", {"max_results": 1}, True),
     ("review_queues", "GET", "/api/3.0/mlflow/review-queues/list", {"max_results": 1}, True),
-    ("webhooks", "GET", "/api/2.0/mlflow/webhooks", {"max_results": 1}, False),
     ("mcp_servers", "GET", "/api/3.0/mlflow/mcp-servers", {"max_results": 1}, False),
     ("skills", "GET", "/api/3.0/mlflow/skills", {"max_results": 1}, False),
     ("workspaces", "GET", "/api/3.0/mlflow/workspaces", {}, False),

@@ -48,7 +48,7 @@ from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
 from .coverage import DEFAULT_WORKSPACE, Uncarried, uncarried_in_database
 from .database import placeholder
-from .endpoints import TrackingDestination, TrackingSource, _Retrying
+from .endpoints import TrackingDestination, TrackingSource, _Retrying, webhook_order
 from .errors import SourceError, one_line
 from .streams import redact_uri
 
@@ -214,6 +214,32 @@ class DatabaseSource(TrackingSource):
         if len(self._stores) == 2:  # the registry is in this database: named as the database, not as a copy
             described["registry_uri"] = redact_uri(self.uri)
         return described
+
+    def webhooks_unsupported(self) -> str | None:
+        with self._lock:
+            return None if sa.inspect(self._conn).has_table("webhooks") else "the database has no webhooks table"
+
+    def webhook_rows(self) -> list[dict]:
+        """The webhooks of the exported workspace, read as stored: MLflow's ORM would decrypt each secret with this
+        process's key (and fail on another), while the archive carries the stored, encrypted value."""
+        webhooks, events = sa.table("webhooks"), sa.table("webhook_events")
+        columns = ("webhook_id", "name", "description", "url", "status", "secret", "creation_timestamp", "last_updated_timestamp")
+        query = sa.select(*(sa.column(c) for c in columns)).select_from(webhooks).where(sa.column("deleted_timestamp").is_(None))
+        with self._lock:
+            if "workspace" in {c["name"] for c in sa.inspect(self._conn).get_columns("webhooks")}:
+                query = query.where(sa.column("workspace") == (os.environ.get("MLFLOW_WORKSPACE") or DEFAULT_WORKSPACE))
+            rows = [dict(r._mapping) for r in self._conn.execute(query)]
+            subscribed: dict[str, list[dict]] = {}
+            for webhook_id, entity, action in self._conn.execute(
+                sa.select(sa.column("webhook_id"), sa.column("entity"), sa.column("action")).select_from(events)
+                .order_by(sa.column("webhook_id"), sa.column("entity"), sa.column("action"))
+            ):
+                subscribed.setdefault(webhook_id, []).append({"entity": entity, "action": action})
+        for row in rows:
+            secret = row.pop("secret")
+            row.update(events=subscribed.get(row["webhook_id"], []), encrypted_secret=secret, has_secret=secret is not None)
+            row["description"] = row["description"] or None
+        return sorted(rows, key=webhook_order)
 
     def uncarried(self, experiments, whole: bool) -> list[Uncarried]:
         with self._lock:

@@ -63,6 +63,7 @@ from .streams import redact_uri
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from mlflow.entities.webhook import Webhook
 
 PAGE_SIZE = 1000
 EXPERIMENTS_SEARCH = "/api/2.0/mlflow/experiments/search"
@@ -88,16 +89,17 @@ _TROUBLES = (
     (("timed out", "ReadTimeout", "ConnectTimeout"), "did not answer in time"),
 )
 # Object kinds that arrived after MLflow 2.0, by archive section: the first server version with them.
-KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4)}
+KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4), "webhooks": (3, 3)}
 # Servers from 2.14 to 3.0 keep traces too, behind the V2 trace API (searched with GET, spans in each
 # trace's traces.json artifact, no assessments, no links to runs): exported, not imported into.
 V2_TRACES_SINCE = (2, 14)
 V2_TRACES_SEARCH = "/api/2.0/mlflow/traces"
 # Where no version is reported, one request per kind tells: a 404 for the path means no such kind.
 KIND_PROBES = {
-    "logged_models": ("/api/2.0/mlflow/logged-models/search", {"experiment_ids": ["0"], "max_results": 1}),
-    "traces": ("/api/3.0/mlflow/traces/search", {"max_results": 1}),
-    "evaluation_datasets": ("/api/3.0/mlflow/datasets/search", {"max_results": 1}),
+    "logged_models": ("POST", "/api/2.0/mlflow/logged-models/search", {"experiment_ids": ["0"], "max_results": 1}),
+    "traces": ("POST", "/api/3.0/mlflow/traces/search", {"max_results": 1}),
+    "evaluation_datasets": ("POST", "/api/3.0/mlflow/datasets/search", {"max_results": 1}),
+    "webhooks": ("GET", "/api/2.0/mlflow/webhooks", None),
 }
 
 
@@ -241,15 +243,17 @@ class _Endpoint:
             max_results=PAGE_SIZE, order_by=["created_time ASC"],
         )
 
+    def webhooks_unsupported(self) -> str | None:
+        """Why this store cannot hold webhooks (only SQL-backed registries can), or None when it can."""
+        return _refusal(lambda: self.client.list_webhooks(max_results=1))
+
+    def webhooks(self) -> Iterator[Webhook]:
+        """The registry's webhooks (deleted ones are never listed); over REST without their secrets."""
+        return _paged(self.client.list_webhooks, max_results=PAGE_SIZE)
+
     def evaluation_datasets_unsupported(self) -> str | None:
         """Why this store cannot hold evaluation datasets (only SQL-backed stores can), or None when it can."""
-        try:
-            self.store.search_datasets(max_results=1)
-        except Exception as exc:
-            if server_trouble(exc):
-                raise
-            return one_line(exc).split(". ")[0]  # MLflow's first sentence says it; the rest is setup advice
-        return None
+        return _refusal(lambda: self.store.search_datasets(max_results=1))
 
     def trace_infos(self, trace_ids: list[str]) -> list[TraceInfo]:
         """The infos of those traces that exist, with their assessments."""
@@ -294,7 +298,9 @@ class _Endpoint:
             self.missing = {kind for kind, since in KIND_SINCE.items() if version < since}
             self.v2_traces = V2_TRACES_SINCE <= version < KIND_SINCE["traces"]
         else:
-            self.missing = {kind for kind, (path, body) in KIND_PROBES.items() if _no_such_endpoint(self._request("POST", path, body))}
+            self.missing = {
+                kind for kind, (method, path, body) in KIND_PROBES.items() if _no_such_endpoint(self._request(method, path, body))
+            }
             if "traces" in self.missing:
                 probe = self._request("GET", V2_TRACES_SEARCH, params={"experiment_ids": "0", "max_results": 1})
                 self.v2_traces = probe is not None and probe.ok
@@ -342,6 +348,26 @@ def _version_tuple(version: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def _refusal(probe) -> str | None:
+    """Why the store refuses ``probe`` (a call it cannot serve), or None when it answers; a failing server raises."""
+    try:
+        probe()
+    except Exception as exc:
+        if server_trouble(exc):
+            raise
+        return one_line(exc).split(". ")[0]  # MLflow's first sentence says it; the rest is setup advice
+    return None
+
+
+def _event_order(event: dict) -> tuple:
+    return event["entity"], event["action"]
+
+
+def webhook_order(row: dict) -> tuple:
+    """Webhooks oldest first (MLflow lists them newest first), so a database and a REST export write the same rows."""
+    return row["creation_timestamp"] or 0, row["webhook_id"]
+
+
 # Answers of a server that has no such endpoint, or does not serve it (a feature it was not started with).
 NO_SUCH_ENDPOINT = (404, 405, 501)
 _FEATURE_OFF = re.compile(r"disabled because the server is running without")  # e.g. workspaces, answered with 503
@@ -382,6 +408,19 @@ class TrackingSource(_Endpoint):
 
         with engine.connect() as conn:
             return conn.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar()
+
+    def webhook_rows(self) -> list[dict]:
+        """Every webhook as a ``webhooks`` row, oldest first. MLflow's API never returns a secret, nor whether there is one."""
+        rows = [
+            {
+                "webhook_id": w.webhook_id, "name": w.name, "description": w.description or None, "url": w.url,
+                "events": sorted(({"entity": e.entity.value, "action": e.action.value} for e in w.events), key=_event_order),
+                "status": w.status.value, "creation_timestamp": w.creation_timestamp,
+                "last_updated_timestamp": w.last_updated_timestamp, "encrypted_secret": None, "has_secret": None,
+            }
+            for w in self.webhooks()
+        ]
+        return sorted(rows, key=webhook_order)
 
     def check_artifacts(self, experiments: list[Experiment]) -> None:
         """Stop before anything is written if the files of these experiments cannot be read (a database source)."""
@@ -711,6 +750,12 @@ class TrackingDestination(_Endpoint):
 
             store.artifact_root_uri = resolve_uri_if_local(artifacts_destination)
         return getattr(store, "artifact_root_uri", None)
+
+    def create_webhook(self, row: dict, secret: str | None, status: str) -> Webhook:
+        from mlflow.entities.webhook import WebhookEvent  # MLflow 3.3+
+
+        events = [WebhookEvent(e["entity"], e["action"]) for e in row["events"]]
+        return self.client.create_webhook(row["name"], row["url"], events, row["description"], secret, status)
 
     def experiment_by_name(self, name: str) -> Experiment | None:
         return self.client.get_experiment_by_name(name)

@@ -55,6 +55,7 @@ def export_archive(
     no_traces: bool = False,
     traces_since: str | None = None,
     traces_until: str | None = None,
+    no_webhooks: bool = False,
     artifacts_destination: str | None = None,
     workers: int = 4,
     quiet: bool = True,
@@ -93,6 +94,7 @@ def export_archive(
         no_traces=no_traces,
         traces_since=parse_time(traces_since, "--traces-since"),
         traces_until=parse_time(traces_until, "--traces-until"),
+        no_webhooks=no_webhooks,
         artifacts_destination=artifacts_destination,
         workers=max(1, workers),
     )

@@ -8,6 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
+
 from .archive import ArchiveReader
 from .context import ImportContext, ImportOptions
 from .database_source import open_destination
@@ -38,6 +40,27 @@ def read_rename_file(path: str | None, option: str) -> dict[str, str]:
     return {old.strip(): new.strip() for old, new in rows}
 
 
+def read_secrets_file(path: str | None) -> dict[str, dict[str, str]]:
+    """``--secrets-file``: a JSON object ``{"webhooks": {"<webhook name>": "<secret>"}}``; its contents never reach a
+    message or the summary."""
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            secrets = orjson.loads(fh.read())
+    except OSError as exc:
+        raise ArchiveError(f"Cannot read --secrets-file {path}: {exc.strerror}.") from None
+    except orjson.JSONDecodeError:
+        raise ArchiveError(f"--secrets-file {path} is not JSON; it holds an object like {SECRETS_EXAMPLE}.") from None
+    webhooks = secrets.get("webhooks", {}) if isinstance(secrets, dict) else None
+    if not isinstance(webhooks, dict) or not all(isinstance(v, str) for v in webhooks.values()):
+        raise ArchiveError(f"--secrets-file {path} is not an object like {SECRETS_EXAMPLE}.")
+    return {"webhooks": webhooks}
+
+
+SECRETS_EXAMPLE = '{"webhooks": {"<webhook name>": "<secret>"}}'
+
+
 def import_archive(
     input: str,
     tracking_uri: str | None = None,
@@ -51,6 +74,8 @@ def import_archive(
     artifacts_destination: str | None = None,
     verify: bool = True,
     strict: bool = False,
+    secrets: dict[str, dict[str, str]] | str | None = None,
+    allow_missing_secrets: bool = False,
     workers: int = 4,
     quiet: bool = True,
 ) -> Summary:
@@ -62,6 +87,8 @@ def import_archive(
     a stream (``-``) can only be checked as it is read.
     Object kinds the destination cannot hold (logged models on MLflow 2.x, ...) are skipped,
     one line each in the summary; with ``strict`` such a skip makes the summary not ``ok``.
+    ``secrets`` (a dict, or the path of a ``--secrets-file``) gives webhooks their signing secrets
+    (``objects/webhooks.py``); a webhook left without one fails the summary unless ``allow_missing_secrets``.
 
     >>> summary = import_archive("backup.mlar", tracking_uri="http://127.0.0.1:5001")  # doctest: +SKIP
     >>> summary.ok  # doctest: +SKIP
@@ -70,6 +97,8 @@ def import_archive(
         experiment_rename = read_rename_file(experiment_rename, "--experiment-rename-file")
     if not isinstance(model_rename, dict):
         model_rename = read_rename_file(model_rename, "--model-rename-file")
+    if not isinstance(secrets, dict):
+        secrets = read_secrets_file(secrets)
     options = ImportOptions(
         experiment_rename=experiment_rename,
         model_rename=model_rename,
@@ -79,6 +108,8 @@ def import_archive(
         import_source_tags=import_source_tags,
         use_src_user_id=use_src_user_id,
         strict=strict,
+        secrets=secrets,
+        allow_missing_secrets=allow_missing_secrets,
         workers=max(1, workers),
     )
     started = time.time()

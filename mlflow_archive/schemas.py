@@ -24,6 +24,9 @@ KEY_VALUE = pa.list_(
 ALIASES = pa.list_(
     pa.struct([pa.field("alias", pa.string(), False), pa.field("version", pa.int64(), False)])
 )
+WEBHOOK_EVENTS = pa.list_(
+    pa.struct([pa.field("entity", pa.string(), False), pa.field("action", pa.string(), False)])
+)
 
 PARQUET = "parquet"
 ARROW_STREAM = "arrows"
@@ -282,6 +285,25 @@ TABLES: dict[str, Table] = {
                 "null when the record has no source.",
             ),
         ),
+        _table(
+            "webhooks", PARQUET, "One row per webhook of the model and prompt registry (deleted ones are not written).",
+            ("webhook_id", S, REQ, "Source webhook ID."),
+            ("name", S, REQ, "Webhook name."),
+            ("description", S, OPT, "Description."),
+            ("url", S, REQ, "The URL deliveries are sent to."),
+            ("events", WEBHOOK_EVENTS, REQ, "Subscribed events, e.g. `registered_model`/`created`, lower case as MLflow stores them."),
+            ("status", S, REQ, "`ACTIVE` or `DISABLED`."),
+            ("creation_timestamp", I64, OPT, "Creation time (ms)."),
+            ("last_updated_timestamp", I64, OPT, "Last update time (ms)."),
+            (
+                "encrypted_secret", S, OPT,
+                "The signing secret exactly as the source database stores it: a Fernet token under the source server's "
+                "`MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY`, never the secret itself. Written only by an export from the "
+                "database; null when the webhook has no secret, or when the export went through REST (which never "
+                "returns secrets) and then `has_secret` is null too.",
+            ),
+            ("has_secret", B, OPT, "Whether the webhook has a signing secret; null when the source did not say (REST)."),
+        ),
     ]
 }
 
@@ -291,6 +313,8 @@ def _type_name(data_type: pa.DataType) -> str:
         return "list<struct<key: string, value: string>>"
     if data_type == ALIASES:
         return "list<struct<alias: string, version: int64>>"
+    if data_type == WEBHOOK_EVENTS:
+        return "list<struct<entity: string, action: string>>"
     return str(data_type)
 
 

@@ -136,7 +136,17 @@ SAMPLE_TABLES: dict[str, list[list[dict]]] = {
          "expectations_json": '{"answer": "4"}', "source_type": "TRACE", "source_id": T1, "tags": [],
          "source_data_json": '{"trace_id": "%s"}' % T1},
     ]],
+    "webhooks": [[
+        {"webhook_id": "wh-1", "name": "deploy.hook_1", "description": UNICODE, "url": "https://hooks.example.com/mlflow",
+         "events": [{"entity": "model_version", "action": "created"}, {"entity": "registered_model", "action": "created"}],
+         "status": "ACTIVE", "creation_timestamp": 1700000004000, "last_updated_timestamp": 1700000004001,
+         "encrypted_secret": "gAAAAABlAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "has_secret": True},
+        {"webhook_id": "wh-2", "name": "audit", "url": "http://127.0.0.1:9/hook", "events": [{"entity": "prompt", "action": "created"}],
+         "status": "DISABLED", "creation_timestamp": 1700000004002},
+    ]],
 }
+# Sections a format version's writers wrote: the golden archive of that version holds the sample's rows of these.
+SECTIONS_SINCE = {"webhooks": 3}
 # A second chunk of a section: table -> parts -> rows.
 SAMPLE_CHUNK_2 = ("runs", {
     "runs": [[{"run_id": R3, "experiment_id": "0", "run_name": "", "status": "KILLED", "lifecycle_stage": "active"}]],

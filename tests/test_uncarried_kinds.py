@@ -28,8 +28,8 @@ def _uncarried(stderr: str) -> dict[str, str]:
 
 @pytest.fixture
 def server_with_uncarried_kinds(fresh_dest_server):
-    """A server holding a webhook, a registered judge in one experiment, an MCP server and a skill, and one
-    experiment with a run and none of those."""
+    """A server holding a registered judge in one experiment, an MCP server and a skill (kinds the archive does not
+    carry), a webhook (which it does), and one experiment with a run and none of those."""
     client = MlflowClient(tracking_uri=fresh_dest_server.url)
     judged = client.create_experiment("judged")
     plain = client.create_experiment("plain")
@@ -52,11 +52,12 @@ def test_export_names_every_kind_it_cannot_carry_and_fails(server_with_uncarried
         assert result.returncode == 1, result.describe()
         assert "Traceback" not in result.stderr_text
         seen = _uncarried(result.stderr_text)
-        assert sorted(seen) == ["mcp_servers", "scorers", "skills", "webhooks"], result.describe()
+        assert sorted(seen) == ["mcp_servers", "scorers", "skills"], result.describe()
+        assert archive_cli.export_counts(result.stderr_text)["webhooks"] == 1
         assert "--allow-missing-kinds accepts that" in result.stderr_text
         if source.startswith("sqlite"):
             assert "2 rows in scorer_versions, scorers" in seen["scorers"]
-            assert "2 rows in webhook_events, webhooks" in seen["webhooks"]
+            assert "1 row in skills" in seen["skills"]
         else:
             assert f"of experiment {judged}" in seen["scorers"]
         assert archive_cli.run("verify", str(tmp_path / "all.mlar")).returncode == 0  # the archive itself is whole
@@ -67,7 +68,7 @@ def test_allow_missing_kinds_and_selections(server_with_uncarried_kinds, tmp_pat
     database = f"sqlite:///{server.backend_path}"
     artifacts = ("--artifacts-destination", str(server.artifacts_path))
     allowed = archive_cli.export(tmp_path / "a.mlar", server.url, "--allow-missing-kinds")
-    assert sorted(_uncarried(allowed.stderr_text)) == ["mcp_servers", "scorers", "skills", "webhooks"]
+    assert sorted(_uncarried(allowed.stderr_text)) == ["mcp_servers", "scorers", "skills"]
     assert "(--allow-missing-kinds: the export still succeeds)" in allowed.stderr_text
     # A selection is judged by what belongs to its experiments: server-wide kinds were not asked for.
     for source, options in ((server.url, ()), (database, artifacts)):
