@@ -298,12 +298,14 @@ class _Endpoint:
             self.missing = {kind for kind, since in KIND_SINCE.items() if version < since}
             self.v2_traces = V2_TRACES_SINCE <= version < KIND_SINCE["traces"]
         else:
-            self.missing = {
-                kind for kind, (method, path, body) in KIND_PROBES.items() if _no_such_endpoint(self._request(method, path, body))
-            }
+            self.missing = self.probed_missing()
             if "traces" in self.missing:
                 probe = self._request("GET", V2_TRACES_SEARCH, params={"experiment_ids": "0", "max_results": 1})
                 self.v2_traces = probe is not None and probe.ok
+
+    def probed_missing(self) -> set[str]:
+        """The kinds the server lacks by KIND_PROBES: one request each, a 404 for the path means no such kind."""
+        return {kind for kind, (method, path, body) in KIND_PROBES.items() if _no_such_endpoint(self._request(method, path, body))}
 
     def _request(self, method: str, path: str, body: dict | None = None, params: dict | None = None, quiet: bool = True):
         """One raw request, no retries, answered within REACHABLE_TIMEOUT; with ``quiet``, None when no answer came."""

@@ -25,7 +25,7 @@ import archive_cli
 from compare import all_runs, compare_servers, runs_by_source_id
 from flaky_proxy import FlakyProxy
 from mlflow_archive import inspect_archive
-from mlflow_archive.endpoints import KIND_PROBES, TrackingSource, _no_such_endpoint
+from mlflow_archive.endpoints import KIND_PROBES, TrackingSource
 from models_data import client_for, compare_registered_model, id_maps, model_versions, predict, using_server
 from servers import legacy_venv
 from tracking_data import build_small_experiment
@@ -297,6 +297,5 @@ def test_probes_agree_with_the_version_table(legacy_server, scratch_server):
     for url in (legacy_server.url, scratch_server.url):
         endpoint = TrackingSource(url)
         endpoint.check_reachable()
-        probed = {kind for kind, (path, body) in KIND_PROBES.items() if _no_such_endpoint(endpoint._request("POST", path, body))}
-        assert probed == endpoint.missing & set(KIND_PROBES), (url, endpoint.server_version)
+        assert endpoint.probed_missing() == endpoint.missing & set(KIND_PROBES), (url, endpoint.server_version)
     assert endpoint.missing == set()  # the 3.x server has every kind

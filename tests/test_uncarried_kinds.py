@@ -123,6 +123,7 @@ def test_a_database_with_workspaces_is_exported_one_workspace_at_a_time(tmp_path
     store = SqlAlchemyStore(uri, str(tmp_path / "artifacts"))
     store.create_experiment("in-default")
     store.engine.dispose()
+    (tmp_path / "artifacts").mkdir()  # where a server on this database would keep files: none yet
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO workspaces (name, description) VALUES ('team-b', 'B')")
     before = path.read_bytes()
