@@ -134,7 +134,10 @@ def _replay(ctx: ImportContext, reader: ArchiveReader) -> None:
             current = (member.section, member.chunk)
             importer.member(member)
     except DamagedArchiveError as exc:
-        # Found only as it was read (a stream, or --no-verify): the open chunk's objects stay partial.
+        # Found only as it was read (a stream, or --no-verify). The earlier chunks are whole: their writes are
+        # finished, so a rerun skips them rather than replacing them. The open chunk's objects stay partial.
+        if current is not None and isinstance(importers[current[0]], ChunkReplay):
+            importers[current[0]].drain()
         started = len(getattr(importers[current[0]], "current", ())) if current else 0
         if not started:
             raise

@@ -26,7 +26,8 @@ import zstandard
 
 from mlflow_archive.archive import ArchiveWriter
 from mlflow_archive.container import BLOCK, MemberInfo
-from mlflow_archive.members import ARROW_END, _FlatTable, encode_arrows
+from mlflow_archive.members import ARROW_END, _FlatTable, encode_arrows, encode_parquet
+from mlflow_archive.schemas import TABLES
 from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout, zjson
 
 BASE_TABLES = {"experiments": "experiments", "runs": "runs", "run_metrics": "runs", "traces": "traces", "spans": "traces"}
@@ -35,6 +36,7 @@ ARTIFACTS = "runs/000001/artifacts-0001.tar.zst"
 SPANS = "traces/000001/spans-0001.arrows"
 METRICS = "runs/000001/run_metrics-0001.parquet"
 RUNS = "runs/000001/runs-0001.parquet"
+EXPERIMENTS = "experiments/000001/experiments-0001.parquet"
 
 
 @dataclass
@@ -101,7 +103,7 @@ def _with(base: Base, replace: dict[str, bytes] | None = None, extra: list[tuple
     for info, payload in zip(base.members[:-1], base.payloads):
         payload = (replace or {}).get(info.name, payload)
         raw_size = info.raw_size if info.raw_size is None else zstd_size(payload)
-        raw.add(info.name, payload, rows=info.rows, raw_size=raw_size, **add_options.get(info.name, {}))
+        raw.add(info.name, payload, **{"rows": info.rows, "raw_size": raw_size, **add_options.get(info.name, {})})
         for name, extra_payload, rows, raw_size, after in extra:
             if after == info.name:
                 raw.add(name, extra_payload, rows=rows, raw_size=raw_size)
@@ -290,6 +292,32 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
         "parquet_histogram_mismatch": _refuse(
             "6.2", "a column's definition-level histogram longer than its schema allows (pyarrow aborts on it)",
             _with(base, {RUNS: _longer_histogram(_payload(base, RUNS))}), "size statistics do not match the schema"),
+        "object_twice_in_member": _refuse("12.2", "one run ID in two rows of one runs member",
+                                          _with(base, {RUNS: _rows(base, RUNS, 2)}, **{RUNS: {"rows": 2}}),
+                                          "two runs rows with run_id"),
+        "object_in_two_chunks": _refuse(
+            "12.2", "one run ID in the runs members of two chunks",
+            _with(base, extra=[("runs/000002/runs-0001.parquet", _payload(base, RUNS), 1, None, ARTIFACTS)]),
+            "two runs rows with run_id"),
+        "param_key_twice": _refuse(
+            "12.2", "one parameter key twice for one run in a chunk's run_params",
+            _with(base, extra=[("runs/000001/run_params-0001.parquet",
+                                _parquet_rows("run_params", [{"run_id": R1, "key": "k", "value": v} for v in "ab"]),
+                                2, None, RUNS)]),
+            "two run_params rows with run_id"),
+        "tag_key_twice_in_row": _refuse(
+            "12.2", "one key twice in an experiment's tags list",
+            _with(base, {EXPERIMENTS: _tags_twice(base)}), "name the key 'k' twice"),
+        "artifact_component_too_long": _refuse(
+            "6.4", "an entry name with a 300-byte component",
+            _replace_artifacts(base, _inner([(f"{R1}/" + "n" * 300, b"x")]), 1), "longer than 255 bytes"),
+        "artifact_file_and_folder": _refuse(
+            "6.4", "an entry that is a file and the folder of another entry",
+            _replace_artifacts(base, _inner([(f"{R1}/a", b"x"), (f"{R1}/a/b", b"y")]), 2), "both as a file and as a folder"),
+        "artifact_file_and_folder_in_two_parts": _refuse(
+            "6.4", "an entry of one artifact part that is a folder of an entry of the chunk's earlier part",
+            _with(base, extra=[("runs/000001/artifacts-0002.tar.zst", *_zstd_tar([(f"{R1}/data.bin/x", b"y")]), ARTIFACTS)]),
+            "both as a file and as a folder"),
         "parquet_footer_too_long": _refuse("6.2", "a footer length beyond the file",
                                            _with(base, {METRICS: metrics[:-8] + struct.pack("<I", len(metrics)) + b"PAR1"}),
                                            "not a complete Parquet file"),
@@ -299,6 +327,22 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
 def _table(base: Base, name: str) -> pa.Table:
     payload = pa.py_buffer(_payload(base, name))
     return pq.read_table(payload) if name.endswith(".parquet") else pa.ipc.open_stream(payload).read_all()
+
+
+def _parquet_rows(table: str, rows: list[dict]) -> bytes:
+    return encode_parquet(pa.Table.from_pylist([complete(table, r) for r in rows], schema=TABLES[table].schema)).read_all()
+
+
+def _rows(base: Base, name: str, copies: int) -> bytes:
+    """The member's rows, each ``copies`` times (as the reference writer encodes them)."""
+    rows = _table(base, name).to_pylist()
+    return _parquet_rows(name.rsplit("/", 1)[1].split("-")[0], rows * copies)
+
+
+def _tags_twice(base: Base) -> bytes:
+    rows = _table(base, EXPERIMENTS).to_pylist()
+    rows[0]["tags"] = [{"key": "k", "value": "1"}, {"key": "k", "value": "2"}]
+    return _parquet_rows("experiments", rows)
 
 
 def _parquet(base: Base, name: str, compression: str) -> bytes:
