@@ -75,7 +75,13 @@ def open_destination(tracking_uri: str | None, artifacts_destination: str | None
     uri = _resolve_tracking_uri(tracking_uri)
     if is_database_uri(uri):
         refuse_other_schema(uri)
-    return TrackingDestination(tracking_uri, artifacts_destination)
+    try:
+        return TrackingDestination(tracking_uri, artifacts_destination)
+    except ModuleNotFoundError as exc:  # SQLAlchemy imports a dialect's driver when MLflow's store makes its engine
+        raise SourceError(
+            f"The destination {redact_uri(uri)} needs the module {exc.name!r}, which is not installed in this Python; "
+            "install the package that provides it, or name an installed driver in the URI (e.g. mysql+pymysql://)."
+        ) from None
 
 
 def open_source(tracking_uri: str | None, artifacts_destination: str | None = None) -> TrackingSource:

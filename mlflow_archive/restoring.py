@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .archive import ArchiveReader
+from .archive import ArchiveReader, descriptive
 from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
@@ -75,7 +75,9 @@ def restore_archive(
 def _export_start(input: str) -> int | None:
     """The archive's export start (ms): its deleted runs were deleted by then."""
     with open_input(input) as stream:
-        return ArchiveReader(stream).header.get("export", {}).get("started_at_ms")
+        started = descriptive(ArchiveReader(stream).header, "export").get("started_at_ms")
+    # A descriptive field (FORMAT.md 8): of another type, or beyond a database's integers, it is as if absent.
+    return started if type(started) is int and 0 <= started < 2**63 else None
 
 
 def _replay(input: str, restorers: dict, check: bool) -> None:

@@ -6,6 +6,7 @@ Each module names its ``SECTION`` and provides a ``Restorer(ctx)`` with ``check(
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +16,8 @@ from ..database import ARTIFACTS_ROOT, DatabaseDestination
 from ..errors import ArchiveError
 from ..members import extract_file
 from ..summary import Progress, Summary
+
+MAX_DATABASE_ID = 2**63 - 1  # the largest experiment ID a database's 64-bit integer column keeps
 
 
 @dataclass
@@ -94,3 +97,28 @@ def conflict(what: str, fields: dict, present: dict) -> str:
         f"The destination already holds {what} with other content ({differs}); restore writes only into an empty "
         "database or one whose IDs do not collide with the archive's (use `mlflow archive import` to merge)."
     )
+
+
+def is_database_id(value: str) -> bool:
+    """Whether an archive's experiment ID is one a database can keep: decimal digits, at most ``MAX_DATABASE_ID``."""
+    return value.isascii() and value.isdecimal() and int(value) <= MAX_DATABASE_ID
+
+
+def database_id(value: str, what: str) -> int:
+    """The experiment ID of ``what`` as the database keeps it. Called while planning a member, which the check pass
+    does for every object before the first write: an ID no database can keep refuses the restore whole."""
+    if not is_database_id(value):
+        raise ArchiveError(
+            f"{what} has the experiment ID {value[:40]!r}, which is not a whole number a database can keep; restore "
+            "keeps IDs, so it cannot write this archive (`mlflow archive import` gives new IDs)."
+        )
+    return int(value)
+
+
+def json_column(row: dict, column: str, what: str):
+    """The value of a ``*_json`` column. Called while planning a member, in the check pass: text that is not JSON
+    refuses the restore whole."""
+    try:
+        return json.loads(row[column])
+    except ValueError:  # JSONDecodeError, and bytes that are not UTF-8
+        raise ArchiveError(f"{what} holds text that is not JSON in its {column}; restore cannot write it, and writes nothing.") from None
