@@ -6,6 +6,7 @@ decompressed, and artifact entries are checked before a byte is written to disk.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from .container import BLOCK, COPY_CHUNK, MAX_PAX_HEADER, Spool, entry_name, entry_size, header_problem, parse_octal, parse_pax
-from .errors import DamagedArchiveError, one_line
+from .errors import ArchiveError, DamagedArchiveError, one_line
 from .schemas import Table
 
 JSON_EXT, PARQUET_EXT, ARROWS_EXT, ARTIFACTS_EXT = ".json.zst", ".parquet", ".arrows", ".tar.zst"
@@ -612,9 +613,20 @@ def extract_file(source: BinaryIO, root: Path, relative: str) -> Path:
     """Write one checked artifact under ``root``, never following a link that is already there."""
     check_artifact_path(relative)
     target = root.joinpath(*relative.split("/"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as out:
-        while chunk := source.read(COPY_CHUNK):
-            out.write(chunk)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            while chunk := source.read(COPY_CHUNK):
+                out.write(chunk)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # the whole path: each component is checked against the format's limit
+            raise ArchiveError(
+                f"Cannot write the artifact {relative[:120]!r} under {root}: the path is longer than this file system "
+                "allows, so running the command again fails the same way; use a folder with a shorter path."
+            ) from None
+        raise ArchiveError(
+            f"Cannot write the artifact {relative[:120]!r} under {root} ({one_line(exc)}); "
+            "what was written stays, and the same command finishes once that is fixed."
+        ) from None
     return target

@@ -37,9 +37,8 @@ def write_archive(path: Path, tables: dict[str, list[dict]], files: dict[str, di
             if rows:
                 chunk.write_table(table, {name: [r[name] for r in rows] for name in rows[0]})
         with chunk.artifacts() as sink:
-            for archive_path, content in files.get(section, {}).items():
-                local = path.parent / "files" / section / archive_path
-                local.parent.mkdir(parents=True, exist_ok=True)
+            for number, (archive_path, content) in enumerate(files.get(section, {}).items()):
+                local = path.parent / f"{section}-{number}"  # a short local name, whatever the archive path
                 local.write_bytes(content)
                 sink.add(archive_path, local)
     writer.close()
@@ -111,3 +110,13 @@ def test_import_into_a_database_whose_driver_is_missing(tmp_path):
     archive = write_archive(tmp_path / "a.mlar", {"experiments": [EXPERIMENT], "runs": [RUN]})
     error = archive_cli.import_(archive, "mysql://user:secret@127.0.0.1:1/mlflow", check=False).error_line()
     assert "needs the module 'MySQLdb', which is not installed" in error and "secret" not in error
+
+
+def test_artifact_path_longer_than_the_file_system_allows(tmp_path):
+    """Each component within the format's 255 bytes, the whole path beyond Linux's 4096: no rerun can write it."""
+    deep = "/".join(["d" * 250] * 17)
+    archive = write_archive(tmp_path / "a.mlar", {"experiments": [EXPERIMENT], "runs": [RUN]}, {"runs": {f"{R1}/{deep}/f": b"x"}})
+    errors = [restore(archive, tmp_path).error_line() for _ in range(2)]
+    assert errors[0] == errors[1] and "longer than this file system allows" in errors[0]
+    assert "fails the same way" in errors[0]
+    assert archive_rows(tmp_path)["runs"] == 0
