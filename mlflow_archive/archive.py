@@ -72,6 +72,8 @@ IDENTITIES: dict[str, tuple[str, ...]] = {
     "traces": ("trace_id",),
     "evaluation_datasets": ("dataset_id",),
 }
+# The tables whose rows the reader checks against each other as it decodes them (identities, key-value lists).
+ROW_CHECKED = frozenset(t for t in TABLES if t in IDENTITIES or KEY_VALUE in TABLES[t].schema.types)
 ARTIFACTS = "artifacts"
 ARTIFACT_SECTIONS = ("runs", "logged_models", "registry")  # the sections whose objects own files
 MEMBER_NAME = re.compile(r"(?P<section>[a-z_]+)/(?P<chunk>\d{6})/(?P<stem>[a-z_]+)-(?P<part>\d{4})(?P<ext>\.[a-z.]+)")

@@ -3,7 +3,9 @@
 Where ``import`` replays an archive through a server's REST API (new IDs, the server's
 times), ``restore`` writes the rows itself through the installed MLflow's ORM tables (traces
 through MLflow's own SQL store, which derives much from their spans). Before the first write,
-one pass over the archive checks that no ID it holds is taken in the destination by something else.
+one pass over the archive checks that no ID it holds is taken in the destination by something else,
+and that what the database must keep as the archive has it (experiment IDs, JSON, statuses, rows
+without a repeated identity) can be kept: an archive that fails refuses the restore with nothing written.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .archive import ArchiveReader, descriptive
+from .archive import ROW_CHECKED, ArchiveReader, descriptive
 from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
@@ -87,6 +89,8 @@ def _replay(input: str, restorers: dict, check: bool) -> None:
             restorer = restorers[member.section]  # one for every section of the format
             if check:
                 restorer.check(member)
+                if member.stem in ROW_CHECKED:
+                    member.read_table()  # the reader's row checks (FORMAT.md 12.2) come before the first write, verified or not
                 continue
             if current is not None and current != (member.section, member.chunk):
                 restorers[current[0]].end_chunk()

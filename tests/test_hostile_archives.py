@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 import archive_cli
 from corpus import CORPUS
+from samples import SAMPLE_TABLES
 
 # Conformance cases of content an import or restore cannot write, with a phrase of their refusal.
 UNIMPORTABLE = {
@@ -54,7 +55,12 @@ def test_unchecked_import_of_a_run_in_two_chunks_keeps_the_first_and_asks_no_rer
     assert states[1] == states[0], "the rerun replaced the run the first import wrote"
 
 
-def test_unchecked_restore_of_a_run_in_two_chunks_writes_no_row(tmp_path):
-    """restore reads every object's ID once before its first write, so even without verify nothing is written."""
-    assert "two runs rows" in restore(CORPUS / "object_in_two_chunks.mlar", tmp_path, "--no-verify").error_line()
+@pytest.mark.parametrize("case", ["object_in_two_chunks", "param_key_twice"])
+def test_unchecked_restore_writes_no_row(case, tmp_path):
+    """restore reads the rows the reader checks against each other before its first write, so even without
+    verify nothing is written."""
+    assert UNIMPORTABLE[case] in restore(CORPUS / f"{case}.mlar", tmp_path, "--no-verify").error_line()
     assert runs(tmp_path / "mlflow.db") == []
+    with sa.create_engine(f"sqlite:///{tmp_path / 'mlflow.db'}").connect() as conn:
+        times = list(conn.execute(sa.text("SELECT creation_time FROM experiments")).scalars())
+    assert SAMPLE_TABLES["experiments"][0][0]["creation_time"] not in times, "the archive's experiment 0 was written"
