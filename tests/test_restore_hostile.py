@@ -73,6 +73,8 @@ REFUSED = {
                                  "evaluation_dataset_records": [{"dataset_id": "d-1", "record_id": "r-1",
                                                                  "inputs_json": "{bad", "tags": []}]},
                                 "not JSON in its inputs_json"),
+    "logged_model_without_creation_time": ({"experiments": [EXPERIMENT], "logged_models": [{**MODEL, "creation_timestamp": None}]},
+                                           "has no creation_timestamp_ms, which the database requires"),
     "logged_model_status_unknown": ({"experiments": [EXPERIMENT], "logged_models": [{**MODEL, "status": "BROKEN"}]},
                                     "the status 'BROKEN', which MLflow does not know"),
 }

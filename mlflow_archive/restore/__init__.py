@@ -76,12 +76,19 @@ def missing_rows(ctx: RestoreContext, table, key: str, rows: list[dict], row_of:
     """The archive ``rows`` whose database row (``row_of(row)``) the destination lacks, by ``key``.
 
     One it holds with the same ``compared`` columns was written by an earlier restore; one with other
-    content stops the restore, naming ``what`` (formatted with the key's value).
+    content stops the restore, naming ``what`` (formatted with the key's value), and so does a row without a
+    value the database requires (the archive's column may be null where the database's may not).
     """
     present = ctx.db.fetch(table, key, [row_of(r)[key] for r in rows])
+    required = [c.name for c in table.c if not c.nullable]
     new = []
     for row in rows:
         want = row_of(row)
+        missing = [name for name in required if name in want and want[name] is None]
+        if missing:
+            named = what.format(want[key])
+            raise ArchiveError(f"{named[0].upper()}{named[1:]} has no {missing[0]}, which the database requires; "
+                               "restore cannot write it, and writes nothing.")
         have = present.get(want[key])
         if have is None:
             new.append(row)
