@@ -56,9 +56,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "traces": ("traces", "spans", "assessments"),
     "evaluation_datasets": ("evaluation_datasets", "evaluation_dataset_records"),
 }
-# The columns that identify a table's row: no two rows of an archive share them (FORMAT.md 12.2). A section's
-# first table names its objects, once in the whole archive; the other tables here hold an object's details,
-# in its chunk, so the chunk is checked.
+# The columns that identify a table's row: no two rows of an archive share them (FORMAT.md 12.2). Objects
+# (a section's first table, and the assessments and records that have IDs of their own) are checked across
+# the whole archive; the other tables here hold an object's details, in its chunk, so the chunk is checked.
 IDENTITIES: dict[str, tuple[str, ...]] = {
     "experiments": ("experiment_id",),
     "runs": ("run_id",),
@@ -70,8 +70,11 @@ IDENTITIES: dict[str, tuple[str, ...]] = {
     "prompts": ("name",),
     "prompt_versions": ("name", "version"),
     "traces": ("trace_id",),
+    "assessments": ("assessment_id",),
     "evaluation_datasets": ("dataset_id",),
+    "evaluation_dataset_records": ("record_id",),
 }
+ARCHIVE_WIDE = frozenset({*(tables[0] for tables in SECTIONS.values()), "assessments", "evaluation_dataset_records"})
 # The tables whose rows the reader checks against each other as it decodes them (identities, key-value lists).
 ROW_CHECKED = frozenset(t for t in TABLES if t in IDENTITIES or KEY_VALUE in TABLES[t].schema.types)
 ARTIFACTS = "artifacts"
@@ -271,7 +274,7 @@ class RowIdentities:
         keys = list(zip(*(table[c].to_pylist() for c in columns)))
         if len(set(keys)) != len(keys):
             _refuse_repeated_row(member, columns, next(k for i, k in enumerate(keys) if k in keys[:i]))
-        if member.stem == SECTIONS[member.section][0]:
+        if member.stem in ARCHIVE_WIDE:
             self._add_objects(member, columns, [k[0] for k in keys])
             return
         if self._chunk != (member.section, member.chunk):
@@ -284,15 +287,15 @@ class RowIdentities:
     def _add_objects(self, member: Member, columns: tuple[str, ...], ids: list[str]) -> None:
         if self._objects is None:
             self._objects = sqlite3.connect("")  # SQLite's private temporary database, deleted when closed
-            self._objects.execute("CREATE TABLE seen (section TEXT, id TEXT, PRIMARY KEY (section, id)) WITHOUT ROWID")
+            self._objects.execute("CREATE TABLE seen (stem TEXT, id TEXT, PRIMARY KEY (stem, id)) WITHOUT ROWID")
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
             marks = ", ".join("?" * len(batch))
-            earlier = self._objects.execute(f"SELECT id FROM seen WHERE section = ? AND id IN ({marks})",
-                                            [member.section, *batch]).fetchone()
+            earlier = self._objects.execute(f"SELECT id FROM seen WHERE stem = ? AND id IN ({marks})",
+                                            [member.stem, *batch]).fetchone()
             if earlier is not None:
                 _refuse_repeated_row(member, columns, earlier)
-            self._objects.executemany("INSERT INTO seen VALUES (?, ?)", [(member.section, i) for i in batch])
+            self._objects.executemany("INSERT INTO seen VALUES (?, ?)", [(member.stem, i) for i in batch])
 
     def close(self) -> None:
         if self._objects is not None:

@@ -302,9 +302,16 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
         "param_key_twice": _refuse(
             "12.2", "one parameter key twice for one run in a chunk's run_params",
             _with(base, extra=[("runs/000001/run_params-0001.parquet",
-                                _parquet_rows("run_params", [{"run_id": R1, "key": "k", "value": v} for v in "ab"]),
+                                _member_rows("run_params", [{"run_id": R1, "key": "k", "value": v} for v in "ab"]),
                                 2, None, RUNS)]),
             "two run_params rows with run_id"),
+        "assessment_twice": _refuse(
+            "12.2", "one assessment ID in two rows of a trace's assessments",
+            _with(base, extra=[("traces/000001/assessments-0001.arrows",
+                                _member_rows("assessments", [complete("assessments", {**SAMPLE_TABLES["assessments"][0][0],
+                                                                                      "name": n}) for n in "ab"]),
+                                2, None, SPANS)]),
+            "two assessments rows with assessment_id"),
         "tag_key_twice_in_row": _refuse(
             "12.2", "one key twice in an experiment's tags list",
             _with(base, {EXPERIMENTS: _tags_twice(base)}), "name the key 'k' twice"),
@@ -329,20 +336,22 @@ def _table(base: Base, name: str) -> pa.Table:
     return pq.read_table(payload) if name.endswith(".parquet") else pa.ipc.open_stream(payload).read_all()
 
 
-def _parquet_rows(table: str, rows: list[dict]) -> bytes:
-    return encode_parquet(pa.Table.from_pylist([complete(table, r) for r in rows], schema=TABLES[table].schema)).read_all()
+def _member_rows(table: str, rows: list[dict]) -> bytes:
+    """The rows as a member of ``table``, in its storage (Parquet or Arrow)."""
+    arrow = pa.Table.from_pylist([complete(table, r) for r in rows], schema=TABLES[table].schema)
+    return (encode_parquet if TABLES[table].storage == "parquet" else encode_arrows)(arrow).read_all()
 
 
 def _rows(base: Base, name: str, copies: int) -> bytes:
     """The member's rows, each ``copies`` times (as the reference writer encodes them)."""
     rows = _table(base, name).to_pylist()
-    return _parquet_rows(name.rsplit("/", 1)[1].split("-")[0], rows * copies)
+    return _member_rows(name.rsplit("/", 1)[1].split("-")[0], rows * copies)
 
 
 def _tags_twice(base: Base) -> bytes:
     rows = _table(base, EXPERIMENTS).to_pylist()
     rows[0]["tags"] = [{"key": "k", "value": "1"}, {"key": "k", "value": "2"}]
-    return _parquet_rows("experiments", rows)
+    return _member_rows("experiments", rows)
 
 
 def _parquet(base: Base, name: str, compression: str) -> bytes:
