@@ -272,17 +272,13 @@ class RowIdentities:
         if columns is None:
             return
         keys = list(zip(*(table[c].to_pylist() for c in columns)))
-        if len(set(keys)) != len(keys):
-            _refuse_repeated_row(member, columns, next(k for i, k in enumerate(keys) if k in keys[:i]))
         if member.stem in ARCHIVE_WIDE:
+            _add_unique(member, columns, keys, set())
             self._add_objects(member, columns, [k[0] for k in keys])
             return
         if self._chunk != (member.section, member.chunk):
             self._chunk, self._details = (member.section, member.chunk), set()
-        repeated = self._details.intersection(keys)
-        if repeated:
-            _refuse_repeated_row(member, columns, min(repeated))
-        self._details.update(keys)
+        _add_unique(member, columns, keys, self._details)
 
     def _add_objects(self, member: Member, columns: tuple[str, ...], ids: list[str]) -> None:
         if self._objects is None:
@@ -300,6 +296,13 @@ class RowIdentities:
     def close(self) -> None:
         if self._objects is not None:
             self._objects.close()
+
+
+def _add_unique(member: Member, columns: tuple[str, ...], keys: list[tuple], seen: set[tuple]) -> None:
+    for key in keys:
+        if key in seen:
+            _refuse_repeated_row(member, columns, key)
+        seen.add(key)
 
 
 def _refuse_repeated_row(member: Member, columns: tuple[str, ...], key: tuple) -> None:
