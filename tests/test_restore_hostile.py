@@ -88,6 +88,19 @@ def test_refused_before_the_first_write(case, tmp_path):
     assert archive_rows(tmp_path) == NOTHING
 
 
+def test_dataset_links_to_experiments_no_database_keeps_are_dropped(tmp_path):
+    """A link names an experiment the restore may not hold: one that no database can keep is a lost link, as
+    one that is not in the archive is, and the dataset is restored."""
+    dataset = {"dataset_id": "d-1", "name": "d", "experiment_ids": ["1", "abc", None], "tags": []}
+    archive = write_archive(tmp_path / "a.mlar", {"experiments": [EXPERIMENT], "runs": [RUN], "evaluation_datasets": [dataset]})
+    result = restore(archive, tmp_path)
+    assert result.returncode == 0, result.describe()
+    assert "lost links to experiments" in result.stderr_text
+    with sa.create_engine(f"sqlite:///{tmp_path / 'mlflow.db'}").connect() as conn:
+        links = list(conn.execute(sa.text("SELECT destination_id FROM entity_associations")).scalars())
+    assert links == ["1"]
+
+
 def test_export_header_field_of_another_type_is_ignored(tmp_path):
     archive = write_archive(tmp_path / "a.mlar", {"experiments": [EXPERIMENT], "runs": [{**RUN, "lifecycle_stage": "deleted"}]},
                             header={**SAMPLE_HEADER, "export": "yesterday"})

@@ -106,9 +106,10 @@ def conflict(what: str, fields: dict, present: dict) -> str:
     )
 
 
-def is_database_id(value: str) -> bool:
-    """Whether an archive's experiment ID is one a database can keep: decimal digits, at most ``MAX_DATABASE_ID``."""
-    return value.isascii() and value.isdecimal() and int(value) <= MAX_DATABASE_ID
+def is_database_id(value: str | None) -> bool:
+    """Whether an archive's experiment ID is one a database can keep: decimal digits, at most ``MAX_DATABASE_ID``
+    (a list's element may be null)."""
+    return value is not None and value.isascii() and value.isdecimal() and int(value) <= MAX_DATABASE_ID
 
 
 def database_id(value: str, what: str) -> int:
