@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from . import __version__
 from .container import ContainerReader, ContainerWriter, MemberInfo, Spool
-from .errors import DamagedArchiveError, UnsupportedArchiveError
+from .errors import DamagedArchiveError, UnsupportedArchiveError, UnwritableArchiveError
 from .members import (
     ARTIFACTS_EXT,
     JSON_EXT,
@@ -307,7 +307,7 @@ def _add_unique(member: Member, columns: tuple[str, ...], keys: list[tuple], see
 
 def _refuse_repeated_row(member: Member, columns: tuple[str, ...], key: tuple) -> None:
     named = ", ".join(f"{column} {value!r}" for column, value in zip(columns, key))
-    raise DamagedArchiveError(
+    raise UnwritableArchiveError(
         f"The archive holds two {member.stem} rows with {named} (the second in {member.name}); "
         "an importer cannot tell which is meant, so it was refused."
     )
@@ -321,7 +321,7 @@ def _refuse_repeated_keys(name: str, column: str, lists: pa.ChunkedArray) -> Non
         return
     counts = pairs.group_by(["row", "key"], use_threads=False).aggregate([("key", "count")])
     key = counts.filter(pc.greater(counts["key_count"], 1))["key"][0].as_py()
-    raise DamagedArchiveError(
+    raise UnwritableArchiveError(
         f"The archive holds a row of {name} whose {column} name the key {key!r} twice; "
         "an importer cannot tell which value is meant, so it was refused."
     )

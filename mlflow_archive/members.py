@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from .container import BLOCK, COPY_CHUNK, MAX_PAX_HEADER, Spool, entry_name, entry_size, header_problem, parse_octal, parse_pax
-from .errors import ArchiveError, DamagedArchiveError, one_line
+from .errors import ArchiveError, DamagedArchiveError, UnwritableArchiveError, one_line
 from .schemas import Table
 
 JSON_EXT, PARQUET_EXT, ARROWS_EXT, ARTIFACTS_EXT = ".json.zst", ".parquet", ".arrows", ".tar.zst"
@@ -476,7 +476,7 @@ def check_artifact_path(path: str) -> None:
     ):
         raise DamagedArchiveError(f"The archive holds an artifact with the unsafe path {path[:120]!r}; it was refused.")
     if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_COMPONENT for part in parts):
-        raise DamagedArchiveError(
+        raise UnwritableArchiveError(
             f"The archive holds an artifact whose path {path[:120]!r} has a component longer than {MAX_NAME_COMPONENT} "
             "bytes, which no file system can create; it was refused."
         )
@@ -591,11 +591,11 @@ def iter_artifacts(
     for path, data in tar.entries():
         check_artifact_path(path)
         if path in seen or path in earlier:
-            raise DamagedArchiveError(f"Artifact member {name} holds {path[:80]!r} twice; it was refused.")
+            raise UnwritableArchiveError(f"Artifact member {name} holds {path[:80]!r} twice; it was refused.")
         # Folders are kept in the same sets with a final "/", which no file path has.
         folders = [path[:i] for i, c in enumerate(path) if c == "/"]
         if path + "/" in seen or path + "/" in earlier or any(f in seen or f in earlier for f in folders):
-            raise DamagedArchiveError(
+            raise UnwritableArchiveError(
                 f"Artifact member {name} holds {path[:80]!r} both as a file and as a folder of another file; it was refused."
             )
         seen.add(path)

@@ -64,3 +64,13 @@ def test_unchecked_restore_writes_no_row(case, tmp_path):
     with sa.create_engine(f"sqlite:///{tmp_path / 'mlflow.db'}").connect() as conn:
         times = list(conn.execute(sa.text("SELECT creation_time FROM experiments")).scalars())
     assert SAMPLE_TABLES["experiments"][0][0]["creation_time"] not in times, "the archive's experiment 0 was written"
+
+
+def test_unchecked_import_refused_mid_chunk_says_a_rerun_fails_the_same_way(tmp_path):
+    """The clash is in the chunk's artifacts, after its runs were started: they stay partial, and the message
+    does not promise that a rerun (or a good copy, which would hold the same clash) finishes them."""
+    result = archive_cli.import_(CORPUS / "artifact_file_and_folder.mlar", f"sqlite:///{tmp_path / 'import.db'}",
+                                 "--no-verify", check=False)
+    error = result.error_line()
+    assert "both as a file and as a folder" in error and "left partial" in error
+    assert "fails the same way" in error and "good copy" not in error
