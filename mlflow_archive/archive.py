@@ -6,15 +6,17 @@ formats/FORMAT.md is the normative description of everything here.
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import __version__
 from .container import ContainerReader, ContainerWriter, MemberInfo, Spool
-from .errors import DamagedArchiveError, UnsupportedArchiveError
+from .errors import DamagedArchiveError, UnsupportedArchiveError, UnwritableArchiveError
 from .members import (
     ARTIFACTS_EXT,
     JSON_EXT,
@@ -29,7 +31,7 @@ from .members import (
     iter_artifacts,
     kind_of,
 )
-from .schemas import PARQUET, TABLES, Table
+from .schemas import KEY_VALUE, PARQUET, TABLES, Table
 
 FORMAT_NAME = "mlflow-archive"
 READER_VERSION = 3  # the highest reader version this code implements
@@ -55,6 +57,27 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "evaluation_datasets": ("evaluation_datasets", "evaluation_dataset_records"),
     "webhooks": ("webhooks",),
 }
+# The columns that identify a table's row: no two rows of an archive share them (FORMAT.md 12.2). Objects
+# (a section's first table, and the assessments and records that have IDs of their own) are checked across
+# the whole archive; the other tables here hold an object's details, in its chunk, so the chunk is checked.
+IDENTITIES: dict[str, tuple[str, ...]] = {
+    "experiments": ("experiment_id",),
+    "runs": ("run_id",),
+    "run_params": ("run_id", "key"),
+    "run_tags": ("run_id", "key"),
+    "logged_models": ("model_id",),
+    "registered_models": ("name",),
+    "model_versions": ("name", "version"),
+    "prompts": ("name",),
+    "prompt_versions": ("name", "version"),
+    "traces": ("trace_id",),
+    "assessments": ("assessment_id",),
+    "evaluation_datasets": ("dataset_id",),
+    "evaluation_dataset_records": ("record_id",),
+}
+ARCHIVE_WIDE = frozenset({*(tables[0] for tables in SECTIONS.values()), "assessments", "evaluation_dataset_records"})
+# The tables whose rows the reader checks against each other as it decodes them (identities, key-value lists).
+ROW_CHECKED = frozenset(t for t in TABLES if t in IDENTITIES or KEY_VALUE in TABLES[t].schema.types)
 ARTIFACTS = "artifacts"
 ARTIFACT_SECTIONS = ("runs", "logged_models", "registry")  # the sections whose objects own files
 MEMBER_NAME = re.compile(r"(?P<section>[a-z_]+)/(?P<chunk>\d{6})/(?P<stem>[a-z_]+)-(?P<part>\d{4})(?P<ext>\.[a-z.]+)")
@@ -232,6 +255,79 @@ class ArtifactSink:
             self.flush()
 
 
+class RowIdentities:
+    """The identities of the rows read so far (FORMAT.md 12.2): objects' for the whole archive, in a temporary
+    SQLite database (on disk once it outgrows its cache: memory does not grow with the archive), details' for
+    the current chunk; and the keys of each row's key-value lists."""
+
+    def __init__(self) -> None:
+        self._objects: sqlite3.Connection | None = None
+        self._chunk: tuple[str, int] | None = None
+        self._details: set[tuple] = set()
+
+    def check(self, member: Member, table: pa.Table) -> None:
+        for field in member.table_spec.schema:
+            if field.type == KEY_VALUE:
+                _refuse_repeated_keys(member.name, field.name, table[field.name])
+        columns = IDENTITIES.get(member.stem)
+        if columns is None:
+            return
+        keys = list(zip(*(table[c].to_pylist() for c in columns)))
+        if member.stem in ARCHIVE_WIDE:
+            _add_unique(member, columns, keys, set())
+            self._add_objects(member, columns, [k[0] for k in keys])
+            return
+        if self._chunk != (member.section, member.chunk):
+            self._chunk, self._details = (member.section, member.chunk), set()
+        _add_unique(member, columns, keys, self._details)
+
+    def _add_objects(self, member: Member, columns: tuple[str, ...], ids: list[str]) -> None:
+        if self._objects is None:
+            self._objects = sqlite3.connect("")  # SQLite's private temporary database, deleted when closed
+            self._objects.execute("CREATE TABLE seen (stem TEXT, id TEXT, PRIMARY KEY (stem, id)) WITHOUT ROWID")
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ", ".join("?" * len(batch))
+            earlier = self._objects.execute(f"SELECT id FROM seen WHERE stem = ? AND id IN ({marks})",
+                                            [member.stem, *batch]).fetchone()
+            if earlier is not None:
+                _refuse_repeated_row(member, columns, earlier)
+            self._objects.executemany("INSERT INTO seen VALUES (?, ?)", [(member.stem, i) for i in batch])
+
+    def close(self) -> None:
+        if self._objects is not None:
+            self._objects.close()
+
+
+def _add_unique(member: Member, columns: tuple[str, ...], keys: list[tuple], seen: set[tuple]) -> None:
+    for key in keys:
+        if key in seen:
+            _refuse_repeated_row(member, columns, key)
+        seen.add(key)
+
+
+def _refuse_repeated_row(member: Member, columns: tuple[str, ...], key: tuple) -> None:
+    named = ", ".join(f"{column} {value!r}" for column, value in zip(columns, key))
+    raise UnwritableArchiveError(
+        f"The archive holds two {member.stem} rows with {named} (the second in {member.name}); "
+        "an importer cannot tell which is meant, so it was refused."
+    )
+
+
+def _refuse_repeated_keys(name: str, column: str, lists: pa.ChunkedArray) -> None:
+    """Refuse a row whose key-value list holds a key twice: a map has each key once."""
+    lists = lists.combine_chunks()
+    pairs = pa.table({"row": pc.list_parent_indices(lists), "key": pc.list_flatten(lists).field("key")}).drop_null()
+    if pairs.num_rows == pairs.group_by(["row", "key"], use_threads=False).aggregate([]).num_rows:
+        return
+    counts = pairs.group_by(["row", "key"], use_threads=False).aggregate([("key", "count")])
+    key = counts.filter(pc.greater(counts["key_count"], 1))["key"][0].as_py()
+    raise UnwritableArchiveError(
+        f"The archive holds a row of {name} whose {column} name the key {key!r} twice; "
+        "an importer cannot tell which value is meant, so it was refused."
+    )
+
+
 @dataclass
 class Member:
     """A verified member. Its bytes are valid until the reader moves to the next member."""
@@ -242,7 +338,9 @@ class Member:
     chunk: int
     stem: str
     kind: str
-    chunk_paths: set[str] = field(default_factory=set)  # artifact paths of the chunk's earlier parts
+    chunk_paths: set[str] = field(default_factory=set)  # artifact paths (and their folders + "/") of the chunk's earlier parts
+    identities: RowIdentities = field(default_factory=RowIdentities)
+    _identities_checked: bool = False
 
     @property
     def name(self) -> str:
@@ -253,7 +351,11 @@ class Member:
         return TABLES.get(self.stem) if self.kind != ARTIFACTS_EXT else None
 
     def read_table(self) -> pa.Table:
-        return decode_table(self.spool, self.table_spec, self.info.rows, self.name)
+        table = decode_table(self.spool, self.table_spec, self.info.rows, self.name)
+        if not self._identities_checked:  # a member read twice holds its rows once
+            self.identities.check(self, table)
+            self._identities_checked = True
+        return table
 
     def iter_artifacts(self) -> Iterator[tuple[str, BinaryIO]]:
         return iter_artifacts(self.spool, self.info.raw_size, self.name, self.info.rows, self.chunk_paths)
@@ -273,6 +375,7 @@ class ArchiveReader:
         self.seen: list[MemberInfo] = []
         self.ignored: list[str] = []
         self.trailer: dict | None = None
+        self.identities = RowIdentities()
         self.header = self._read_header()
 
     def _next_raw(self) -> tuple[MemberInfo, Spool] | None:
@@ -357,7 +460,8 @@ class ArchiveReader:
                     continue
                 if info.rows is None or (stem == ARTIFACTS and info.raw_size is None):
                     raise DamagedArchiveError(f"The archive is damaged: member {info.name} declares no row count or size.")
-                yield Member(info, spool, section, here[1], stem, match["ext"], chunk_paths)
+                yield Member(info, spool, section, here[1], stem, match["ext"], chunk_paths, self.identities)
+        self.identities.close()
         if self._next_raw() is not None:
             raise DamagedArchiveError("The archive is damaged: members follow its trailer.")
 

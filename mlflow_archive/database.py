@@ -32,6 +32,7 @@ class DatabaseDestination:
 
         self.uri = redact_uri(uri)  # for messages
         self.store_uri = uri  # for MLflow's store, password included
+        self.has_schema = False  # the installed MLflow's schema is there (check_schema found it, or prepare made it)
         try:
             _make_parent_dirs_if_sqlite(uri)
             self.engine = sa.create_engine(uri)  # SQLite's pragmas come with the first write (``prepare``)
@@ -45,6 +46,7 @@ class DatabaseDestination:
 
         expected, found = _get_latest_schema_revision(), self._schema_revision()
         if found == expected:
+            self.has_schema = True
             return True
         if found is not None and not self._holds_no_data(self._tables()):
             raise ArchiveError(
@@ -67,6 +69,7 @@ class DatabaseDestination:
             if self._holds_no_data(tables):
                 tables.drop_all(self.engine)  # a schema creation that was cut off (a killed restore) is begun again
         SqlAlchemyStore(self.store_uri, ARTIFACTS_ROOT).engine.dispose()
+        self.has_schema = True
 
     def _schema_revision(self) -> str | None:
         from mlflow.store.db.utils import _get_schema_version
@@ -96,7 +99,10 @@ class DatabaseDestination:
         return True
 
     def fetch(self, table: sa.Table, key: str, values: Iterable) -> dict:
-        """Rows of ``table`` whose ``key`` is one of ``values``, as ``{key value: row mapping}``."""
+        """Rows of ``table`` whose ``key`` is one of ``values``, as ``{key value: row mapping}``; none before ``prepare``
+        made MLflow's schema (the check pass of a database without it has nothing to collide with)."""
+        if not self.has_schema:
+            return {}
         values = list(values)
         found = {}
         with self.engine.connect() as conn:

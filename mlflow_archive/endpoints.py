@@ -195,6 +195,11 @@ class _Endpoint:
                     f"{where} is an MLflow file store, which MLflow 3 opens only when "
                     "MLFLOW_ALLOW_FILE_STORE=true is set; set it and run the same command again."
                 ) from None
+            if isinstance(exc, ModuleNotFoundError):  # SQLAlchemy imports a dialect's driver when the store makes its engine
+                raise SourceError(
+                    f"{where} needs the module {exc.name!r}, which is not installed in this Python; install the package "
+                    "that provides it, or name an installed driver in the URI (e.g. mysql+pymysql://)."
+                ) from None
             raise SourceError(f"Cannot use the tracking URI {where}: {reason(exc)}.") from None
         self.uri = client._tracking_client.tracking_uri
         self.client = _Retrying(client)

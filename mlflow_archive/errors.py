@@ -42,6 +42,11 @@ class DamagedArchiveError(ArchiveError):
     """The archive is truncated, corrupted, or not an mlflow-archive at all."""
 
 
+class UnwritableArchiveError(DamagedArchiveError):
+    """The archive's bytes are sound, but it holds what no destination can take (an object twice, a file name no
+    file system can create): a good copy of it is refused the same way."""
+
+
 class UnsupportedArchiveError(ArchiveError):
     """The archive is sound but needs a newer reader."""
 

@@ -14,7 +14,7 @@ from .archive import ArchiveReader
 from .context import ImportContext, ImportOptions
 from .database_source import open_destination
 from .endpoints import stopped_error
-from .errors import ArchiveError, DamagedArchiveError
+from .errors import ArchiveError, DamagedArchiveError, UnwritableArchiveError
 from .idmap import IdMap
 from .inspection import verify_archive
 from .objects import OBJECT_MODULES
@@ -165,13 +165,17 @@ def _replay(ctx: ImportContext, reader: ArchiveReader) -> None:
             current = (member.section, member.chunk)
             importer.member(member)
     except DamagedArchiveError as exc:
-        # Found only as it was read (a stream, or --no-verify): the open chunk's objects stay partial.
+        # Found only as it was read (a stream, or --no-verify). The earlier chunks are whole: their writes are
+        # finished, so a rerun skips them rather than replacing them. The open chunk's objects stay partial.
+        if current is not None and isinstance(importers[current[0]], ChunkReplay):
+            importers[current[0]].drain()
         started = len(getattr(importers[current[0]], "current", ())) if current else 0
         if not started:
             raise
-        raise DamagedArchiveError(
-            f"{str(exc).rstrip('.')}; {started} {current[0]} object(s) it had started were left partial, "
-            "and the same command with a good copy of the archive finishes them."
+        remedy = ("importing this archive again fails the same way" if isinstance(exc, UnwritableArchiveError)
+                  else "the same command with a good copy of the archive finishes them")
+        raise type(exc)(
+            f"{str(exc).rstrip('.')}; {started} {current[0]} object(s) it had started were left partial, and {remedy}."
         ) from None
     if current is not None:
         _end_chunk(importers[current[0]], section_ends=True)

@@ -6,6 +6,7 @@ decompressed, and artifact entries are checked before a byte is written to disk.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from .container import BLOCK, COPY_CHUNK, MAX_PAX_HEADER, Spool, entry_name, entry_size, header_problem, parse_octal, parse_pax
-from .errors import DamagedArchiveError, InsufficientMemoryError, one_line
+from .errors import ArchiveError, DamagedArchiveError, InsufficientMemoryError, UnwritableArchiveError, one_line
 from .schemas import Table
 
 JSON_EXT, PARQUET_EXT, ARROWS_EXT, ARTIFACTS_EXT = ".json.zst", ".parquet", ".arrows", ".tar.zst"
@@ -35,6 +36,7 @@ MAX_TABLE_RAW = 1 << 30  # decoded size of one Parquet or Arrow member
 MAX_TABLE_ROWS = 1 << 24
 TABLE_PART_TARGET = 32 << 20  # in-memory Arrow bytes after which a writer starts a new part
 ROW_GROUP_ROWS = 1 << 20
+MAX_NAME_COMPONENT = 255  # bytes of one artifact path component: what the common file systems can create
 
 
 def kind_of(name: str) -> str | None:
@@ -618,6 +620,11 @@ def check_artifact_path(path: str) -> None:
         or not parts
     ):
         raise DamagedArchiveError(f"The archive holds an artifact with the unsafe path {path[:120]!r}; it was refused.")
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_COMPONENT for part in parts):
+        raise UnwritableArchiveError(
+            f"The archive holds an artifact whose path {path[:120]!r} has a component longer than {MAX_NAME_COMPONENT} "
+            "bytes, which no file system can create; it was refused."
+        )
 
 
 class _EntryData:
@@ -715,25 +722,35 @@ def iter_artifacts(
     chunk_paths: set[str] | None = None,
 ) -> Iterator[tuple[str, BinaryIO]]:
     """Yield (path, file object) for each file; links, devices and unsafe paths are refused, so is a path
-    already seen in ``chunk_paths`` (the paths of the chunk's earlier artifact parts, which this call extends).
+    already seen in ``chunk_paths`` (the paths of the chunk's earlier artifact parts, which this call extends),
+    and a path that is a folder of another (``a`` and ``a/b``: no extraction can write both).
 
     Once the last file is yielded, the declared ``raw_size`` and (if given) file count are checked.
     """
     if raw_size is None:
         raise DamagedArchiveError(f"The archive is damaged: artifact member {name} declares no size.")
     seen: set[str] = set()
+    count = 0
     earlier = chunk_paths if chunk_paths is not None else set()
     tar = _InnerTar(BoundedDecompressor(spool.rewind(), raw_size, name), name)
     for path, data in tar.entries():
         check_artifact_path(path)
         if path in seen or path in earlier:
-            raise DamagedArchiveError(f"Artifact member {name} holds {path[:80]!r} twice; it was refused.")
+            raise UnwritableArchiveError(f"Artifact member {name} holds {path[:80]!r} twice; it was refused.")
+        # Folders are kept in the same sets with a final "/", which no file path has.
+        folders = [path[:i] for i, c in enumerate(path) if c == "/"]
+        if path + "/" in seen or path + "/" in earlier or any(f in seen or f in earlier for f in folders):
+            raise UnwritableArchiveError(
+                f"Artifact member {name} holds {path[:80]!r} both as a file and as a folder of another file; it was refused."
+            )
         seen.add(path)
+        seen.update(f + "/" for f in folders)
+        count += 1
         yield path, data
     earlier.update(seen)
-    if files is not None and len(seen) != files:
+    if files is not None and count != files:
         raise DamagedArchiveError(
-            f"The archive is damaged: artifact member {name} declares {files} files but holds {len(seen)}."
+            f"The archive is damaged: artifact member {name} declares {files} files but holds {count}."
         )
 
 
@@ -741,9 +758,20 @@ def extract_file(source: BinaryIO, root: Path, relative: str) -> Path:
     """Write one checked artifact under ``root``, never following a link that is already there."""
     check_artifact_path(relative)
     target = root.joinpath(*relative.split("/"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as out:
-        while chunk := source.read(COPY_CHUNK):
-            out.write(chunk)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            while chunk := source.read(COPY_CHUNK):
+                out.write(chunk)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # the whole path: each component is checked against the format's limit
+            raise ArchiveError(
+                f"Cannot write the artifact {relative[:120]!r} under {root}: the path is longer than this file system "
+                "allows, so running the command again fails the same way; use a folder with a shorter path."
+            ) from None
+        raise ArchiveError(
+            f"Cannot write the artifact {relative[:120]!r} under {root} ({one_line(exc)}); "
+            "what was written stays, and the same command finishes once that is fixed."
+        ) from None
     return target

@@ -3,7 +3,9 @@
 Where ``import`` replays an archive through a server's REST API (new IDs, the server's
 times), ``restore`` writes the rows itself through the installed MLflow's ORM tables (traces
 through MLflow's own SQL store, which derives much from their spans). Before the first write,
-one pass over the archive checks that no ID it holds is taken in the destination by something else.
+one pass over the archive checks that no ID it holds is taken in the destination by something else,
+and that what the database must keep as the archive has it (experiment IDs, JSON, statuses, rows
+without a repeated identity) can be kept: an archive that fails refuses the restore with nothing written.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .archive import ArchiveReader
+from .archive import ROW_CHECKED, ArchiveReader, descriptive
 from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
@@ -56,9 +58,10 @@ def restore_archive(
     try:
         restorers = {module.SECTION: module.Restorer(ctx) for module in RESTORERS}
         # Every refusal before the first write, SQLite's pragmas included; a database without MLflow's schema
-        # holds no row the archive's could collide with.
-        if db.check_schema():
-            _replay(input, restorers, check=True)
+        # holds no row the archive's could collide with (its lookups find nothing), but the archive's own values
+        # are checked all the same.
+        db.check_schema()
+        _replay(input, restorers, check=True)
         db.prepare()
         _replay(input, restorers, check=False)
         db.advance_sequences()
@@ -78,7 +81,9 @@ def restore_archive(
 def _export_start(input: str) -> int | None:
     """The archive's export start (ms): its deleted runs were deleted by then."""
     with open_input(input) as stream:
-        return ArchiveReader(stream).header.get("export", {}).get("started_at_ms")
+        started = descriptive(ArchiveReader(stream).header, "export").get("started_at_ms")
+    # A descriptive field (FORMAT.md 8): of another type, or beyond a database's integers, it is as if absent.
+    return started if type(started) is int and 0 <= started < 2**63 else None
 
 
 def _replay(input: str, restorers: dict, check: bool) -> None:
@@ -88,6 +93,8 @@ def _replay(input: str, restorers: dict, check: bool) -> None:
             restorer = restorers[member.section]  # one for every section of the format
             if check:
                 restorer.check(member)
+                if member.stem in ROW_CHECKED:
+                    member.read_table()  # the reader's row checks (FORMAT.md 12.2) come before the first write, verified or not
                 continue
             if current is not None and current != (member.section, member.chunk):
                 restorers[current[0]].end_chunk()

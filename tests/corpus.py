@@ -27,8 +27,8 @@ import zstandard
 
 from mlflow_archive.archive import ArchiveWriter
 from mlflow_archive.container import BLOCK, MemberInfo
-from mlflow_archive.members import ARROW_END, MAX_JSON_DEPTH, MAX_TABLE_ROWS, _FlatTable, encode_arrows
-from mlflow_archive.schemas import KEY_VALUE
+from mlflow_archive.members import ARROW_END, MAX_JSON_DEPTH, MAX_TABLE_ROWS, _FlatTable, encode_arrows, encode_parquet
+from mlflow_archive.schemas import KEY_VALUE, TABLES
 from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout
 
 BASE_TABLES = {"experiments": "experiments", "runs": "runs", "run_metrics": "runs", "traces": "traces", "spans": "traces"}
@@ -337,6 +337,39 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
             "7", "a list_view column (views may share elements: no bound on the list a cast builds)",
             _with(base, {TRACES: encode_arrows(_with_list_view(_table(base, TRACES), "tags")).read_all()}),
             "is not allowed"),
+        "object_twice_in_member": _refuse("12.2", "one run ID in two rows of one runs member",
+                                          _with(base, {RUNS: _rows(base, RUNS, 2)}, **{RUNS: {"rows": 2}}),
+                                          "two runs rows with run_id"),
+        "object_in_two_chunks": _refuse(
+            "12.2", "one run ID in the runs members of two chunks",
+            _with(base, extra=[("runs/000002/runs-0001.parquet", _payload(base, RUNS), 1, None, ARTIFACTS)]),
+            "two runs rows with run_id"),
+        "param_key_twice": _refuse(
+            "12.2", "one parameter key twice for one run in a chunk's run_params",
+            _with(base, extra=[("runs/000001/run_params-0001.parquet",
+                                _member_rows("run_params", [{"run_id": R1, "key": "k", "value": v} for v in "ab"]),
+                                2, None, RUNS)]),
+            "two run_params rows with run_id"),
+        "assessment_twice": _refuse(
+            "12.2", "one assessment ID in two rows of a trace's assessments",
+            _with(base, extra=[("traces/000001/assessments-0001.arrows",
+                                _member_rows("assessments", [complete("assessments", {**SAMPLE_TABLES["assessments"][0][0],
+                                                                                      "name": n}) for n in "ab"]),
+                                2, None, SPANS)]),
+            "two assessments rows with assessment_id"),
+        "tag_key_twice_in_row": _refuse(
+            "12.2", "one key twice in an experiment's tags list",
+            _with(base, {EXPERIMENTS: _tags_twice(base)}), "name the key 'k' twice"),
+        "artifact_component_too_long": _refuse(
+            "6.4", "an entry name with a 300-byte component",
+            _replace_artifacts(base, _inner([(f"{R1}/" + "n" * 300, b"x")]), 1), "longer than 255 bytes"),
+        "artifact_file_and_folder": _refuse(
+            "6.4", "an entry that is a file and the folder of another entry",
+            _replace_artifacts(base, _inner([(f"{R1}/a", b"x"), (f"{R1}/a/b", b"y")]), 2), "both as a file and as a folder"),
+        "artifact_file_and_folder_in_two_parts": _refuse(
+            "6.4", "an entry of one artifact part that is a folder of an entry of the chunk's earlier part",
+            _with(base, extra=[("runs/000001/artifacts-0002.tar.zst", *_zstd_tar([(f"{R1}/data.bin/x", b"y")]), ARTIFACTS)]),
+            "both as a file and as a folder"),
         "parquet_footer_too_long": _refuse("6.2", "a footer length beyond the file",
                                            _with(base, {METRICS: metrics[:-8] + struct.pack("<I", len(metrics)) + b"PAR1"}),
                                            "not a complete Parquet file"),
@@ -402,6 +435,22 @@ def _parquet_of(table: pa.Table, **options) -> bytes:
     pq.write_table(table, sink, compression="zstd", row_group_size=table.num_rows, store_schema=False,
                    write_statistics=False, **options)
     return sink.getvalue().to_pybytes()
+def _member_rows(table: str, rows: list[dict]) -> bytes:
+    """The rows as a member of ``table``, in its storage (Parquet or Arrow)."""
+    arrow = pa.Table.from_pylist([complete(table, r) for r in rows], schema=TABLES[table].schema)
+    return (encode_parquet if TABLES[table].storage == "parquet" else encode_arrows)(arrow).read_all()
+
+
+def _rows(base: Base, name: str, copies: int) -> bytes:
+    """The member's rows, each ``copies`` times (as the reference writer encodes them)."""
+    rows = _table(base, name).to_pylist()
+    return _member_rows(name.rsplit("/", 1)[1].split("-")[0], rows * copies)
+
+
+def _tags_twice(base: Base) -> bytes:
+    rows = _table(base, EXPERIMENTS).to_pylist()
+    rows[0]["tags"] = [{"key": "k", "value": "1"}, {"key": "k", "value": "2"}]
+    return _member_rows("experiments", rows)
 
 
 def _parquet(base: Base, name: str, compression: str) -> bytes:

@@ -39,6 +39,7 @@ def test_limits_table_matches_the_code():
         "RECORD": container.RECORD,
         "MAX_NAME_BYTES": container.MAX_NAME_BYTES,
         "MAX_PAX_HEADER": container.MAX_PAX_HEADER,
+        "MAX_NAME_COMPONENT": members.MAX_NAME_COMPONENT,
         "USTAR_SIZE_LIMIT": container.USTAR_SIZE_LIMIT,
         "MAX_JSON_RAW": members.MAX_JSON_RAW,
         "MAX_JSON_DEPTH": members.MAX_JSON_DEPTH,

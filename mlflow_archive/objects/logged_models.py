@@ -103,6 +103,19 @@ def rewrite_mlmodel(text: str, replacements: dict[str, str]) -> str:
     return re.sub(r"^((?:run_id|model_id|model_uuid|artifact_path): )(.*)$", swap, text, flags=re.MULTILINE)
 
 
+def rewrite_mlmodels(folder: Path, replacements: dict[str, str]) -> None:
+    """``rewrite_mlmodel`` on each MLmodel file under ``folder``. A folder named MLmodel, or one that is not UTF-8
+    text, is no MLmodel file MLflow could read: it is kept as it is."""
+    for mlmodel in folder.rglob("MLmodel"):
+        if not mlmodel.is_file():
+            continue
+        try:
+            text = mlmodel.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        mlmodel.write_text(rewrite_mlmodel(text, replacements), encoding="utf-8")
+
+
 def model_versions_tag(value: str, model_rename: dict[str, str]) -> str:
     """The registry's list of versions made from the model, with renamed registered models' new names.
 
@@ -184,8 +197,7 @@ class Importer(ChunkReplay):
             replacements[row["artifact_location"]] = row["dest_location"]
         if row["source_run_id"] and self.ctx.ids.dest("run", row["source_run_id"]):
             replacements[row["source_run_id"]] = self.ctx.ids.dest("run", row["source_run_id"])
-        for mlmodel in local.rglob("MLmodel"):
-            mlmodel.write_text(rewrite_mlmodel(mlmodel.read_text(encoding="utf-8"), replacements), encoding="utf-8")
+        rewrite_mlmodels(local, replacements)
         self.ctx.dest.log_artifacts(row["dest_location"], local)
 
     def _link_runs(self, table: pa.Table) -> None:

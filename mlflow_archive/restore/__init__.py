@@ -6,6 +6,7 @@ Each module names its ``SECTION`` and provides a ``Restorer(ctx)`` with ``check(
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,6 +16,8 @@ from ..database import ARTIFACTS_ROOT, DatabaseDestination
 from ..errors import ArchiveError
 from ..members import extract_file
 from ..summary import Progress, Summary
+
+MAX_DATABASE_ID = 2**63 - 1  # the largest experiment ID a database's 64-bit integer column keeps
 
 
 @dataclass
@@ -73,12 +76,19 @@ def missing_rows(ctx: RestoreContext, table, key: str, rows: list[dict], row_of:
     """The archive ``rows`` whose database row (``row_of(row)``) the destination lacks, by ``key``.
 
     One it holds with the same ``compared`` columns was written by an earlier restore; one with other
-    content stops the restore, naming ``what`` (formatted with the key's value).
+    content stops the restore, naming ``what`` (formatted with the key's value), and so does a row without a
+    value the database requires (the archive's column may be null where the database's may not).
     """
     present = ctx.db.fetch(table, key, [row_of(r)[key] for r in rows])
+    required = [c.name for c in table.c if not c.nullable]
     new = []
     for row in rows:
         want = row_of(row)
+        missing = [name for name in required if name in want and want[name] is None]
+        if missing:
+            named = what.format(want[key])
+            raise ArchiveError(f"{named[0].upper()}{named[1:]} has no {missing[0]}, which the database requires; "
+                               "restore cannot write it, and writes nothing.")
         have = present.get(want[key])
         if have is None:
             new.append(row)
@@ -96,3 +106,29 @@ def conflict(what: str, fields: dict, present: dict) -> str:
         f"The destination already holds {what} with other content ({differs}); restore writes only into an empty "
         "database or one whose IDs do not collide with the archive's (use `mlflow archive import` to merge)."
     )
+
+
+def is_database_id(value: str | None) -> bool:
+    """Whether an archive's experiment ID is one a database can keep: decimal digits, at most ``MAX_DATABASE_ID``
+    (a list's element may be null)."""
+    return value is not None and value.isascii() and value.isdecimal() and int(value) <= MAX_DATABASE_ID
+
+
+def database_id(value: str, what: str) -> int:
+    """The experiment ID of ``what`` as the database keeps it. Called while planning a member, which the check pass
+    does for every object before the first write: an ID no database can keep refuses the restore whole."""
+    if not is_database_id(value):
+        raise ArchiveError(
+            f"{what} has the experiment ID {value[:40]!r}, which is not a whole number a database can keep; restore "
+            "keeps IDs, so it cannot write this archive (`mlflow archive import` gives new IDs)."
+        )
+    return int(value)
+
+
+def json_column(row: dict, column: str, what: str):
+    """The value of a ``*_json`` column. Called while planning a member, in the check pass: text that is not JSON
+    refuses the restore whole."""
+    try:
+        return json.loads(row[column])
+    except ValueError:  # JSONDecodeError, and bytes that are not UTF-8
+        raise ArchiveError(f"{what} holds text that is not JSON in its {column}; restore cannot write it, and writes nothing.") from None

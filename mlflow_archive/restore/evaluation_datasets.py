@@ -22,7 +22,7 @@ from mlflow.store.tracking.dbmodels.models import (
 )
 
 from ..archive import Member
-from . import RestoreContext, missing_rows
+from . import RestoreContext, is_database_id, json_column, missing_rows
 
 SECTION = "evaluation_datasets"
 RECORDS = "evaluation_dataset_records"
@@ -40,15 +40,17 @@ def dataset_row(row: dict) -> dict:
 
 def record_row(row: dict) -> dict:
     """As MLflow's upsert_dataset_records stores a record: outputs wrapped, inputs hashed for its uniqueness check."""
-    inputs = json.loads(row["inputs_json"])
-    outputs = None if row["outputs_json"] is None else json.loads(row["outputs_json"])
+    what = f"Record {row['record_id']} of evaluation dataset {row['dataset_id']}"
+    inputs = json_column(row, "inputs_json", what)
+    outputs = None if row["outputs_json"] is None else json_column(row, "outputs_json", what)
     source = None
     if row["source_type"] is not None:
-        source = {"source_type": row["source_type"], "source_data": json.loads(row["source_data_json"] or "{}")}
+        source = {"source_type": row["source_type"],
+                  "source_data": json_column(row, "source_data_json", what) if row["source_data_json"] else {}}
     return {
         "dataset_record_id": row["record_id"], "dataset_id": row["dataset_id"], "inputs": inputs,
         "outputs": None if outputs is None else {DATASET_RECORD_WRAPPED_OUTPUT_KEY: outputs},
-        "expectations": None if row["expectations_json"] is None else json.loads(row["expectations_json"]),
+        "expectations": None if row["expectations_json"] is None else json_column(row, "expectations_json", what),
         "tags": {t["key"]: t["value"] for t in row["tags"]} or None,
         "source": source, "source_id": row["source_id"], "source_type": row["source_type"],
         "created_time": row["created_time"], "last_update_time": row["last_update_time"],
@@ -74,6 +76,9 @@ class Restorer:
     def check(self, member: Member) -> None:
         if member.stem == SECTION:
             self._plan(member)
+        else:
+            for row in member.read_table().to_pylist():
+                record_row(row)  # refuses a record whose JSON columns are not JSON
 
     def member(self, member: Member) -> None:
         if member.stem == SECTION:
@@ -96,7 +101,7 @@ class Restorer:
 
         The archive holds no link's own time: each gets its dataset's creation time.
         """
-        wanted = {int(e) for r in datasets for e in r["experiment_ids"]}
+        wanted = {int(e) for r in datasets for e in r["experiment_ids"] if is_database_id(e)}
         held = {str(e) for e in self.ctx.db.fetch(SqlExperiment.__table__, "experiment_id", wanted)}
         dropped = [r["name"] for r in datasets if set(r["experiment_ids"]) - held]
         if dropped:

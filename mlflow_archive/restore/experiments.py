@@ -9,7 +9,7 @@ from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlExperimentTa
 from ..archive import Member
 from ..database import ARTIFACTS_ROOT
 from ..errors import ArchiveError
-from . import RestoreContext, conflict
+from . import RestoreContext, conflict, database_id
 
 SECTION = "experiments"
 EXPERIMENTS, TAGS = SqlExperiment.__table__, SqlExperimentTag.__table__
@@ -17,7 +17,7 @@ COMPARED = ("name", "lifecycle_stage", "creation_time", "last_update_time")
 
 
 def experiment_row(row: dict) -> dict:
-    experiment_id = int(row["experiment_id"])
+    experiment_id = database_id(row["experiment_id"], f"Experiment {row['name']!r}")
     return {
         "experiment_id": experiment_id,
         "name": row["name"],

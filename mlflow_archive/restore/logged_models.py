@@ -25,9 +25,10 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 from ..archive import Member
 from ..database import ARTIFACTS_ROOT
+from ..errors import ArchiveError
 from ..members import ARTIFACTS_EXT
-from ..objects.logged_models import MODEL_IO_COLUMNS, rewrite_mlmodel
-from . import RestoreContext, missing_rows, write_files
+from ..objects.logged_models import MODEL_IO_COLUMNS, rewrite_mlmodels
+from . import RestoreContext, database_id, missing_rows, write_files
 from .runs import MAX_DOUBLE
 
 SECTION = "logged_models"
@@ -44,7 +45,12 @@ def model_location(experiment_id: int, model_id: str) -> str:
 
 
 def model_row(row: dict) -> dict:
-    experiment_id = int(row["experiment_id"])
+    experiment_id = database_id(row["experiment_id"], f"Logged model {row['model_id']}")
+    if row["status"] not in LoggedModelStatus.__members__:
+        raise ArchiveError(
+            f"Logged model {row['model_id']} has the status {row['status'][:40]!r}, which MLflow does not know "
+            f"({', '.join(LoggedModelStatus.__members__)}); restore cannot write it, and writes nothing."
+        )
     return {
         "model_id": row["model_id"],
         "experiment_id": experiment_id,
@@ -128,8 +134,7 @@ class Restorer:
             source, dest = self.source_locations.get(model_id), self.models[model_id]["artifact_location"]
             if source is None or source == dest:
                 continue
-            for mlmodel in folder.rglob("MLmodel"):
-                mlmodel.write_text(rewrite_mlmodel(mlmodel.read_text(encoding="utf-8"), {source: dest}), encoding="utf-8")
+            rewrite_mlmodels(folder, {source: dest})
 
     def _model_io_rows(self, conn) -> list[dict]:
         """The runs' model inputs and outputs the destination lacks, between runs and models it holds."""

@@ -7,13 +7,11 @@ the archive's columns for those become the tags again, byte for byte. The rest i
 
 from __future__ import annotations
 
-import json
-
 from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
 from mlflow.prompt import constants as prompt
 
 from ..archive import Member
-from . import registry
+from . import json_column, registry
 
 SECTION = "prompts"
 PROMPT_TAG = {"key": prompt.IS_PROMPT_TAG_KEY, "value": "true"}
@@ -21,7 +19,7 @@ PROMPT_TAG = {"key": prompt.IS_PROMPT_TAG_KEY, "value": "true"}
 
 def version_row(row: dict) -> dict:
     """A ``prompt_versions`` row as the ``model_versions`` row MLflow's create_prompt_version makes."""
-    template = json.loads(row["template_json"])
+    template = json_column(row, "template_json", f"Version {row['version']} of prompt {row['name']!r}")
     chat = not isinstance(template, str)  # a chat template's tag is its JSON text, a text template's the text itself
     tags = [
         PROMPT_TAG,

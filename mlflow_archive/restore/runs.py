@@ -31,7 +31,7 @@ from ..archive import Member
 from ..database import ARTIFACTS_ROOT
 from ..errors import ArchiveError
 from ..members import ARTIFACTS_EXT
-from . import RestoreContext, conflict, write_files
+from . import RestoreContext, conflict, database_id, write_files
 
 SECTION = "runs"
 RUNS = SqlRun.__table__
@@ -40,7 +40,8 @@ MAX_DOUBLE = 1.7976931348623157e308  # MLflow stores +-inf as the largest finite
 
 
 def run_row(row: dict, deleted_time: int | None) -> dict:
-    experiment_id, run_id = int(row["experiment_id"]), row["run_id"]
+    run_id = row["run_id"]
+    experiment_id = database_id(row["experiment_id"], f"Run {run_id}")
     return {
         "run_uuid": run_id,
         "experiment_id": experiment_id,

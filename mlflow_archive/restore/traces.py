@@ -30,7 +30,7 @@ from ..database import ARTIFACTS_ROOT
 from ..errors import ArchiveError, one_line
 from ..objects._common import PARTIAL
 from ..objects.traces import SERVER_READ, STATE_TAG, _derived_tag, _span, assessment_entity, trace_info_entity
-from . import RestoreContext, conflict
+from . import RestoreContext, conflict, database_id
 
 SECTION = "traces"
 TRACES, TAGS, ASSESSMENTS = SqlTraceInfo.__table__, SqlTraceTag.__table__, SqlAssessments.__table__
@@ -39,7 +39,7 @@ TRACE_DATA_FILE = "traces.json"  # MLflow's TRACE_DATA_FILE_NAME
 
 def compared(row: dict) -> dict:
     """What names a trace: the same ID in another experiment or at another time is another trace."""
-    return {"experiment_id": int(row["experiment_id"]), "timestamp_ms": row["request_time"]}
+    return {"experiment_id": database_id(row["experiment_id"], f"Trace {row['trace_id']}"), "timestamp_ms": row["request_time"]}
 
 
 class Restorer:
@@ -59,9 +59,11 @@ class Restorer:
         rows = member.read_table().to_pylist()
         ids = [r["trace_id"] for r in rows]
         present = self.ctx.db.fetch(TRACES, "request_id", ids)
-        with self.ctx.db.engine.connect() as conn:
-            partial = set(conn.execute(sa.select(TAGS.c.request_id).where(TAGS.c.key == STATE_TAG, TAGS.c.request_id.in_(ids)))
-                          .scalars())
+        partial = set()
+        if present:  # a trace a killed restore left partial is present too
+            with self.ctx.db.engine.connect() as conn:
+                partial = set(conn.execute(sa.select(TAGS.c.request_id).where(TAGS.c.key == STATE_TAG, TAGS.c.request_id.in_(ids)))
+                              .scalars())
         new = []
         for row in rows:
             have, want = present.get(row["trace_id"]), compared(row)
