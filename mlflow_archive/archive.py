@@ -263,7 +263,7 @@ class RowIdentities:
     def __init__(self) -> None:
         self._objects: sqlite3.Connection | None = None
         self._chunk: tuple[str, int] | None = None
-        self._details: set[tuple] = set()
+        self._details: dict[str, set[tuple]] = {}  # the current chunk's identities, by table
 
     def check(self, member: Member, table: pa.Table) -> None:
         for field in member.table_spec.schema:
@@ -278,8 +278,8 @@ class RowIdentities:
             self._add_objects(member, columns, [k[0] for k in keys])
             return
         if self._chunk != (member.section, member.chunk):
-            self._chunk, self._details = (member.section, member.chunk), set()
-        _add_unique(member, columns, keys, self._details)
+            self._chunk, self._details = (member.section, member.chunk), {}
+        _add_unique(member, columns, keys, self._details.setdefault(member.stem, set()))
 
     def _add_objects(self, member: Member, columns: tuple[str, ...], ids: list[str]) -> None:
         if self._objects is None:

@@ -385,7 +385,8 @@ def runs_named(base: Base, rows: int, name_length: int) -> bytes:
     """The base with ``rows`` runs all named by one string of ``name_length`` bytes, which the Parquet member
     stores once (dictionary-encoded), as the generator holds it."""
     name = pa.DictionaryArray.from_arrays(pa.repeat(pa.scalar(0, pa.int32()), rows), pa.array(["r" * name_length]))
-    return _with(base, {RUNS: _parquet_of(_rows_like(base, RUNS, rows, run_name=name))}, **{RUNS: {"rows": rows}})
+    run_ids = pa.array([f"{i:032x}" for i in range(rows)])  # each run once (FORMAT.md 12.2)
+    return _with(base, {RUNS: _parquet_of(_rows_like(base, RUNS, rows, run_id=run_ids, run_name=name))}, **{RUNS: {"rows": rows}})
 
 
 def spans_named(base: Base, rows: int, name_length: int) -> bytes:

@@ -137,11 +137,11 @@ def test_damaged_parquet_footers_never_abort_the_process(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def _run_child(*args: str) -> subprocess.CompletedProcess:
-    """Python in a child process, with the package and the test helpers importable."""
+def _run_child(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Python in a child process, with the package and the test helpers importable (and ``env`` set)."""
     tests = Path(__file__).parent
     return subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": f"{tests.parent}{os.pathsep}{tests}"})
+                          env={**os.environ, **env, "PYTHONPATH": f"{tests.parent}{os.pathsep}{tests}"})
 
 
 MEMORY_CAP = 3 << 29  # 1.5 GiB of address space: a bomb that decodes fails the test, not the machine
@@ -157,8 +157,10 @@ print(json.dumps({"error": None if result.error is None else str(result.error), 
 
 
 def _read_capped(path: Path, cap: int) -> dict:
-    """Read an archive as verify does, in a child process whose address space is capped at ``cap``."""
-    result = _run_child("-c", CAPPED_READ, str(path), str(cap))
+    """Read an archive as verify does, in a child process whose address space is capped at ``cap``. Arrow allocates
+    from the system's malloc there: its default pool (mimalloc) reserves about 1 GiB of address space up front,
+    which the cap counts though none of it is used."""
+    result = _run_child("-c", CAPPED_READ, str(path), str(cap), ARROW_DEFAULT_MEMORY_POOL="system", MALLOC_ARENA_MAX="2")
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout)
 

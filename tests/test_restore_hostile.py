@@ -138,3 +138,15 @@ def test_artifact_path_longer_than_the_file_system_allows(tmp_path):
     assert errors[0] == errors[1] and "longer than this file system allows" in errors[0]
     assert "fails the same way" in errors[0]
     assert archive_rows(tmp_path)["runs"] == 0
+
+
+def test_a_param_and_a_tag_of_one_key_are_not_a_repeated_row(tmp_path):
+    """Identities are per table: a run's param ``i`` and its tag ``i`` are two rows of two tables."""
+    archive = write_archive(tmp_path / "a.mlar", {
+        "experiments": [EXPERIMENT], "runs": [RUN],
+        "run_params": [{"run_id": R1, "key": "i", "value": "1"}], "run_tags": [{"run_id": R1, "key": "i", "value": "1"}],
+    })
+    assert archive_cli.run("verify", archive, check=False).returncode == 0
+    result = restore(archive, tmp_path)
+    assert result.returncode == 0, result.describe()
+    assert archive_rows(tmp_path)["runs"] == 1

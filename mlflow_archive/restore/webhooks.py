@@ -4,7 +4,6 @@ The secret is written as the archive carries it: encrypted under the source serv
 ``MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY``, so the destination's server signs deliveries only when it runs with the
 same key. When this process has a key, each secret is checked against it and the summary says which it cannot
 decrypt. An archive exported over REST has no secrets: those webhooks are restored without one, and named.
-The tables are written as plain columns: MLflow's ORM type for the secret would encrypt the stored value again.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import os
 
 import sqlalchemy as sa
+from mlflow.store.model_registry.dbmodels.models import SqlWebhook, SqlWebhookEvent
 
 from ..archive import Member
 from ..objects.webhooks import ENCRYPTION_KEY, decrypted
@@ -19,8 +19,12 @@ from . import RestoreContext, missing_rows
 
 SECTION = "webhooks"
 WEBHOOK_COLUMNS = ("webhook_id", "name", "description", "url", "status", "secret", "creation_timestamp", "last_updated_timestamp")
-WEBHOOKS = sa.table("webhooks", *(sa.column(c) for c in WEBHOOK_COLUMNS))
-EVENTS = sa.table("webhook_events", sa.column("webhook_id"), sa.column("entity"), sa.column("action"))
+# MLflow's table with the secret as a plain string: its EncryptedString type would encrypt the stored token again.
+WEBHOOKS = sa.Table("webhooks", sa.MetaData(), *(
+    sa.Column(c.name, sa.String() if c.name == "secret" else c.type, nullable=c.nullable)
+    for c in SqlWebhook.__table__.c if c.name in WEBHOOK_COLUMNS
+))
+EVENTS = SqlWebhookEvent.__table__
 COMPARED = ("name", "url", "creation_timestamp")
 
 
