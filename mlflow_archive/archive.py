@@ -32,8 +32,8 @@ from .members import (
 from .schemas import PARQUET, TABLES, Table
 
 FORMAT_NAME = "mlflow-archive"
-READER_VERSION = 3  # the highest reader version this code implements
-WRITER_VERSION = 3
+READER_VERSION = 4  # the highest reader version this code implements
+WRITER_VERSION = 4
 # What the archives this code writes declare as reader_version: every version 2 change is
 # one that version 1 readers read correctly (new nullable columns, sections now filled).
 WRITTEN_READER_VERSION = 1
@@ -54,6 +54,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "traces": ("traces", "spans", "assessments"),
     "evaluation_datasets": ("evaluation_datasets", "evaluation_dataset_records"),
     "webhooks": ("webhooks",),
+    "scorers": ("scorers", "scorer_versions", "online_scoring_configs"),
 }
 ARTIFACTS = "artifacts"
 ARTIFACT_SECTIONS = ("runs", "logged_models", "registry")  # the sections whose objects own files
