@@ -110,7 +110,7 @@ def test_rest_round_trip_keeps_versions_and_configs(scorer_source, fresh_dest_se
     assert _scorers(destination.url) == expected
 
 
-def test_database_export_and_restore_keep_ids_numbers_and_times(scorer_source, tmp_path):
+def test_database_export_and_restore_keep_ids_numbers_and_times(scorer_source, fresh_dest_server, tmp_path):
     source = scorer_source
     archive = tmp_path / "database.mlar"
     exported = archive_cli.export(
@@ -135,6 +135,20 @@ def test_database_export_and_restore_keep_ids_numbers_and_times(scorer_source, t
     finally:
         server.stop()
     assert "scorers: 0 created, 5 already present" in archive_cli.run(*restore).stderr_text
+
+    # Imported, the deleted experiment's scorer comes back with it; the gateway judge names the source's endpoint by
+    # its ID, which no endpoint of the destination is named: MLflow refuses its versions, and they are counted.
+    destination = fresh_dest_server
+    _gateway_endpoint(destination.url)
+    imported = archive_cli.import_(archive, destination.url, check=False)
+    counts = archive_cli.import_counts(imported.stderr_text)
+    assert (counts["scorers"], counts["scorer_versions"], counts["online_scoring_configs"]) == ((4, 0, 0), (6, 0, 2), (0, 0, 1))
+    assert imported.returncode == 1
+    with sqlite3.connect(destination.backend_path) as conn:
+        assert conn.execute(
+            "SELECT e.lifecycle_stage, s.scorer_name FROM scorers s JOIN experiments e USING (experiment_id) "
+            "WHERE e.name = 'judged-deleted'"
+        ).fetchall() == [("deleted", "gone")]
 
 
 def test_scorers_follow_the_selected_experiments(scorer_source, tmp_path):

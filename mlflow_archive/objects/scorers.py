@@ -103,10 +103,12 @@ class Importer:
             pass
 
     def _supported(self, scorers: list[dict]) -> bool:
+        """Whether the destination's store holds scorers, asked once of an experiment this import has there."""
         if not self.checked:
-            self.checked = True
-            experiment_id = self.ctx.ids.dest("experiment", scorers[0]["experiment_id"])
-            self.unsupported = experiment_id and self.ctx.dest.scorers_unsupported(experiment_id)
+            experiment_id = next(filter(None, (self.ctx.ids.dest("experiment", s["experiment_id"]) for s in scorers)), None)
+            if experiment_id is not None:
+                self.checked = True
+                self.unsupported = self.ctx.dest.scorers_unsupported(experiment_id)
         if self.unsupported:
             self.ctx.summary.skip_kind(SECTION, f"the destination has no scorers ({self.unsupported}); {len(scorers)} not imported")
         return not self.unsupported
@@ -122,8 +124,11 @@ class Importer:
             existed = bool(present)
             for row in versions:
                 self._import_version(experiment_id, name, row, present)
-            if not present:
-                return  # no version could be registered: each failure is counted
+            if not present:  # no version could be registered (each failure is counted)
+                if configs:
+                    ctx.summary.fail(CONFIGS, f"the online scoring configuration of scorer {name!r}: the scorer has no "
+                                              "version on the destination", len(configs))
+                return
             ctx.summary.add(SECTION, "skipped" if existed else "created")
             scorer_id = next(iter(present.values())).scorer_id
             for row in configs:
