@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities.gateway_endpoint import GatewayEndpointModelConfig, GatewayModelLinkageType
 from mlflow.genai.judges import make_judge
+from mlflow.genai.scorers import scorer
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 import archive_cli
@@ -35,6 +36,11 @@ def _gateway_endpoint(url: str) -> None:
     store.create_gateway_endpoint(ENDPOINT, [config], usage_tracking=False)
 
 
+@scorer
+def says_yes(outputs) -> bool:
+    return str(outputs).strip().lower() == "yes"
+
+
 def _register(url: str, experiment_id: str, name: str, version: int, model: str = "openai:/gpt-4o-mini") -> None:
     judge = make_judge(name=name, instructions=f"{INSTRUCTIONS}{version}", model=model, feedback_value_type=bool)
     with _use_tracking_uri(url):
@@ -44,7 +50,7 @@ def _register(url: str, experiment_id: str, name: str, version: int, model: str 
 @pytest.fixture(scope="module")
 def scorer_source(module_dest_server):
     """Two experiments with judges of two and three versions (version 2 of one deleted), one on a gateway endpoint with
-    an online scoring configuration, and a deleted experiment with a judge."""
+    an online scoring configuration, a scorer written in code, and a deleted experiment with a judge."""
     url = module_dest_server.url
     client, store = MlflowClient(tracking_uri=url), _store(url)
     _gateway_endpoint(url)
@@ -53,6 +59,8 @@ def scorer_source(module_dest_server):
         _register(url, first, "quality", version)
     store.delete_scorer(first, "quality", 2)
     _register(url, first, "tone", 1)
+    with _use_tracking_uri(url):
+        says_yes.register(experiment_id=first)
     for version in (1, 2):
         _register(url, second, "quality", version + 10)
         _register(url, second, "online", version, model=f"gateway:/{ENDPOINT}")
@@ -92,13 +100,13 @@ def test_rest_round_trip_keeps_versions_and_configs(scorer_source, fresh_dest_se
     # --allow-missing-kinds: the gateway endpoint the judge names does not travel yet.
     exported = archive_cli.export(archive, source.url, "--export-deleted-experiments", "--allow-missing-kinds")
     counts = archive_cli.export_counts(exported.stderr_text)
-    assert (counts["scorers"], counts["scorer_versions"], counts["online_scoring_configs"]) == (4, 7, 1)
+    assert (counts["scorers"], counts["scorer_versions"], counts["online_scoring_configs"]) == (5, 8, 1)
     assert "1 deleted experiment(s) were exported without their scorers" in exported.stderr_text
 
     _gateway_endpoint(destination.url)  # the destination's own endpoint of the same name
     imported = archive_cli.import_(archive, destination.url)
     counts = archive_cli.import_counts(imported.stderr_text)
-    assert counts["scorers"] == (4, 0, 0) and counts["scorer_versions"] == (7, 0, 0), imported.describe()
+    assert counts["scorers"] == (5, 0, 0) and counts["scorer_versions"] == (8, 0, 0), imported.describe()
     assert counts["online_scoring_configs"] == (1, 0, 0)
     expected = _scorers(source.url)
     assert _scorers(destination.url) == expected
@@ -106,7 +114,7 @@ def test_rest_round_trip_keeps_versions_and_configs(scorer_source, fresh_dest_se
     assert expected[("judged-b", "online")][1] == [(0.25, FILTER)]
 
     again = archive_cli.import_counts(archive_cli.import_(archive, destination.url).stderr_text)
-    assert (again["scorers"], again["scorer_versions"], again["online_scoring_configs"]) == ((0, 4, 0), (0, 7, 0), (0, 1, 0))
+    assert (again["scorers"], again["scorer_versions"], again["online_scoring_configs"]) == ((0, 5, 0), (0, 8, 0), (0, 1, 0))
     assert _scorers(destination.url) == expected
 
 
@@ -118,13 +126,13 @@ def test_database_export_and_restore_keep_ids_numbers_and_times(scorer_source, f
         "--export-deleted-experiments", "--allow-missing-kinds",
     )
     counts = archive_cli.export_counts(exported.stderr_text)
-    assert (counts["scorers"], counts["scorer_versions"], counts["online_scoring_configs"]) == (5, 8, 1)
+    assert (counts["scorers"], counts["scorer_versions"], counts["online_scoring_configs"]) == (6, 9, 1)
 
     root = tmp_path / "restored"
     restore = ("restore", "-i", str(archive), "--tracking-uri", f"sqlite:///{root / 'mlflow.db'}",
                "--artifacts-destination", str(root / "artifacts"))
     restored = archive_cli.run(*restore)
-    assert "scorers: 5 created" in restored.stderr_text and "scorer_versions: 8 created" in restored.stderr_text
+    assert "scorers: 6 created" in restored.stderr_text and "scorer_versions: 9 created" in restored.stderr_text
     # Every row as stored, the gateway judge's endpoint ID and the deleted experiment's scorer included.
     assert _rows(root / "mlflow.db") == _rows(source.backend_path)
     server = start_server(root)
@@ -134,7 +142,7 @@ def test_database_export_and_restore_keep_ids_numbers_and_times(scorer_source, f
         assert {k: v for k, v in _scorers(server.url).items() if k != ("judged-b", "online")} == without_gateway
     finally:
         server.stop()
-    assert "scorers: 0 created, 5 already present" in archive_cli.run(*restore).stderr_text
+    assert "scorers: 0 created, 6 already present" in archive_cli.run(*restore).stderr_text
 
     # Imported, the deleted experiment's scorer comes back with it; the gateway judge names the source's endpoint by
     # its ID, which no endpoint of the destination is named: MLflow refuses its versions, and they are counted.
@@ -142,7 +150,7 @@ def test_database_export_and_restore_keep_ids_numbers_and_times(scorer_source, f
     _gateway_endpoint(destination.url)
     imported = archive_cli.import_(archive, destination.url, check=False)
     counts = archive_cli.import_counts(imported.stderr_text)
-    assert (counts["scorers"], counts["scorer_versions"], counts["online_scoring_configs"]) == ((4, 0, 0), (6, 0, 2), (0, 0, 1))
+    assert (counts["scorers"], counts["scorer_versions"], counts["online_scoring_configs"]) == ((5, 0, 0), (7, 0, 2), (0, 0, 1))
     assert imported.returncode == 1
     with sqlite3.connect(destination.backend_path) as conn:
         assert conn.execute(
