@@ -92,7 +92,7 @@ _TROUBLES = (
 )
 # Object kinds that arrived after MLflow 2.0, by archive section: the first server version with them.
 KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4), "webhooks": (3, 3),
-              "scorers": (3, 4)}
+              "scorers": (3, 5)}  # scorers: registered since 3.4, named by ID in the API's answers since 3.5
 # Servers from 2.14 to 3.0 keep traces too, behind the V2 trace API (searched with GET, spans in each
 # trace's traces.json artifact, no assessments, no links to runs): exported, not imported into.
 V2_TRACES_SINCE = (2, 14)
@@ -271,7 +271,10 @@ class _Endpoint:
 
     def online_scoring_configs(self, scorer_ids: list[str]) -> list[OnlineScoringConfig]:
         # The IDs travel in the query string: a bounded number per request.
-        return [c for start in range(0, len(scorer_ids), 100) for c in self.store.get_online_scoring_configs(scorer_ids[start : start + 100])]
+        return [
+            config for start in range(0, len(scorer_ids), 100)
+            for config in self.store.get_online_scoring_configs(scorer_ids[start : start + 100])
+        ]
 
     def evaluation_datasets_unsupported(self) -> str | None:
         """Why this store cannot hold evaluation datasets (only SQL-backed stores can), or None when it can."""
@@ -819,9 +822,9 @@ class TrackingDestination(_Endpoint):
         events = [WebhookEvent(e["entity"], e["action"]) for e in row["events"]]
         return self.client.create_webhook(row["name"], row["url"], events, row["description"], secret, status)
 
-    def register_scorer(self, experiment_id: str, name: str, serialized_scorer: str) -> ScorerVersion:
+    def register_scorer(self, experiment_id: str, name: str, definition: str) -> ScorerVersion:
         """The scorer's next version (its highest number plus one)."""
-        return self.store.register_scorer(experiment_id, name, serialized_scorer)
+        return self.store.register_scorer(experiment_id, name, definition)
 
     def delete_scorer_version(self, experiment_id: str, name: str, version: int) -> None:
         self.store.delete_scorer(experiment_id, name, version)
