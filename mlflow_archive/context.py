@@ -83,6 +83,7 @@ class ExportOptions:
     traces_since: int | None = None  # ms, inclusive
     traces_until: int | None = None  # ms, exclusive
     no_webhooks: bool = False
+    no_scorers: bool = False
     artifacts_destination: str | None = None  # a database source: where its mlflow-artifacts:/ URIs point
     workers: int = 4
 

@@ -29,6 +29,7 @@ CARRIED_TABLES = frozenset({
     "evaluation_datasets", "evaluation_dataset_tags", "evaluation_dataset_records",
     "entity_associations",
     "webhooks", "webhook_events",
+    "scorers", "scorer_versions", "online_scoring_configs",
 })
 
 # Tables deliberately not carried, with the reason (README: "What is deliberately left out").
@@ -48,8 +49,6 @@ LEFT_OUT = {
 
 # Kinds MLflow keeps that the archive does not carry yet, by the tables that hold them.
 UNCARRIED_KINDS = {
-    "scorers": ("scorers", "scorer_versions"),
-    "online_scoring_configs": ("online_scoring_configs",),
     "gateway": (
         "secrets", "model_definitions", "endpoints", "endpoint_model_mappings", "endpoint_tags",
         "endpoint_bindings", "budget_policies", "guardrails", "guardrail_configs",
@@ -80,7 +79,7 @@ class Uncarried:
     """One kind the source holds and the archive does not carry, and what was seen of it."""
 
     kind: str
-    seen: str  # e.g. "3 rows in scorer_versions, scorers", or "found by GET /api/3.0/mlflow/skills"
+    seen: str  # e.g. "3 rows in skill_versions, skills", or "found by GET /api/3.0/mlflow/skills"
 
     def sentence(self) -> str:
         return f"{self.kind}: not exported, the archive has no kind for them yet ({self.seen})"
@@ -123,7 +122,6 @@ def _counted_rows(conn: sa.Connection, inspector, table: str, experiment_ids: li
 
 # Over REST: (kind, method, path, query or body, per experiment) of each kind's list endpoint.
 LIST_ENDPOINTS = (
-    ("scorers", "GET", "/api/3.0/mlflow/scorers/list", {}, True),
     ("gateway", "GET", "/api/3.0/mlflow/gateway/secrets/list", {}, False),
     ("gateway", "GET", "/api/3.0/mlflow/gateway/model-definitions/list", {}, False),
     ("gateway", "GET", "/api/3.0/mlflow/gateway/endpoints/list", {}, False),

@@ -48,7 +48,7 @@ from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
 from .coverage import DEFAULT_WORKSPACE, Uncarried, uncarried_in_database
 from .database import placeholder
-from .endpoints import TrackingDestination, TrackingSource, _Retrying, webhook_order
+from .endpoints import TrackingDestination, TrackingSource, _Retrying, scorer_records, webhook_order
 from .errors import SourceError, one_line
 from .streams import redact_uri
 
@@ -68,6 +68,7 @@ ISOLATION = {
 }
 SQLITE_COPY = "sqlite backup copy"  # a SQLite file not in WAL mode: read from a copy made by SQLite's backup API
 PROBED_EXPERIMENTS = 10  # experiment folders under --artifacts-destination looked into before the export
+ONLINE_CONFIG_COLUMNS = ("online_scoring_config_id", "scorer_id", "experiment_id", "sample_rate", "filter_string")
 PROBED_NAMES = 500  # names of one folder matched with the database's IDs (SQL Server takes 2100 parameters at most)
 
 
@@ -240,6 +241,35 @@ class DatabaseSource(TrackingSource):
             row.update(events=subscribed.get(row["webhook_id"], []), encrypted_secret=secret, has_secret=secret is not None)
             row["description"] = row["description"] or None
         return sorted(rows, key=webhook_order)
+
+    reads_deleted_experiments_scorers = True
+
+    def scorers_unsupported(self, experiment_id: str) -> str | None:
+        with self._lock:
+            return None if sa.inspect(self._conn).has_table("scorers") else "the database has no scorers table"
+
+    def scorers(self, experiment_ids: list[str]) -> list[dict]:
+        """The scorers of these experiments, deleted ones' too, read as stored: MLflow's store would replace a gateway
+        endpoint's ID in a judge by the endpoint's name, while the archive keeps the stored value."""
+        numbers = [int(e) for e in experiment_ids]
+        scorers = sa.table("scorers", sa.column("scorer_id"), sa.column("experiment_id"), sa.column("scorer_name"))
+        versions = sa.table("scorer_versions", *(sa.column(c) for c in ("scorer_id", "scorer_version", "serialized_scorer", "creation_time")))
+        configs = sa.table("online_scoring_configs", *(sa.column(c) for c in ONLINE_CONFIG_COLUMNS))
+        with self._lock:
+            scorer_rows = [
+                {"scorer_id": scorer_id, "experiment_id": str(experiment_id), "name": name}
+                for scorer_id, experiment_id, name in self._conn.execute(sa.select(scorers).where(scorers.c.experiment_id.in_(numbers)))
+            ]
+            owned = sa.select(scorers.c.scorer_id).where(scorers.c.experiment_id.in_(numbers))
+            version_rows = [
+                {"scorer_id": scorer_id, "version": version, "serialized_scorer": serialized, "creation_time": created}
+                for scorer_id, version, serialized, created in self._conn.execute(sa.select(versions).where(versions.c.scorer_id.in_(owned)))
+            ]
+            config_rows = [
+                {**dict(r._mapping), "experiment_id": str(r.experiment_id)}
+                for r in self._conn.execute(sa.select(configs).where(configs.c.scorer_id.in_(owned)))
+            ]
+        return scorer_records(experiment_ids, scorer_rows, version_rows, config_rows)
 
     def uncarried(self, experiments, whole: bool) -> list[Uncarried]:
         with self._lock:

@@ -63,7 +63,9 @@ from .streams import redact_uri
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from mlflow.entities.scorer import ScorerVersion
     from mlflow.entities.webhook import Webhook
+    from mlflow.genai.scorers.online.entities import OnlineScoringConfig
 
 PAGE_SIZE = 1000
 EXPERIMENTS_SEARCH = "/api/2.0/mlflow/experiments/search"
@@ -89,7 +91,8 @@ _TROUBLES = (
     (("timed out", "ReadTimeout", "ConnectTimeout"), "did not answer in time"),
 )
 # Object kinds that arrived after MLflow 2.0, by archive section: the first server version with them.
-KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4), "webhooks": (3, 3)}
+KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4), "webhooks": (3, 3),
+              "scorers": (3, 5)}  # scorers: registered since 3.4, named by ID in the API's answers since 3.5
 # Servers from 2.14 to 3.0 keep traces too, behind the V2 trace API (searched with GET, spans in each
 # trace's traces.json artifact, no assessments, no links to runs): exported, not imported into.
 V2_TRACES_SINCE = (2, 14)
@@ -100,6 +103,7 @@ KIND_PROBES = {
     "traces": ("POST", "/api/3.0/mlflow/traces/search", {"max_results": 1}),
     "evaluation_datasets": ("POST", "/api/3.0/mlflow/datasets/search", {"max_results": 1}),
     "webhooks": ("GET", "/api/2.0/mlflow/webhooks", None),
+    "scorers": ("GET", "/api/3.0/mlflow/scorers/list", None),
 }
 
 
@@ -256,6 +260,27 @@ class _Endpoint:
         """The registry's webhooks (deleted ones are never listed); over REST without their secrets."""
         return _paged(self.client.list_webhooks, max_results=PAGE_SIZE)
 
+    def scorers_unsupported(self, experiment_id: str) -> str | None:
+        """Why this store cannot hold scorers (only SQL-backed stores can), or None when it can; asked of an active
+        experiment, since MLflow lists scorers per experiment."""
+        return _refusal(lambda: self.store.list_scorers(experiment_id))
+
+    def scorer_versions(self, experiment_id: str, name: str) -> list[ScorerVersion]:
+        """Every version of the experiment's scorer of that name, oldest first; none when there is no such scorer."""
+        try:
+            return self.store.list_scorer_versions(experiment_id, name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+
+    def online_scoring_configs(self, scorer_ids: list[str]) -> list[OnlineScoringConfig]:
+        # The IDs travel in the query string: a bounded number per request.
+        return [
+            config for start in range(0, len(scorer_ids), 100)
+            for config in self.store.get_online_scoring_configs(scorer_ids[start : start + 100])
+        ]
+
     def evaluation_datasets_unsupported(self) -> str | None:
         """Why this store cannot hold evaluation datasets (only SQL-backed stores can), or None when it can."""
         return _refusal(lambda: self.store.search_datasets(max_results=1))
@@ -375,6 +400,24 @@ def webhook_order(row: dict) -> tuple:
     return row["creation_timestamp"] or 0, row["webhook_id"]
 
 
+def serialized_scorer(version: ScorerVersion) -> str:
+    """A scorer version's JSON text as MLflow returned it (the entity's property parses it into an object)."""
+    return version.to_proto().serialized_scorer
+
+
+def scorer_records(experiment_ids: list[str], scorers: list[dict], versions: list[dict], configs: list[dict]) -> list[dict]:
+    """``scorers`` rows, each with its ``versions`` and ``configs`` rows, by experiment in the order given, then name;
+    versions by number, configs by ID: a database and a REST export write the same rows."""
+    position = {experiment_id: i for i, experiment_id in enumerate(experiment_ids)}
+    records = {s["scorer_id"]: {**s, "versions": [], "configs": []} for s in scorers}
+    for version in sorted(versions, key=lambda v: v["version"]):
+        records[version["scorer_id"]]["versions"].append(version)
+    for config in sorted(configs, key=lambda c: c["online_scoring_config_id"]):
+        records[config["scorer_id"]]["configs"].append(config)
+    kept = (r for r in records.values() if r["versions"])  # a scorer whose versions are all deleted is no scorer
+    return sorted(kept, key=lambda r: (position[r["experiment_id"]], r["name"]))
+
+
 # Answers of a server that has no such endpoint, or does not serve it (a feature it was not started with).
 NO_SUCH_ENDPOINT = (404, 405, 501)
 _FEATURE_OFF = re.compile(r"disabled because the server is running without")  # e.g. workspaces, answered with 503
@@ -428,6 +471,28 @@ class TrackingSource(_Endpoint):
             for w in self.webhooks()
         ]
         return sorted(rows, key=webhook_order)
+
+    # MLflow's API refuses to list the scorers of a deleted experiment; a database source reads them.
+    reads_deleted_experiments_scorers = False
+
+    def scorers(self, experiment_ids: list[str]) -> list[dict]:
+        """The scorers of these active experiments (``scorer_records``). A judge on a gateway endpoint names it as the
+        API gives it: by the endpoint's name."""
+        scorers, versions = [], []
+        for experiment_id in experiment_ids:
+            for latest in self.store.list_scorers(experiment_id):
+                scorers.append({"scorer_id": latest.scorer_id, "experiment_id": experiment_id, "name": latest.scorer_name})
+                versions += [
+                    {"scorer_id": v.scorer_id, "version": v.scorer_version, "serialized_scorer": serialized_scorer(v),
+                     "creation_time": v.creation_time}
+                    for v in self.scorer_versions(experiment_id, latest.scorer_name)
+                ]
+        configs = [
+            {"online_scoring_config_id": c.online_scoring_config_id, "scorer_id": c.scorer_id,
+             "experiment_id": c.experiment_id, "sample_rate": c.sample_rate, "filter_string": c.filter_string}
+            for c in self.online_scoring_configs([s["scorer_id"] for s in scorers])
+        ]
+        return scorer_records(experiment_ids, scorers, versions, configs)
 
     def check_artifacts(self, experiments: list[Experiment]) -> None:
         """Stop before anything is written if the files of these experiments cannot be read (a database source)."""
@@ -763,6 +828,16 @@ class TrackingDestination(_Endpoint):
 
         events = [WebhookEvent(e["entity"], e["action"]) for e in row["events"]]
         return self.client.create_webhook(row["name"], row["url"], events, row["description"], secret, status)
+
+    def register_scorer(self, experiment_id: str, name: str, definition: str) -> ScorerVersion:
+        """The scorer's next version (its highest number plus one)."""
+        return self.store.register_scorer(experiment_id, name, definition)
+
+    def delete_scorer_version(self, experiment_id: str, name: str, version: int) -> None:
+        self.store.delete_scorer(experiment_id, name, version)
+
+    def upsert_online_scoring_config(self, experiment_id: str, name: str, sample_rate: float, filter_string: str | None) -> None:
+        self.store.upsert_online_scoring_config(experiment_id, name, sample_rate, filter_string)
 
     def experiment_by_name(self, name: str) -> Experiment | None:
         return self.client.get_experiment_by_name(name)

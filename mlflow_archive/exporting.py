@@ -56,6 +56,7 @@ def export_archive(
     traces_since: str | None = None,
     traces_until: str | None = None,
     no_webhooks: bool = False,
+    no_scorers: bool = False,
     artifacts_destination: str | None = None,
     workers: int = 4,
     quiet: bool = True,
@@ -95,6 +96,7 @@ def export_archive(
         traces_since=parse_time(traces_since, "--traces-since"),
         traces_until=parse_time(traces_until, "--traces-until"),
         no_webhooks=no_webhooks,
+        no_scorers=no_scorers,
         artifacts_destination=artifacts_destination,
         workers=max(1, workers),
     )

@@ -304,6 +304,35 @@ TABLES: dict[str, Table] = {
             ),
             ("has_secret", B, OPT, "Whether the webhook has a signing secret; null when the source did not say (REST)."),
         ),
+        _table(
+            "scorers", PARQUET,
+            "One row per registered scorer (judge) of an exported experiment, with at least one version; by experiment "
+            "(the experiments section's order), then name.",
+            ("scorer_id", S, REQ, "Source scorer ID."),
+            ("experiment_id", S, REQ, "Source experiment ID; its experiment is in the archive."),
+            ("name", S, REQ, "Scorer name, unique within its experiment."),
+        ),
+        _table(
+            "scorer_versions", PARQUET,
+            "Versions of the chunk's scorers, by scorer, then version; a missing number between 1 and the highest is a "
+            "deleted version.",
+            ("scorer_id", S, REQ, "Source scorer ID; its scorer is in the same chunk."),
+            ("version", I64, REQ, "Version number, from 1."),
+            (
+                "serialized_scorer", S, REQ,
+                "The scorer as MLflow serializes it, JSON. A judge whose model is a gateway endpoint names it as the "
+                "source gave it: by endpoint ID from a database, by endpoint name over REST.",
+            ),
+            ("creation_time", I64, OPT, "Creation time (ms)."),
+        ),
+        _table(
+            "online_scoring_configs", PARQUET, "Online scoring configurations of the chunk's scorers, by scorer.",
+            ("online_scoring_config_id", S, REQ, "Source configuration ID."),
+            ("scorer_id", S, REQ, "Source scorer ID; its scorer is in the same chunk."),
+            ("experiment_id", S, REQ, "Source experiment ID of the traces it scores (MLflow: the scorer's experiment)."),
+            ("sample_rate", F64, REQ, "Fraction of traces scored, 0 to 1."),
+            ("filter_string", S, OPT, "Trace filter; null when every trace is eligible."),
+        ),
     ]
 }
 

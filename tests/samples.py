@@ -8,6 +8,8 @@ builds bytes by hand so tests can produce archives the writer refuses to write.
 from __future__ import annotations
 
 import hashlib
+import sys
+import tempfile
 import io
 import math
 import tarfile
@@ -144,9 +146,24 @@ SAMPLE_TABLES: dict[str, list[list[dict]]] = {
         {"webhook_id": "wh-2", "name": "audit", "url": "http://127.0.0.1:9/hook", "events": [{"entity": "prompt", "action": "created"}],
          "status": "DISABLED", "creation_timestamp": 1700000004002},
     ]],
+    "scorers": [[
+        {"scorer_id": "sc-1", "experiment_id": "0", "name": "quality"},
+        {"scorer_id": "sc-2", "experiment_id": "0", "name": UNICODE},
+    ]],
+    "scorer_versions": [[
+        {"scorer_id": "sc-1", "version": 1, "creation_time": 1700000005000,
+         "serialized_scorer": '{"name": "quality", "instructions_judge_pydantic_data": {"model": "openai:/gpt-4o-mini"}}'},
+        {"scorer_id": "sc-1", "version": 3, "creation_time": 1700000005002,
+         "serialized_scorer": '{"name": "quality", "instructions_judge_pydantic_data": {"model": "gateway:/d0c5a1e4"}}'},
+        {"scorer_id": "sc-2", "version": 1, "serialized_scorer": '{"name": "%s"}' % UNICODE},
+    ]],
+    "online_scoring_configs": [[
+        {"online_scoring_config_id": "osc-1", "scorer_id": "sc-1", "experiment_id": "0", "sample_rate": 0.25,
+         "filter_string": "attributes.status = 'OK'"},
+    ]],
 }
 # Sections a format version's writers wrote: the golden archive of that version holds the sample's rows of these.
-SECTIONS_SINCE = {"webhooks": 3}
+SECTIONS_SINCE = {"webhooks": 3, "scorers": 4}
 # A second chunk of a section: table -> parts -> rows.
 SAMPLE_CHUNK_2 = ("runs", {
     "runs": [[{"run_id": R3, "experiment_id": "0", "run_name": "", "status": "KILLED", "lifecycle_stage": "active"}]],
@@ -230,6 +247,15 @@ def build_sample(workdir: Path, mtime: int = MTIME) -> Sample:
     data = stream.getvalue()
     header = orjson.loads(zstandard.ZstdDecompressor().decompress(_first_payload(data)))
     return Sample(data, list(writer.members), dict(writer.counts), header, tables, artifacts)
+
+
+def write_golden(target: Path) -> None:
+    """Write the sample archive to ``target`` as tests/golden/make_v<N>.py does: once, never regenerated."""
+    if target.exists():
+        sys.exit(f"{target} exists; the golden archive is written once and never regenerated.")
+    with tempfile.TemporaryDirectory() as tmp:
+        target.write_bytes(build_sample(Path(tmp), mtime=MTIME).data)
+    print(f"wrote {target}")
 
 
 def _first_payload(data: bytes) -> bytes:

@@ -60,6 +60,7 @@ def server_env() -> dict[str, str]:
     env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] = "true"
     env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = "bWxmbG93LWFyY2hpdmUtdGVzdHMtd2ViaG9vay1rZXk="
     env["MLFLOW_WEBHOOK_CACHE_TTL"] = "1"  # seconds a server keeps its webhooks per event (default 60)
+    env["MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS"] = "true"  # scorers written in code register only then
     return env
 
 

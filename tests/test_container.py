@@ -996,48 +996,52 @@ def test_parquet_member_opens_with_plain_tar_duckdb_and_pandas(tmp_path):
     assert pd.read_parquet(params_file).set_index("key")["value"].to_dict() == {"long": G_LONG, "ключ": G_UNICODE, "empty": ""}
 
 
-# == 6. Golden v2 ===========================================================================
+# == 6. Golden v2 to v4: written from tests/samples.py ======================================
 
-GOLDEN_V2 = Path(__file__).parent / "golden" / "v2.mlar"
-GOLDEN_V2_SHA256 = "fa1b526ef1981e9f7bf3bf32f528882d0303f1bc53898284bca1ed434031c552"
+# Each written once by tests/golden/make_v<version>.py and never regenerated.
+GOLDEN_SAMPLE_SHA256 = {
+    2: "fa1b526ef1981e9f7bf3bf32f528882d0303f1bc53898284bca1ed434031c552",
+    3: "fcce2ad386be3a49122b1bca4101ca998a078f72aa825cd6cc748c3e83a9777c",
+    4: "3811c0f59a0ae5d29647199807d5f6d39f42c59b262de6b41f4702bea467a1ca",
+}
 
 
-def test_golden_v2_is_the_committed_file():
-    assert hashlib.sha256(GOLDEN_V2.read_bytes()).hexdigest() == GOLDEN_V2_SHA256, (
-        "tests/golden/v2.mlar changed: it is written once and never regenerated")
+def _golden(version: int) -> Path:
+    return Path(__file__).parent / "golden" / f"v{version}.mlar"
 
 
-def _golden_reads_as_the_sample(path: Path, version: int, sample) -> dict[str, list[dict]]:
+@pytest.mark.parametrize("version", sorted(GOLDEN_SAMPLE_SHA256))
+def test_golden_sample_is_the_committed_file(version):
+    assert hashlib.sha256(_golden(version).read_bytes()).hexdigest() == GOLDEN_SAMPLE_SHA256[version], (
+        f"tests/golden/v{version}.mlar changed: it is written once and never regenerated")
+
+
+def _golden_reads_as_the_sample(version: int, sample) -> dict[str, list[dict]]:
     """A golden archive written from tests/samples.py (make_v<version>.py) gives back the sample's rows and files,
     those of the sections that version's writers wrote."""
-    reader, tables, artifacts = read_whole(path)
+    reader, tables, artifacts = read_whole(_golden(version))
     assert (reader.header["reader_version"], reader.header["writer_version"]) == (1, version)
     expected = {name: rows for name, rows in sample.tables.items() if SECTIONS_SINCE.get(name.split("/")[0], 1) <= version}
     assert list(tables) == list(expected)
     for name, rows in expected.items():
         assert same(tables[name], rows), name
     assert artifacts == sample.artifacts
-    counted = {kind: n for kind, n in sample.counts.items() if SECTIONS_SINCE.get(kind, 1) <= version}
+    section_of = {table: section for section, tables in SECTIONS.items() for table in tables}
+    counted = {kind: n for kind, n in sample.counts.items() if SECTIONS_SINCE.get(section_of.get(kind), 1) <= version}
     assert reader.trailer["counts"] == counted
     return tables
 
 
 def test_golden_v2_reads_as_the_sample_it_was_written_from(sample):
-    tables = _golden_reads_as_the_sample(GOLDEN_V2, 2, sample)
+    tables = _golden_reads_as_the_sample(2, sample)
     assert tables["traces/000001/spans-0001.arrows"][0]["links_json"]  # a version 2 column, filled
 
 
-# == 7. Golden v3 ===========================================================================
-
-GOLDEN_V3 = Path(__file__).parent / "golden" / "v3.mlar"
-GOLDEN_V3_SHA256 = "fcce2ad386be3a49122b1bca4101ca998a078f72aa825cd6cc748c3e83a9777c"
-
-
-def test_golden_v3_is_the_committed_file():
-    assert hashlib.sha256(GOLDEN_V3.read_bytes()).hexdigest() == GOLDEN_V3_SHA256, (
-        "tests/golden/v3.mlar changed: it is written once and never regenerated")
-
-
 def test_golden_v3_reads_as_the_sample_it_was_written_from(sample):
-    tables = _golden_reads_as_the_sample(GOLDEN_V3, 3, sample)
+    tables = _golden_reads_as_the_sample(3, sample)
     assert tables["webhooks/000001/webhooks-0001.parquet"][0]["encrypted_secret"]  # a version 3 table, filled
+
+
+def test_golden_v4_reads_as_the_sample_it_was_written_from(sample):
+    tables = _golden_reads_as_the_sample(4, sample)
+    assert [r["version"] for r in tables["scorers/000001/scorer_versions-0001.parquet"]] == [1, 3, 1]  # a version 4 table

@@ -93,6 +93,23 @@ def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def create_unless_present(ctx: ImportContext, kind: str, what: str, existing: list, same: Callable[[object], bool],
+                          create: Callable[[], object]) -> None:
+    """Create ``what`` unless the destination holds it: one of ``existing`` that is the ``same`` is present; another is
+    the destination's own, left as it is (a note says so)."""
+    if existing:
+        ctx.summary.add(kind, "skipped")
+        if not any(same(e) for e in existing):
+            ctx.summary.note(f"{what} exists on the destination with other settings; left as it is")
+        return
+    try:
+        create()
+        ctx.summary.add(kind, "created")
+    except Exception as exc:
+        ctx.check_fatal(exc)
+        ctx.summary.fail(kind, f"{what}: {one_line(exc)}")
+
+
 def group_rows(table: pa.Table, column: str) -> dict[str, pa.Table]:
     """Split a table into per-object slices by ``column`` (writers write an object's rows contiguously)."""
     if table.num_rows == 0:

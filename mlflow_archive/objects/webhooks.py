@@ -21,7 +21,7 @@ import os
 from ..archive import Member
 from ..context import ExportContext, ImportContext
 from ..schemas import TABLES
-from ._common import batches
+from ._common import batches, create_unless_present
 
 SECTION = "webhooks"
 PER_CHUNK = 1000
@@ -74,21 +74,11 @@ class Importer:
             for webhook in ctx.dest.webhooks():
                 self.present.setdefault(webhook.name, []).append(webhook)
         for row in rows:
-            same_name = self.present.get(row["name"], [])
-            if any(w.url == row["url"] and _events(w) == _events(row) for w in same_name):
-                ctx.summary.add(SECTION, "skipped")
-                continue
-            if same_name:
-                ctx.summary.add(SECTION, "skipped")
-                ctx.summary.note(f"webhook {row['name']!r} exists on the destination with another URL or other events; left as it is")
-                continue
-            try:
-                secret = self._secret(row)
-                ctx.dest.create_webhook(row, secret, row["status"])
-                ctx.summary.add(SECTION, "created")
-            except Exception as exc:
-                ctx.check_fatal(exc)
-                ctx.summary.fail(SECTION, exc)
+            create_unless_present(
+                ctx, SECTION, f"webhook {row['name']!r}", self.present.get(row["name"], []),
+                lambda w, row=row: w.url == row["url"] and _events(w) == _events(row),
+                lambda row=row: ctx.dest.create_webhook(row, self._secret(row), row["status"]),
+            )
 
     def _secret(self, row: dict) -> str | None:
         given = self.ctx.options.secrets.get(SECTION, {})

@@ -1,0 +1,178 @@
+"""Registered scorers (judges) of the exported experiments, every version, and their online scoring configurations.
+
+Scorers follow their experiments: each exported experiment's scorers travel with it (``--no-scorers`` leaves them
+out). MLflow's API refuses to list a deleted experiment's scorers, so an export over REST carries only those of
+active experiments (a note counts the others); an export from the database carries them all. A version's
+serialized scorer is carried as the source gives it: a judge whose model is a gateway endpoint names the endpoint
+by its ID from a database, by its name over REST (the gateway itself does not travel yet).
+
+Import registers each version under the destination's copy of its experiment, in number order, so the numbers stay
+the source's: a number the source deleted (a gap) gets a placeholder version, a copy of the next one, deleted again
+as soon as that next version is registered. A version already on the destination with the same definition is present;
+one with another definition is the destination's own, left as it is and counted as failed. A scorer is created with
+its first version; the destination gives it its own ID. An online scoring configuration is set through the scorer's
+experiment and name (MLflow points it at the destination's scorer); the destination's own configuration of a scorer
+is left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mlflow.entities import LifecycleStage
+
+from ..archive import Member
+from ..context import ExportContext, ImportContext
+from ..endpoints import serialized_scorer
+from ..schemas import TABLES
+from ._common import batches, create_unless_present
+
+SECTION = "scorers"
+VERSIONS = "scorer_versions"
+CONFIGS = "online_scoring_configs"
+EXPERIMENTS_PER_CHUNK = 100
+
+
+# -- Export -------------------------------------------------------------------------------
+
+def _columns(table: str, rows: list[dict]) -> dict[str, list]:
+    return {name: [r[name] for r in rows] for name in TABLES[table].schema.names}
+
+
+def export(ctx: ExportContext) -> None:
+    if ctx.options.no_scorers:
+        return
+    experiments = ctx.experiments
+    if not ctx.source.reads_deleted_experiments_scorers:
+        experiments = [e for e in experiments if e.lifecycle_stage == LifecycleStage.ACTIVE]
+        if len(experiments) < len(ctx.experiments):
+            ctx.summary.note(
+                f"{len(ctx.experiments) - len(experiments)} deleted experiment(s) were exported without their scorers, "
+                "if they have any: MLflow's API does not list a deleted experiment's scorers (an export from the "
+                "database carries them)"
+            )
+    if not experiments:
+        return
+    reason = ctx.source.scorers_unsupported(experiments[0].experiment_id)
+    if reason:
+        ctx.summary.note(f"the source store has no scorers ({reason}); none exported")
+        return
+    for batch in batches((e.experiment_id for e in experiments), EXPERIMENTS_PER_CHUNK):
+        scorers = ctx.source.scorers(batch)
+        if not scorers:
+            continue
+        chunk = ctx.writer.chunk(SECTION)
+        for table, rows in ((SECTION, scorers), (VERSIONS, [v for s in scorers for v in s["versions"]]),
+                            (CONFIGS, [c for s in scorers for c in s["configs"]])):
+            if rows:
+                chunk.write_table(table, _columns(table, rows))
+                ctx.summary.add(table, "exported", len(rows))
+
+
+# -- Import -------------------------------------------------------------------------------
+
+def same_definition(serialized: str, other: str) -> bool:
+    """Whether two serialized scorers are one definition (MLflow's API gives back the JSON it stored, re-encoded)."""
+    return json.loads(serialized) == json.loads(other)
+
+
+class Importer:
+    def __init__(self, ctx: ImportContext) -> None:
+        self.ctx = ctx
+        self.tables: dict[str, list[dict]] = {}  # the current chunk's rows, by table
+        self.unsupported: str | None = None
+        self.checked = False
+
+    def member(self, member: Member) -> None:
+        self.tables[member.stem] = member.read_table().to_pylist()
+
+    def end_chunk(self) -> None:
+        tables, self.tables = self.tables, {}
+        scorers = tables.get(SECTION, [])
+        if not scorers or not self._supported(scorers):
+            return
+        versions: dict[str, list[dict]] = {}
+        configs: dict[str, list[dict]] = {}
+        for row in tables.get(VERSIONS, []):
+            versions.setdefault(row["scorer_id"], []).append(row)
+        for row in tables.get(CONFIGS, []):
+            configs.setdefault(row["scorer_id"], []).append(row)
+        # Scorers concurrently, each one's versions one after another (each takes the next number).
+        work = [(s, versions.get(s["scorer_id"], []), configs.get(s["scorer_id"], [])) for s in scorers]
+        for _ in self.ctx.ordered_map(lambda item: self._import_scorer(*item), work):
+            pass
+
+    def _supported(self, scorers: list[dict]) -> bool:
+        """Whether the destination's store holds scorers, asked once of an experiment this import has there."""
+        if not self.checked:
+            experiment_id = next(filter(None, (self.ctx.ids.dest("experiment", s["experiment_id"]) for s in scorers)), None)
+            if experiment_id is not None:
+                self.checked = True
+                self.unsupported = self.ctx.dest.scorers_unsupported(experiment_id)
+        if self.unsupported:
+            self.ctx.summary.skip_kind(SECTION, f"the destination has no scorers ({self.unsupported}); {len(scorers)} not imported")
+        return not self.unsupported
+
+    def _import_scorer(self, scorer: dict, versions: list[dict], configs: list[dict]) -> None:
+        ctx, name = self.ctx, scorer["name"]
+        experiment_id = ctx.ids.dest("experiment", scorer["experiment_id"])
+        if experiment_id is None:
+            ctx.summary.fail(SECTION, f"scorer {name!r}: its experiment {scorer['experiment_id']} was not imported")
+            return
+        try:
+            present = {v.scorer_version: v for v in ctx.dest.scorer_versions(experiment_id, name)}
+            existed = bool(present)
+            for row in versions:
+                self._import_version(experiment_id, name, row, present)
+            if not present:  # no version could be registered (each failure is counted)
+                if configs:
+                    ctx.summary.fail(CONFIGS, f"the online scoring configuration of scorer {name!r}: the scorer has no "
+                                              "version on the destination", len(configs))
+                return
+            ctx.summary.add(SECTION, "skipped" if existed else "created")
+            scorer_id = next(iter(present.values())).scorer_id
+            for row in configs:
+                self._import_config(experiment_id, name, scorer_id, row)
+        except Exception as exc:
+            ctx.check_fatal(exc)
+            ctx.summary.fail(SECTION, f"scorer {name!r}: {exc}")
+
+    def _import_version(self, experiment_id: str, name: str, row: dict, present: dict) -> None:
+        ctx, number = self.ctx, row["version"]
+        have = present.get(number)
+        if have is not None:
+            if same_definition(serialized_scorer(have), row["serialized_scorer"]):
+                ctx.summary.add(VERSIONS, "skipped")
+            else:
+                ctx.summary.fail(VERSIONS, f"version {number} of scorer {name!r} is on the destination with another "
+                                           "definition; left as it is")
+            return
+        highest = max(present, default=0)
+        if highest >= number:
+            ctx.summary.fail(VERSIONS, f"version {number} of scorer {name!r} cannot keep its number: the destination's "
+                                       f"scorer already has version {highest}")
+            return
+        placeholders = []
+        try:
+            for _ in range(highest + 1, number):  # numbers the source deleted
+                placeholders.append(ctx.dest.register_scorer(experiment_id, name, row["serialized_scorer"]).scorer_version)
+            created = ctx.dest.register_scorer(experiment_id, name, row["serialized_scorer"])
+            present[created.scorer_version] = created
+            ctx.summary.add(VERSIONS, "created")
+        except Exception as exc:
+            ctx.check_fatal(exc)
+            ctx.summary.fail(VERSIONS, f"version {number} of scorer {name!r}: {exc}")
+        finally:
+            for placeholder in placeholders:
+                ctx.dest.delete_scorer_version(experiment_id, name, placeholder)
+
+    def _import_config(self, experiment_id: str, name: str, scorer_id: str, row: dict) -> None:
+        create_unless_present(
+            self.ctx, CONFIGS, f"the online scoring configuration of scorer {name!r}",
+            self.ctx.dest.online_scoring_configs([scorer_id]),
+            lambda c: (c.sample_rate, c.filter_string) == (row["sample_rate"], row["filter_string"]),
+            lambda: self.ctx.dest.upsert_online_scoring_config(experiment_id, name, row["sample_rate"], row["filter_string"]),
+        )
+
+    def finish(self) -> None:
+        pass
