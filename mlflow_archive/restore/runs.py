@@ -72,7 +72,11 @@ class Restorer:
         self.latest: list[pa.Table] = []  # per metrics member: its latest point of each run and key
 
     def _plan(self, member: Member) -> tuple[list[dict], int]:
-        wanted = [run_row(r, self.ctx.deleted_time) for r in member.read_table().to_pylist()]
+        rows = member.read_table().to_pylist()
+        wanted = [run_row(r, self.ctx.deleted_time) for r in rows]
+        self.ctx.locations.put_many("run_location", [
+            (r["artifact_uri"], w["artifact_uri"], "") for r, w in zip(rows, wanted) if r["artifact_uri"]
+        ])
         present = self.ctx.db.fetch(RUNS, "run_uuid", [w["run_uuid"] for w in wanted])
         new = []
         for want in wanted:
