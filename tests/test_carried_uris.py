@@ -11,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import sqlalchemy as sa
+from mlflow.tracing.constant import SpansLocation, TraceTagKey
+from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION
 from archive_cli import import_counts
 from archive_cli import run as run_cli
 from samples import KV, complete
@@ -19,15 +21,16 @@ from servers import start_server
 from mlflow_archive.archive import SECTIONS, ArchiveWriter
 from mlflow_archive.objects.registry import PLACEHOLDER_SOURCE
 
-RUN, MODEL = "5" * 32, "m-" + "6" * 32
+RUN, MODEL, TRACE = "5" * 32, "m-" + "6" * 32, "tr-" + "7" * 32
 OUTSIDE = Path("/etc/hostname")  # a file of the machine, outside every artifacts folder
 RUN_URI = "file:///etc/run"  # the run's artifact URI on the (crafted) source
 CLIMB = "/.." * 40 + str(OUTSIDE.parent)  # climbs to / from any folder, then down to /etc
 
 
 def hostile_archive(path: Path, sources: list[str]) -> Path:
-    """An experiment at ``file:///``, a run at ``RUN_URI`` with a file, a logged model at ``file:///etc/model``, and one
-    version of the registered model ``leak`` per source, made from the run."""
+    """An experiment at ``file:///``, a run at ``RUN_URI`` with a file, a logged model at ``file:///etc/model``, one
+    version of the registered model ``leak`` per source, made from the run, and a trace whose artifacts and archived
+    spans are at ``file:///etc``."""
     tables = {
         "experiments": [{"experiment_id": "1", "name": "hostile", "artifact_location": "file:///",
                          "lifecycle_stage": "active", "creation_time": 1, "last_update_time": 1, "tags": []}],
@@ -41,6 +44,9 @@ def hostile_archive(path: Path, sources: list[str]) -> Path:
         "model_versions": [{"name": "leak", "version": i, "creation_timestamp": 1, "last_updated_timestamp": 1,
                             "source": source, "run_id": RUN, "current_stage": "None", "status": "READY",
                             "tags": KV(("k", "v"))} for i, source in enumerate(sources, 1)],
+        "traces": [{"trace_id": TRACE, "experiment_id": "1", "request_time": 1, "state": "OK", "trace_metadata": [],
+                    "tags": KV((MLFLOW_ARTIFACT_LOCATION, "file:///etc"), (TraceTagKey.ARCHIVE_LOCATION, "file:///etc"),
+                               (TraceTagKey.SPANS_LOCATION, SpansLocation.ARCHIVE_REPO.value))}],
     }
     with open(path, "wb") as out:
         writer = ArchiveWriter(out, {"source": {"tracking_uri": "test"}}, 0)
@@ -119,10 +125,14 @@ def test_restore_repoints_sources_outside_the_artifacts(tmp_path):
         (2, f"{carried}/2", f"{carried}/2"),
         (3, f"mlflow-artifacts:/1/{RUN}/artifacts/model", f"mlflow-artifacts:/1/{RUN}/artifacts/model"),
     ]
-    # Experiment, run and logged model: where the restore writes their files, whatever the archive says.
+    # Experiment, run, logged model and trace: where the restore writes their files, whatever the archive says.
     assert stored(root, "SELECT artifact_location FROM experiments WHERE experiment_id = 1") == [("mlflow-artifacts:/1",)]
     assert stored(root, "SELECT artifact_uri FROM runs") == [(f"mlflow-artifacts:/1/{RUN}/artifacts",)]
     assert stored(root, "SELECT artifact_location FROM logged_models") == [(f"mlflow-artifacts:/1/models/{MODEL}/artifacts",)]
+    trace_locations = stored(root, f"SELECT key, value FROM trace_tags WHERE key IN ('{MLFLOW_ARTIFACT_LOCATION}', "
+                                   f"'{TraceTagKey.ARCHIVE_LOCATION}', '{TraceTagKey.SPANS_LOCATION}') ORDER BY key")
+    assert trace_locations == [(MLFLOW_ARTIFACT_LOCATION, f"mlflow-artifacts:/1/traces/{TRACE}/artifacts"),
+                               (TraceTagKey.SPANS_LOCATION, SpansLocation.TRACKING_STORE.value)]
 
 
 def test_restore_repoints_sources_that_climb_out(tmp_path):
