@@ -3,9 +3,11 @@
 A chunk's models and versions go in one transaction; a model already present with the same
 creation time was written whole by an earlier restore and is skipped with its versions. A version
 made from a logged model gets that model's artifact location as its storage location, as MLflow's
-registry gives it. Model files carried by ``--export-version-model`` are written, for versions whose
-source is neither a logged model nor a run the destination holds, under ``<artifacts>/model-versions/``,
-and become the version's storage location (where downloads read from); the source itself is kept.
+registry gives it; a source in the files of a run or logged model of the archive names the restored files.
+Model files carried by ``--export-version-model`` are written, for versions whose source is neither a
+logged model nor a run the destination holds, under ``<artifacts>/model-versions/``, and become the
+version's storage location (where downloads read from); the source itself is kept, unless MLflow's server
+would refuse it (``sources.refused``): then both name that folder, so no file outside it is ever served.
 """
 
 from __future__ import annotations
