@@ -122,7 +122,7 @@ class Restorer:
                     f"version {version['version']} of {version['name']!r} is made from logged model {version['model_id']}, "
                     "which neither the archive nor the destination holds: its source is kept as it was"
                 )
-            if refused(row["source"]):
+            if refused(row["source"] or ""):
                 # Where the server reads the version's files: the restored model's, else the carried files' folder
                 # (empty when the archive carries none).
                 if model is None:
