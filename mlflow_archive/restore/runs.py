@@ -74,9 +74,9 @@ class Restorer:
     def _plan(self, member: Member) -> tuple[list[dict], int]:
         rows = member.read_table().to_pylist()
         wanted = [run_row(r, self.ctx.deleted_time) for r in rows]
-        self.ctx.locations.put_many("run_location", [
-            (r["artifact_uri"], w["artifact_uri"], "") for r, w in zip(rows, wanted) if r["artifact_uri"]
-        ])
+        moved = ((r["artifact_uri"], w["artifact_uri"]) for r, w in zip(rows, wanted))
+        # Only locations that change: a server's own `mlflow-artifacts:/` locations stay as they are.
+        self.ctx.locations.put_many("run_location", [(source, dest, "") for source, dest in moved if source not in (None, dest)])
         present = self.ctx.db.fetch(RUNS, "run_uuid", [w["run_uuid"] for w in wanted])
         new = []
         for want in wanted:
