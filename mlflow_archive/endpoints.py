@@ -967,6 +967,18 @@ class TrackingDestination(_Endpoint):
         for key in keys:
             self.registry.delete_model_version_tag(name, version, key)
 
+    @property
+    def takes_any_source(self) -> bool:
+        """A database or file store: MLflow's store writes a version with whatever source it is given, where a
+        server refuses one outside its artifacts."""
+        return not self.uri.startswith(("http://", "https://"))
+
+    def artifact_locations(self, run_id: str | None, model_id: str | None) -> tuple[str, ...]:
+        """The artifact URIs of a run and of a logged model, either of which may be None."""
+        run = self.client.get_run(run_id).info.artifact_uri if run_id else None
+        model = self.client.get_logged_model(model_id).artifact_location if model_id else None
+        return tuple(uri for uri in (run, model) if uri)
+
     def create_model_version(self, name, source, run_id, model_id, tags, description, run_link) -> str:
         return self.client.create_model_version(
             name, source, run_id=run_id, tags=tags, run_link=run_link, description=description,

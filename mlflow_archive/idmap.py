@@ -8,6 +8,9 @@ import threading
 from typing import Iterable
 
 
+PREFIXES_PER_QUERY = 500  # below SQLite's limit of bound parameters per statement
+
+
 class IdMap:
     """A thread-safe map (kind, source id) -> (destination id, state), in a temporary SQLite file."""
 
@@ -40,15 +43,20 @@ class IdMap:
         return found[0] if found else None
 
     def longest_prefix(self, kind: str, value: str) -> tuple[str, str] | tuple[None, None]:
-        """The (source, dest) whose source is the longest path prefix of ``value``."""
+        """The (source, dest) whose source is the longest path prefix of ``value``: ``value`` itself, or ``value`` up
+        to one of its slashes. Each candidate is looked up by key, so a lookup costs the path's depth, not the map's size."""
+        ends = [end for end in range(len(value), 0, -1) if end == len(value) or value[end] == "/"]
         with self._lock:
-            row = self._db.execute(
-                "SELECT source, dest FROM ids WHERE kind = ? AND source != '' AND substr(?, 1, length(source)) = source "
-                "AND (length(?) = length(source) OR substr(?, length(source) + 1, 1) = '/') "
-                "ORDER BY length(source) DESC LIMIT 1",
-                (kind, value, value, value),
-            ).fetchone()
-        return (row[0], row[1]) if row else (None, None)
+            for first in range(0, len(ends), PREFIXES_PER_QUERY):
+                prefixes = [value[:end] for end in ends[first : first + PREFIXES_PER_QUERY]]
+                row = self._db.execute(
+                    f"SELECT source, dest FROM ids WHERE kind = ? AND source IN ({', '.join('?' * len(prefixes))}) "
+                    "ORDER BY length(source) DESC LIMIT 1",
+                    (kind, *prefixes),
+                ).fetchone()
+                if row:
+                    return row[0], row[1]
+        return None, None
 
     def close(self) -> None:
         self._db.close()

@@ -24,6 +24,7 @@ from ..archive import Member
 from ..context import PROVENANCE_PREFIX, SOURCE_TAG_PREFIX, ExportContext, ImportContext
 from ..endpoints import TrackingDestination
 from ..members import ARTIFACTS_EXT, extract_file
+from ..sources import REFUSED, refused
 from ._common import key_values, pack_artifacts
 from .logged_models import MODEL_VERSIONS_KIND
 
@@ -254,6 +255,7 @@ class Importer:
                 if rewritten is None:
                     unheld.append(str(version["version"]))
                     continue
+                self._check_source(name, version, rewritten)
                 numbers.create(version["version"], lambda: self._import_version(name, version, rewritten))
                 ctx.summary.add("model_versions", "created")
             except Exception as exc:
@@ -284,6 +286,13 @@ class Importer:
         if version["current_stage"] and version["current_stage"] != "None":
             ctx.dest.transition_stage(name, created, version["current_stage"])
         return created
+
+    def _check_source(self, name: str, version: dict, rewritten: tuple[str, str | None, str | None]) -> None:
+        """A source the destination's server would refuse fails the version, as it does over REST, also when MLflow's
+        store is written directly (it checks no source)."""
+        source, run_id, model_id = rewritten
+        if self.ctx.dest.takes_any_source and refused(source, self.ctx.dest.artifact_locations(run_id, model_id)):
+            raise ValueError(f"version {version['version']} of {name!r}: its source {version['source']!r} is {REFUSED}")
 
     def _rewrite_source(self, name: str, source_name: str, version: dict) -> tuple[str, str | None, str | None] | None:
         """The destination's (source, run ID, model ID) for a version; None when the destination cannot hold it."""

@@ -517,5 +517,6 @@ def _assessment_value(row: dict) -> dict:
 
 
 def _derived_tag(key: str) -> bool:
-    """Tags the destination writes itself: ours, and the location of the trace's own artifacts."""
-    return key.startswith(PROVENANCE_PREFIX) or key == MLFLOW_ARTIFACT_LOCATION
+    """Tags the destination writes itself: ours, and the locations of the trace's own artifacts and of its archived
+    spans (which name the source's storage: the spans go to the destination's tracking store)."""
+    return key.startswith(PROVENANCE_PREFIX) or key in (MLFLOW_ARTIFACT_LOCATION, TraceTagKey.ARCHIVE_LOCATION)

@@ -7,13 +7,14 @@ Each module names its ``SECTION`` and provides a ``Restorer(ctx)`` with ``check(
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..archive import Member
 from ..database import ARTIFACTS_ROOT, DatabaseDestination
 from ..errors import ArchiveError
+from ..idmap import IdMap
 from ..members import extract_file
 from ..summary import Progress, Summary
 
@@ -28,6 +29,9 @@ class RestoreContext:
     progress: Progress
     # The deletion time deleted runs get (the archive carries none; `mlflow gc` picks runs by it): the export's start.
     deleted_time: int | None = None
+    # Artifact locations on the source -> where the restore writes their files (``run_location``, ``model_location``):
+    # a version source in a run's or logged model's files points at the restored files.
+    locations: IdMap = field(default_factory=IdMap)
     _store: object = None
 
     def store(self):
@@ -44,6 +48,7 @@ class RestoreContext:
         return self._store
 
     def close(self) -> None:
+        self.locations.close()
         if self._store is not None:
             self._store.engine.dispose()
 

@@ -86,6 +86,8 @@ class Restorer:
     def _plan(self, member: Member) -> tuple[list[dict], list[dict]]:
         """(the member's rows, those not in the destination yet); a model ID taken by other content refuses."""
         rows = member.read_table().to_pylist()
+        moved = ((r["artifact_location"], model_row(r)["artifact_location"]) for r in rows)
+        self.ctx.locations.put_many("model_location", [(source, dest, "") for source, dest in moved if source not in (None, dest)])
         return rows, missing_rows(self.ctx, MODELS, "model_id", rows, model_row, COMPARED, "logged model {}")
 
     def check(self, member: Member) -> None:

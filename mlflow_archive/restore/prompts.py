@@ -45,6 +45,9 @@ class Restorer(registry.Restorer):
     parents, versions = "prompts", "prompt_versions"
     what = "prompt {!r}"
 
+    def _locate(self, versions: list[dict], rows: list[dict]) -> None:
+        pass  # MLflow's placeholder source, the only one its server takes for a prompt version; no files
+
     def _read(self, member: Member) -> list[dict]:
         rows = member.read_table().to_pylist()
         if member.stem == self.versions:

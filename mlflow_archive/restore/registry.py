@@ -3,9 +3,11 @@
 A chunk's models and versions go in one transaction; a model already present with the same
 creation time was written whole by an earlier restore and is skipped with its versions. A version
 made from a logged model gets that model's artifact location as its storage location, as MLflow's
-registry gives it. Model files carried by ``--export-version-model`` are written, for versions whose
-source is neither a logged model nor a run the destination holds, under ``<artifacts>/model-versions/``,
-and become the version's storage location (where downloads read from); the source itself is kept.
+registry gives it; a source in the files of a run or logged model of the archive names the restored files.
+Model files carried by ``--export-version-model`` are written, for versions whose source is neither a
+logged model nor a run the destination holds, under ``<artifacts>/model-versions/``, and become the
+version's storage location (where downloads read from); the source itself is kept, unless MLflow's server
+would refuse it (``sources.refused``): then both name that folder, so no file outside it is ever served.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..archive import Member
 from ..database import ARTIFACTS_ROOT
 from ..members import ARTIFACTS_EXT
 from ..objects.registry import RUNS_URI, version_owner
+from ..sources import REFUSED, refused
 from . import RestoreContext, missing_rows, write_files
 
 SECTION = "registry"
@@ -100,29 +103,54 @@ class Restorer:
         self.ctx.summary.add(self.versions, "skipped", len(rows) - len(versions))
 
     def _locate(self, versions: list[dict], rows: list[dict]) -> None:
-        """Storage locations of versions made from logged models; versions held by no restored run or model await files."""
+        """Storage locations of versions made from logged models; sources in a restored run's or logged model's files
+        point at them; versions held by no restored run or model await files; no source MLflow's server refuses stays."""
         logged = self.ctx.db.fetch(SqlLoggedModel.__table__, "model_id", {v["model_id"] for v in versions if v["model_id"]})
         run_sources = [RUNS_URI.match(v["source"] or "") for v in versions]
         runs = self.ctx.db.fetch(SqlRun.__table__, "run_uuid", {m.group(1) for m in run_sources if m})
         for version, row, run_source in zip(versions, rows, run_sources):
             model = logged.get(version["model_id"])
+            source = version["source"] or ""
+            if (restored := self._restored_source(source)) != source:
+                row["source"] = row["storage_location"] = restored
             if model is not None:
                 row["storage_location"] = model["artifact_location"]
-            elif not (run_source and run_source.group(1) in runs):
+            elif restored == source and not (run_source and run_source.group(1) in runs):
                 self.unlocated[version_owner(version["name"], version["version"])] = row
             if version["model_id"] and model is None:
                 self.ctx.summary.note(
                     f"version {version['version']} of {version['name']!r} is made from logged model {version['model_id']}, "
                     "which neither the archive nor the destination holds: its source is kept as it was"
                 )
+            if refused(row["source"] or ""):
+                # Where the server reads the version's files: the restored model's, else the carried files' folder
+                # (empty when the archive carries none).
+                if model is None:
+                    row["storage_location"] = self._files_location(row)
+                    self.unlocated[version_owner(version["name"], version["version"])] = row
+                row["source"] = row["storage_location"]
+                self.ctx.summary.note(
+                    f"version {version['version']} of {version['name']!r}: its source {version['source']!r} is {REFUSED}; "
+                    f"it points at {row['source']}"
+                )
+
+    def _restored_source(self, source: str) -> str:
+        """``source`` in the files of a run or logged model of the archive: the same path in the restored files."""
+        for kind in ("run_location", "model_location"):
+            prefix, restored = self.ctx.locations.longest_prefix(kind, source)
+            if prefix:
+                return restored + source[len(prefix):]
+        return source
+
+    @staticmethod
+    def _files_location(row: dict) -> str:
+        # A folder name the artifact proxy reads back unchanged, whatever characters the model name has.
+        digest = hashlib.sha256(row["name"].encode()).hexdigest()[:32]
+        return f"{ARTIFACTS_ROOT}{VERSION_FILES}/{digest}/{row['version']}"
 
     def _write_version_files(self, member: Member) -> None:
         """Carried files of versions no restored run or logged model holds; their storage location names them."""
-        locations = {}
-        for owner, row in self.unlocated.items():
-            # A folder name the artifact proxy reads back unchanged, whatever characters the model name has.
-            digest = hashlib.sha256(row["name"].encode()).hexdigest()[:32]
-            locations[owner] = f"{ARTIFACTS_ROOT}{VERSION_FILES}/{digest}/{row['version']}"
+        locations = {owner: self._files_location(row) for owner, row in self.unlocated.items()}
         for owner in write_files(self.ctx, member, locations, owner_parts=2):
             self.unlocated[owner]["storage_location"] = locations[owner]
 

@@ -73,7 +73,11 @@ class Restorer:
         self.latest: list[pa.Table] = []  # per metrics member: its latest point of each run and key
 
     def _plan(self, member: Member) -> tuple[list[dict], int]:
-        wanted = [run_row(r, self.ctx.deleted_time) for r in member.read_table().to_pylist()]
+        rows = member.read_table().to_pylist()
+        wanted = [run_row(r, self.ctx.deleted_time) for r in rows]
+        moved = ((r["artifact_uri"], w["artifact_uri"]) for r, w in zip(rows, wanted))
+        # Only locations that change: a server's own `mlflow-artifacts:/` locations stay as they are.
+        self.ctx.locations.put_many("run_location", [(source, dest, "") for source, dest in moved if source not in (None, dest)])
         present = self.ctx.db.fetch(RUNS, "run_uuid", [w["run_uuid"] for w in wanted])
         new = []
         for want in wanted:
