@@ -511,7 +511,7 @@ def _read_parquet(spool: Spool, spec: Table, rows: int, name: str) -> pa.Table:
     _check_parquet_footer(spool, name)
     # pyarrow's own caps on the footer's strings and lists, lowered to what a member can hold.
     limits = {"thrift_string_size_limit": MAX_TABLE_MEMBER, "thrift_container_size_limit": 1 << 20}
-    parquet = pq.ParquetFile(spool.rewind(), **limits)
+    parquet = pq.ParquetFile(spool.rewind(), pre_buffer=False, **limits)
     meta = parquet.metadata
     groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
     raw = sum(g.total_byte_size for g in groups)
@@ -542,11 +542,17 @@ def _read_parquet(spool: Spool, spec: Table, rows: int, name: str) -> pa.Table:
     # Strings are read as dictionaries, so a value repeated on every row is held once; _conform expands
     # them only after adding up what the expansion takes.
     strings = [leaf.path for leaf in leaves if leaf.physical_type == "BYTE_ARRAY"]
-    parquet = pq.ParquetFile(spool.rewind(), metadata=meta, read_dictionary=strings, **limits)
-    return parquet.read(columns=[n for n in parquet.schema_arrow.names if n in spec.schema.names])
+    parquet = pq.ParquetFile(spool.rewind(), metadata=meta, read_dictionary=strings, pre_buffer=False, **limits)
+    return parquet.read(columns=[n for n in parquet.schema_arrow.names if n in spec.schema.names], use_threads=False)
 
 
 def decode_table(spool: Spool, spec: Table, rows: int | None, name: str) -> pa.Table:
+    """The member's table, read on the calling thread alone (no pre-buffering, no threads).
+
+    What pyarrow reads from a Python file or a ``py_buffer`` is Python's memory, which a pool thread frees
+    by taking the GIL, after the read has returned; one still doing so when the interpreter exits is ended
+    by Python inside a C++ destructor, and the process aborts (134, "terminate called without an active exception").
+    """
     if spool.size > MAX_TABLE_MEMBER:
         raise DamagedArchiveError(f"The archive is damaged: table member {name} is larger than the format allows.")
     if rows is not None and rows > MAX_TABLE_ROWS:
@@ -557,7 +563,7 @@ def decode_table(spool: Spool, spec: Table, rows: int | None, name: str) -> pa.T
         else:
             data = spool.read_all()
             _check_arrow_stream(data, name)
-            with ipc.open_stream(pa.py_buffer(data)) as reader:
+            with ipc.open_stream(pa.py_buffer(data), options=ipc.IpcReadOptions(use_threads=False)) as reader:
                 _check_unique_columns(reader.schema.names, name)
                 table = reader.read_all()
         # Offsets and lengths that point outside their buffers decode without complaint; anything that

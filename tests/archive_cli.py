@@ -161,7 +161,7 @@ def demo_archive(root: Path) -> Path:
 
 _FORK_SERVER = textwrap.dedent(
     """
-    import json, os, signal, sys, traceback
+    import json, os, signal, sys
     from mlflow_archive.cli import cli
     import mlflow_archive.inspection  # imported once here, not once per child
 
@@ -174,18 +174,9 @@ _FORK_SERVER = textwrap.dedent(
         for target, path in ((1, job["out"]), (2, job["err"])):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(fd, target)
-        code = 1
-        try:
-            cli.main(args=job["args"], prog_name="mlflow-archive")
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+        # As the console script ends: SystemExit (or a traceback) unwinds out of this script and the
+        # interpreter finalizes, where a native thread still at work can abort the process.
+        sys.exit(cli.main(args=job["args"], prog_name="mlflow-archive"))
 
     def reap():
         pid, status = os.wait()
@@ -211,7 +202,8 @@ class CliBatch:
 
     One Python process pays for the imports, then forks one child per job that runs the
     CLI's click entry point (what the console script calls) with its own stdin, stdout,
-    stderr and exit code, so hundreds of damaged archives are checked in seconds. The
+    stderr and exit code, and exits as the console script does (through the interpreter's
+    finalization), so hundreds of damaged archives are checked in seconds. The
     batch runs in the background until ``results()`` is called. In ``args``, ``{file}``
     stands for the job's bytes as a file path.
     """
