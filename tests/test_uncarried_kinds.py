@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.genai.judges import make_judge
@@ -134,3 +135,26 @@ def test_a_database_with_workspaces_is_exported_one_workspace_at_a_time(tmp_path
     assert chosen.returncode == 1, chosen.describe()
     assert archive_cli.export_counts(chosen.stderr_text)["experiments"] == 2  # Default and in-default
     assert _uncarried(chosen.stderr_text) == {"workspaces": f"{UNCARRIED_LINE} (1 row in workspaces)"}
+
+
+def test_traces_with_attachments_are_exported_and_their_files_named(fresh_dest_server, tmp_path):
+    """A span's attachment is a file beside the trace, which the archive does not carry: the trace travels, and the
+    export names how many traces point at files that stay behind."""
+    from mlflow.tracing.attachments import Attachment
+    from models_data import using_server
+    from traces_data import flush_traces
+
+    with using_server(fresh_dest_server.url):
+        mlflow.set_experiment("attached")
+        with mlflow.start_span(name="look") as span:
+            span.set_outputs({"image": Attachment(content_type="image/png", content_bytes=b"\x89PNG fake")})
+        with mlflow.start_span(name="plain") as span:
+            span.set_outputs({"text": "no file"})
+        flush_traces()
+    result = archive_cli.export(tmp_path / "t.mlar", fresh_dest_server.url, check=False)
+    assert result.returncode == 1, result.describe()
+    assert archive_cli.export_counts(result.stderr_text)["traces"] == 2
+    assert _uncarried(result.stderr_text) == {
+        "trace_attachments": f"{UNCARRIED_LINE} (1 trace(s) whose spans name files by mlflow-attachment:// references, "
+        "which stay behind)"
+    }
