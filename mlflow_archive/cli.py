@@ -257,7 +257,8 @@ def export_command(archive, tracking_uri, workers, quiet, **selection):
     show_default=True,
     help="Check a file or object-store archive whole before writing anything (a stream, -, is checked as it is read).",
 )
-@click.option("--strict", is_flag=True, help="Fail (non-zero exit) if the destination cannot hold an object kind of the archive.")
+@click.option("--strict", is_flag=True, help="Fail (non-zero exit) if the destination cannot hold an object kind of the archive, "
+              "or an object of the destination's own was left as it is.")
 @click.option(
     "--secrets-file", type=click.Path(dir_okay=False),
     help='JSON with the secrets an archive cannot carry: {"webhooks": {"<webhook name>": "<secret>"}}.',
