@@ -1,5 +1,6 @@
 """An import leaves alone what it did not make: a destination's own experiment, alias or run that the archive would
 delete, move or overwrite stays as it is, one `note:` line names it, and the exit code is 0 (non-zero with --strict).
+Restore likewise writes no run into an experiment of the destination's own that the archive names without holding.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from mlflow import MlflowClient
 
 import archive_cli
 from tags import SOURCE_RUN_TAG
+from test_restore_hostile import RUN, write_archive
 
 
 def _import_twice(archive, dest_uri: str, *names: str) -> None:
@@ -77,3 +79,21 @@ def test_restored_run_is_not_deleted_again(scratch_server, dest_server, unique_p
     _import_twice(archive, dest_server.url, f"run {imported.info.run_id}")
     assert dest.get_run(imported.info.run_id).info.lifecycle_stage == "active"
 
+
+def test_restore_writes_no_run_into_users_experiment(tmp_path):
+    db = tmp_path / "mlflow.db"
+    dest = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    users_id = dest.create_experiment("mine", artifact_location=str(tmp_path / "mine"))
+    users_run = dest.create_run(users_id).info.run_id
+    archive = write_archive(tmp_path / "runs-only.mlar", {"runs": [{**RUN, "experiment_id": users_id}]})
+
+    def restore(*options: str):
+        return archive_cli.run("restore", "-i", archive, "--tracking-uri", f"sqlite:///{db}",
+                               "--artifacts-destination", tmp_path / "artifacts", "--quiet", *options, check=False)
+
+    result = restore()
+    assert result.returncode == 0, result.describe()
+    assert f"note: experiment {users_id} ('mine')" in result.stderr_text, result.describe()
+    strict = restore("--strict")
+    assert strict.returncode != 0, strict.describe()
+    assert [r.info.run_id for r in dest.search_runs([users_id])] == [users_run]
