@@ -8,7 +8,7 @@ from __future__ import annotations
 from mlflow import MlflowClient
 
 import archive_cli
-from tags import SOURCE_RUN_TAG
+from tags import SOURCE_MODEL_NAME_TAG, SOURCE_RUN_TAG
 from test_restore_hostile import RUN, write_archive
 
 
@@ -59,6 +59,7 @@ def test_users_alias_is_not_moved(scratch_server, dest_server, unique_prefix, tm
     dest = MlflowClient(tracking_uri=dest_server.url)
     assert len(dest.search_model_versions(f"name = '{name}'")) == 2  # the imported version is there, as version 2
     assert dest.get_registered_model(name).aliases == {"champion": "1"}
+    assert SOURCE_MODEL_NAME_TAG not in dest.get_registered_model(name).tags  # still the user's, for later imports
 
 
 def test_restored_run_is_not_deleted_again(scratch_server, dest_server, unique_prefix, tmp_path):

@@ -245,7 +245,9 @@ class Importer:
                 ctx.summary.add("registered_models", "created")
             else:
                 if not native:
-                    ctx.dest.set_registered_model_tags(name, {k: v for k, v in tags.items() if k not in existing.tags})
+                    # Never the source-name tag: on the user's model, it would make a later import take it for its own.
+                    missing = {k: v for k, v in tags.items() if k not in existing.tags and k != SOURCE_NAME_TAG}
+                    ctx.dest.set_registered_model_tags(name, missing)
                 ctx.summary.add("registered_models", "skipped")
         except Exception as exc:
             self._fail(exc, "registered_models")
