@@ -257,7 +257,8 @@ def export_command(archive, tracking_uri, workers, quiet, **selection):
     show_default=True,
     help="Check a file or object-store archive whole before writing anything (a stream, -, is checked as it is read).",
 )
-@click.option("--strict", is_flag=True, help="Fail (non-zero exit) if the destination cannot hold an object kind of the archive.")
+@click.option("--strict", is_flag=True, help="Fail (non-zero exit) if the destination cannot hold an object kind of the archive, "
+              "or an object of the destination's own was left as it is.")
 @click.option(
     "--secrets-file", type=click.Path(dir_okay=False),
     help='JSON with the secrets an archive cannot carry: {"webhooks": {"<webhook name>": "<secret>"}}.',
@@ -307,14 +308,15 @@ def import_command(archive, tracking_uri, experiment_rename_file, model_rename_f
     show_default=True,
     help="Check the archive whole before writing anything.",
 )
+@click.option("--strict", is_flag=True, help="Fail (non-zero exit) if an object of the destination's own was left as it is.")
 @_quiet
 @_reports_errors
-def restore_command(archive, tracking_uri, artifacts_destination, verify, quiet):
+def restore_command(archive, tracking_uri, artifacts_destination, verify, strict, quiet):
     """Write an archive into a database with every ID and time kept (an exact copy; see also import)."""
     from .restoring import restore_archive
 
     _report(restore_archive(archive, tracking_uri=tracking_uri, artifacts_destination=artifacts_destination,
-                            verify=verify, quiet=quiet))
+                            verify=verify, strict=strict, quiet=quiet))
 
 
 @cli.command()

@@ -913,9 +913,8 @@ class TrackingDestination(_Endpoint):
     def delete_run(self, run_id: str) -> None:
         self.client.delete_run(run_id)
 
-    def delete_run_if_active(self, run_id: str) -> None:
-        if self.client.get_run(run_id).info.lifecycle_stage != LifecycleStage.DELETED:
-            self.client.delete_run(run_id)
+    def run_lifecycle_stage(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.lifecycle_stage
 
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:
         self.client.set_tag(run_id, key, value)

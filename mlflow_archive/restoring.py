@@ -32,6 +32,7 @@ def restore_archive(
     tracking_uri: str,
     artifacts_destination: str,
     verify: bool = True,
+    strict: bool = False,
     quiet: bool = True,
 ) -> Summary:
     """Write the archive at ``input`` (a path or URI) into the database ``tracking_uri`` with every ID and time kept.
@@ -41,7 +42,8 @@ def restore_archive(
     ``traces.json``) and carried model versions are written there. The database gets MLflow's schema
     when empty; one at another schema revision is refused. Rows already present with the same content
     are skipped (a killed restore finishes when run again); a conflicting ID stops the restore before
-    it writes anything.
+    it writes anything. Runs the archive puts in an experiment of the destination's own (one it names without
+    holding it) are not written; a note names that experiment, and with ``strict`` the summary is not ``ok``.
 
     >>> restore_archive("backup.mlar", "sqlite:///new.db", "./mlartifacts")  # doctest: +SKIP
     """
@@ -51,7 +53,7 @@ def restore_archive(
     if verify:
         verify_archive(input)
     db = DatabaseDestination(tracking_uri)
-    summary = Summary("restore")
+    summary = Summary("restore", strict=strict)
     progress = Progress(quiet)
     ctx = RestoreContext(db=db, artifacts=Path(artifacts_destination), summary=summary, progress=progress,
                          deleted_time=_export_start(input))

@@ -27,8 +27,9 @@ class Summary:
     action: str  # "export" or "import"
     counts: dict[str, Counts] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)  # the destination's own objects the archive would have changed
     skipped_kinds: dict[str, str] = field(default_factory=dict)  # object kind -> why the server cannot hold it
-    strict: bool = False  # a skipped kind makes the summary not ok
+    strict: bool = False  # a skipped kind, or an object left alone, makes the summary not ok
     uncarried: list[Uncarried] = field(default_factory=list)  # what the source holds that no archive kind carries
     allow_uncarried: bool = False  # --allow-missing-kinds: those do not make the summary not ok
     archive_bytes: int = 0
@@ -56,6 +57,12 @@ class Summary:
             if text not in self.notes:
                 self.notes.append(text)
 
+    def leave_alone(self, text: str) -> None:
+        """An object of the destination's own that the archive would delete, move or overwrite: kept as it is."""
+        with self._lock:
+            if text not in self.left_alone:
+                self.left_alone.append(text)
+
     def leave_out(self, uncarried: Uncarried) -> None:
         with self._lock:
             self.uncarried.append(uncarried)
@@ -68,7 +75,7 @@ class Summary:
     def ok(self) -> bool:
         return (
             not any(c.failed for c in self.counts.values())
-            and not (self.strict and self.skipped_kinds)
+            and not (self.strict and (self.skipped_kinds or self.left_alone))
             and (self.allow_uncarried or not self.uncarried)
         )
 
@@ -85,13 +92,14 @@ class Summary:
             if c.first_error:
                 line += f" (first error: {c.first_error})"
             out.append(line)
-        strict = " (--strict: this fails the import)" if self.strict and self.action == "import" else ""
+        strict = f" (--strict: this fails the {self.action})" if self.strict and self.action != "export" else ""
         out += [f"{kind}: skipped, {reason}{strict}" for kind, reason in self.skipped_kinds.items()]
         allowed = " (--allow-missing-kinds: the export still succeeds)" if self.allow_uncarried else ""
         out += [u.sentence() + allowed for u in self.uncarried]
         if self.uncarried and not self.allow_uncarried:
             out.append("note: the archive is complete but lacks the kinds above; --allow-missing-kinds accepts that")
         out += [f"note: {n}" for n in self.notes]
+        out += [f"note: {n}{strict}" for n in self.left_alone]
         return [redact(line) for line in out]
 
 

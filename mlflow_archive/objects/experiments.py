@@ -72,9 +72,10 @@ class Importer:
         if ctx.options.import_source_tags:
             tags.update(self._source_tags(row))
         existing = ctx.dest.experiment_by_name(name)
-        native = False
+        native = ours = False
         if existing is None:
             dest_id = ctx.dest.create_experiment(name, tags)
+            ours = True
             ctx.summary.add("experiments", "created")
         else:
             dest_id = existing.experiment_id
@@ -83,15 +84,27 @@ class Importer:
             # The experiment the archive came from (same ID, name and creation time) is left as it is.
             created = row.get("creation_time")
             native = dest_id == row["experiment_id"] and created is not None and existing.creation_time == created
+            # Made by an earlier import of this archive's experiment; one matched by name only is the user's,
+            # and never gets the source-ID tag, so a later import does not take it for its own.
+            ours = existing.tags.get(SOURCE_ID_TAG) == row["experiment_id"]
             if not native:
-                ctx.dest.set_experiment_tags(dest_id, {k: v for k, v in tags.items() if k not in existing.tags})
+                missing = {k: v for k, v in tags.items() if k not in existing.tags and k != SOURCE_ID_TAG}
+                ctx.dest.set_experiment_tags(dest_id, missing)
             ctx.summary.add("experiments", "skipped")
             self._index_runs(dest_id)
         ctx.ids.put("experiment", row["experiment_id"], dest_id)
         restored_since = native and existing.lifecycle_stage == LifecycleStage.ACTIVE
         if row["lifecycle_stage"] == LifecycleStage.DELETED and not restored_since:
-            # Runs can only be created in an active experiment: delete it once the archive is replayed.
-            self.to_delete.append(dest_id)
+            if ours or native or existing.lifecycle_stage == LifecycleStage.DELETED:
+                # Runs can only be created in an active experiment: delete it (again) once the archive is replayed.
+                self.to_delete.append(dest_id)
+            else:
+                ctx.summary.leave_alone(
+                    f"experiment {name!r} (ID {dest_id}) is deleted in the archive, but the destination's own experiment "
+                    "of that name was not made by an import: left active"
+                )
+        elif existing is not None and existing.lifecycle_stage == LifecycleStage.DELETED and not (ours or native):
+            ctx.summary.note(f"experiment {name!r} (ID {dest_id}) was deleted on the destination: restored, to take the archive's runs")
 
     def _source_tags(self, row: dict) -> dict[str, str]:
         source = descriptive(self.ctx.header, "source")

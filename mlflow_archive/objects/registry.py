@@ -114,11 +114,20 @@ def replay_by_name(ctx: ImportContext, parents: dict[str, dict], versions: list[
 
 
 def set_aliases(ctx: ImportContext, name: str, aliases: list[dict], numbers: VersionNumbers, existing: dict[str, str]) -> None:
-    """Point each alias at the destination's copy of its version, unless it already does."""
+    """Point each alias the destination lacks at the destination's copy of its version. An alias the destination
+    has already is the user's (or what an earlier import set, and the user may have moved since): never moved."""
     for alias in aliases:
         dest_version = numbers.present.get(str(alias["version"]))
-        if dest_version and str(existing.get(alias["alias"])) != str(dest_version):
+        if not dest_version:
+            continue
+        held = existing.get(alias["alias"])
+        if held is None:
             ctx.dest.set_alias(name, alias["alias"], dest_version)
+        elif str(held) != str(dest_version):
+            ctx.summary.leave_alone(
+                f"alias {alias['alias']!r} of {name!r} points at version {held} on the destination, and at the copy of "
+                f"version {alias['version']} (version {dest_version}) in the archive: left at version {held}"
+            )
 
 
 # -- Export -------------------------------------------------------------------------------
@@ -236,7 +245,9 @@ class Importer:
                 ctx.summary.add("registered_models", "created")
             else:
                 if not native:
-                    ctx.dest.set_registered_model_tags(name, {k: v for k, v in tags.items() if k not in existing.tags})
+                    # Never the source-name tag: on the user's model, it would make a later import take it for its own.
+                    missing = {k: v for k, v in tags.items() if k not in existing.tags and k != SOURCE_NAME_TAG}
+                    ctx.dest.set_registered_model_tags(name, missing)
                 ctx.summary.add("registered_models", "skipped")
         except Exception as exc:
             self._fail(exc, "registered_models")

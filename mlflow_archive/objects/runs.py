@@ -284,7 +284,7 @@ class Importer(ChunkReplay):
         table = member.read_table()
         if member.stem == "runs":
             self._index_native(table)
-            self._finish_deletions(table)
+            self._note_restored_runs(table)
             first = len(self.current)
             self.begin(table, "run_id")
             for source_id in self.current[first:]:
@@ -325,17 +325,25 @@ class Importer(ChunkReplay):
             found = self.ctx.dest.runs_with_ids(sorted(experiments), run_ids)
             ids.put_many(self.kind, [(run.info.run_id, run.info.run_id, NATIVE) for run in found])
 
-    def _finish_deletions(self, table: pa.Table) -> None:
-        """Delete again the deleted runs an earlier import completed: it marks a run complete before deleting it
-        (a deleted run takes no writes), so one stopped in between left the run active."""
+    def _note_restored_runs(self, table: pa.Table) -> None:
+        """Name the deleted runs an earlier import completed that are active now. That import deleted each right after
+        marking it complete (a deleted run takes no writes, so nothing records the deletion on the run): active now,
+        the user restored it since, or that import stopped in between; either way the user's word stands."""
         for row in table.filter(pc.equal(table["lifecycle_stage"], LifecycleStage.DELETED)).to_pylist():
             known = self.ctx.ids.get(self.kind, row["run_id"])
-            if known and known[1] == COMPLETE:
-                try:
-                    self.ctx.dest.delete_run_if_active(known[0])
-                except Exception as exc:
-                    self.ctx.check_fatal(exc)
-                    self.ctx.summary.fail(self.object_type, exc)
+            if not known or known[1] != COMPLETE:
+                continue
+            try:
+                active = self.ctx.dest.run_lifecycle_stage(known[0]) == LifecycleStage.ACTIVE
+            except Exception as exc:
+                self.ctx.check_fatal(exc)
+                self.ctx.summary.fail(self.object_type, exc)
+                continue
+            if active:
+                self.ctx.summary.leave_alone(
+                    f"run {known[0]} (source run {row['run_id']}) is deleted in the archive but active on the destination "
+                    "(restored since an earlier import deleted it, or that import stopped before deleting it): left active"
+                )
 
     def _create_one(self, source_id: str, row: dict) -> None:
         ctx = self.ctx

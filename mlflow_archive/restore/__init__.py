@@ -32,6 +32,7 @@ class RestoreContext:
     # Artifact locations on the source -> where the restore writes their files (``run_location``, ``model_location``):
     # a version source in a run's or logged model's files points at the restored files.
     locations: IdMap = field(default_factory=IdMap)
+    archived_experiments: set[int] = field(default_factory=set)  # the IDs of the experiments the archive holds
     _store: object = None
 
     def store(self):

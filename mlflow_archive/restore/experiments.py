@@ -36,6 +36,7 @@ class Restorer:
         """(archive rows to insert, their experiment rows, IDs of MLflow's own fresh ``Default`` to overwrite)."""
         rows = member.read_table().to_pylist()
         wanted = [experiment_row(r) for r in rows]
+        self.ctx.archived_experiments.update(w["experiment_id"] for w in wanted)
         present = self.ctx.db.fetch(EXPERIMENTS, "experiment_id", [w["experiment_id"] for w in wanted])
         by_name = self.ctx.db.fetch(EXPERIMENTS, "name", [w["name"] for w in wanted])
         new, new_rows, overwrite = [], [], []

@@ -32,6 +32,7 @@ from ..database import ARTIFACTS_ROOT
 from ..errors import ArchiveError
 from ..members import ARTIFACTS_EXT
 from . import RestoreContext, conflict, database_id, write_files
+from .experiments import EXPERIMENTS
 
 SECTION = "runs"
 RUNS = SqlRun.__table__
@@ -78,6 +79,7 @@ class Restorer:
         moved = ((r["artifact_uri"], w["artifact_uri"]) for r, w in zip(rows, wanted))
         # Only locations that change: a server's own `mlflow-artifacts:/` locations stay as they are.
         self.ctx.locations.put_many("run_location", [(source, dest, "") for source, dest in moved if source not in (None, dest)])
+        wanted = self._outside_users_experiments(wanted)
         present = self.ctx.db.fetch(RUNS, "run_uuid", [w["run_uuid"] for w in wanted])
         new = []
         for want in wanted:
@@ -87,6 +89,18 @@ class Restorer:
             elif any(have[k] != want[k] for k in COMPARED):
                 raise ArchiveError(conflict(f"run {want['run_uuid']}", {k: want[k] for k in COMPARED}, dict(have)))
         return new, len(wanted) - len(new)
+
+    def _outside_users_experiments(self, wanted: list[dict]) -> list[dict]:
+        """The runs but those the archive puts in an experiment it does not hold, which the destination does: that
+        experiment is the destination's own, and takes no runs from a restore (a note names it)."""
+        unheld = {w["experiment_id"] for w in wanted} - self.ctx.archived_experiments
+        users = self.ctx.db.fetch(EXPERIMENTS, "experiment_id", sorted(unheld)) if unheld else {}
+        for experiment_id, experiment in sorted(users.items()):
+            self.ctx.summary.leave_alone(
+                f"experiment {experiment_id} ({experiment['name']!r}) is the destination's own, and the archive names it "
+                "for runs without holding it: those runs were not restored"
+            )
+        return [w for w in wanted if w["experiment_id"] not in users]
 
     def check(self, member: Member) -> None:
         if member.stem == "runs":
