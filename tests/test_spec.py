@@ -78,3 +78,15 @@ def test_names_and_versions_are_in_the_spec():
     assert archive.WRITTEN_READER_VERSION == 1
     assert f"# The mlflow-archive format, version {archive.WRITER_VERSION}\n" in text
     assert f"**Current format version: {archive.WRITER_VERSION}**" in (FORMATS / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_list_of_kinds_names_the_sections_in_archive_order():
+    """The kinds are still listed in several places (issue "One home per object kind"): they must agree."""
+    from mlflow_archive.endpoints import KIND_PROBES, KIND_SINCE
+    from mlflow_archive.objects import OBJECT_MODULES
+    from mlflow_archive.restoring import RESTORERS
+
+    sections = list(archive.SECTIONS)
+    assert [module.SECTION for module in OBJECT_MODULES] == sections
+    assert [module.SECTION for module in RESTORERS] == sections
+    assert set(KIND_SINCE) <= set(sections) and set(KIND_PROBES) <= set(KIND_SINCE)
