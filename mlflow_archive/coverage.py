@@ -30,6 +30,7 @@ CARRIED_TABLES = frozenset({
     "entity_associations",
     "webhooks", "webhook_events",
     "scorers", "scorer_versions", "online_scoring_configs",
+    "issues", "issue_categories",
 })
 
 # Tables deliberately not carried, with the reason (README: "What is deliberately left out").
@@ -53,7 +54,6 @@ UNCARRIED_KINDS = {
         "secrets", "model_definitions", "endpoints", "endpoint_model_mappings", "endpoint_tags",
         "endpoint_bindings", "budget_policies", "guardrails", "guardrail_configs",
     ),
-    "issues": ("issues", "issue_categories"),
     "label_schemas": ("label_schemas",),
     "review_queues": ("review_queues", "review_queue_users", "review_queue_label_schemas", "review_queue_items"),
     "mcp_servers": (
@@ -127,7 +127,6 @@ LIST_ENDPOINTS = (
     ("gateway", "GET", "/api/3.0/mlflow/gateway/endpoints/list", {}, False),
     ("gateway", "GET", "/api/3.0/mlflow/gateway/budgets/list", {}, False),
     ("gateway", "GET", "/api/3.0/mlflow/gateway/guardrails/list", {}, False),
-    ("issues", "POST", "/api/3.0/mlflow/issues/search", {"max_results": 1}, True),
     ("review_queues", "GET", "/api/3.0/mlflow/review-queues/list", {"max_results": 1}, True),
     ("mcp_servers", "GET", "/api/3.0/mlflow/mcp-servers", {"max_results": 1}, False),
     ("skills", "GET", "/api/3.0/mlflow/skills", {"max_results": 1}, False),
