@@ -57,6 +57,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "evaluation_datasets": ("evaluation_datasets", "evaluation_dataset_records"),
     "webhooks": ("webhooks",),
     "scorers": ("scorers", "scorer_versions", "online_scoring_configs"),
+    "label_schemas": ("label_schemas",),
     "issues": ("issues", "issue_categories"),
 }
 # The columns that identify a table's row: no two rows of an archive share them (FORMAT.md 12.2). Objects

@@ -50,7 +50,8 @@ from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 from .coverage import DEFAULT_WORKSPACE, Uncarried, uncarried_in_database
 from .database import placeholder
 from .endpoints import (
-    ISSUE_COLUMNS, TrackingDestination, TrackingSource, _Retrying, issue_fields, issue_records, scorer_records, webhook_order,
+    ISSUE_COLUMNS, LABEL_SCHEMA_COLUMNS, TrackingDestination, TrackingSource, _Retrying, by_experiment_then_time, issue_fields,
+    issue_records, scorer_records, webhook_order,
 )
 from .errors import SourceError, one_line
 from .streams import redact_uri
@@ -275,6 +276,24 @@ class DatabaseSource(TrackingSource):
                 for r in self._conn.execute(sa.select(configs).where(configs.c.scorer_id.in_(owned)))
             ]
         return scorer_records(experiment_ids, scorer_rows, version_rows, config_rows)
+
+    reads_every_label_schema = True
+
+    def label_schemas_unsupported(self, experiment_id: str) -> str | None:
+        return self._lacks_table("label_schemas")
+
+    def label_schemas(self, experiment_ids: list[str]) -> list[dict]:
+        """The label schemas of these experiments, deleted ones' too, read as stored (and none written)."""
+        columns = {c: c for c in LABEL_SCHEMA_COLUMNS} | {"input_config_json": "input_config"}
+        schemas = sa.table("label_schemas", *(sa.column(c) for c in columns.values()))
+        query = sa.select(schemas).where(schemas.c.experiment_id.in_([int(e) for e in experiment_ids]))
+        with self._lock:
+            stored = [r._mapping for r in self._conn.execute(query)]
+        rows = [{name: row[column] for name, column in columns.items()} for row in stored]
+        for row in rows:
+            row.update(experiment_id=str(row["experiment_id"]), enable_comment=bool(row["enable_comment"]),
+                       is_default=bool(row["is_default"]))
+        return by_experiment_then_time(experiment_ids, rows, "created_time", "schema_id")
 
     def issues_unsupported(self, experiment_id: str) -> str | None:
         return self._lacks_table("issues")

@@ -93,7 +93,8 @@ _TROUBLES = (
 )
 # Object kinds that arrived after MLflow 2.0, by archive section: the first server version with them.
 KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4), "webhooks": (3, 3),
-              "scorers": (3, 5), "issues": (3, 10)}  # scorers: registered since 3.4, named by ID in the API's answers since 3.5
+              "scorers": (3, 5), "issues": (3, 10),
+              "label_schemas": (3, 12)}  # scorers: registered since 3.4, named by ID in the API's answers since 3.5
 # Servers from 2.14 to 3.0 keep traces too, behind the V2 trace API (searched with GET, spans in each
 # trace's traces.json artifact, no assessments, no links to runs): exported, not imported into.
 V2_TRACES_SINCE = (2, 14)
@@ -106,6 +107,7 @@ KIND_PROBES = {
     "webhooks": ("GET", "/api/2.0/mlflow/webhooks", None),
     "scorers": ("GET", "/api/3.0/mlflow/scorers/list", None),
     "issues": ("POST", "/api/3.0/mlflow/issues/search", {"max_results": 1}),
+    "label_schemas": ("GET", "/api/3.0/mlflow/label-schemas/get", None),  # no ID: refused (400), never a write
 }
 
 
@@ -282,6 +284,15 @@ class _Endpoint:
         """Why this store cannot hold issues (only SQL-backed stores can), or None when it can."""
         return _refusal(lambda: self.store.search_issues(experiment_id=experiment_id, max_results=1))
 
+    def label_schemas_unsupported(self, experiment_id: str) -> str | None:
+        """Why this store cannot hold label schemas, or None when it can; asks for one by an ID no schema has, which
+        writes nothing (a list would write MLflow's default schema)."""
+        return _refusal(lambda: _unless_missing(lambda: self.store.get_label_schema("ls-0"), None))
+
+    def label_schemas_listed(self, experiment_id: str) -> list:
+        """Every label schema of an active experiment; MLflow writes its default schema into one that lacks it."""
+        return list(_paged(self.store.list_label_schemas, experiment_id=experiment_id, max_results=PAGE_SIZE))
+
     def issue(self, issue_id: str) -> Issue | None:
         return _unless_missing(lambda: self.store.get_issue(issue_id), None)
 
@@ -432,6 +443,19 @@ def scorer_records(experiment_ids: list[str], scorers: list[dict], versions: lis
     return sorted(kept, key=lambda r: (position[r["experiment_id"]], r["name"]))
 
 
+LABEL_SCHEMA_COLUMNS = (
+    "schema_id", "experiment_id", "name", "type", "input_type", "input_config_json", "instruction", "enable_comment",
+    "created_by", "created_time", "last_update_time", "is_default",
+)
+
+
+def by_experiment_then_time(experiment_ids: list[str], rows: list[dict], time: str, key: str) -> list[dict]:
+    """Rows by experiment in the order given, then ``time``, then ``key``: a database and a REST export write the same
+    order."""
+    position = {experiment_id: i for i, experiment_id in enumerate(experiment_ids)}
+    return sorted(rows, key=lambda r: (position[r["experiment_id"]], r[time], r[key]))
+
+
 ISSUE_COLUMNS = (
     "issue_id", "experiment_id", "name", "description", "status", "severity", "root_causes", "source_run_id", "categories",
     "created_timestamp", "last_updated_timestamp", "created_by", "last_seen_timestamp", "last_updated_by", "metadata",
@@ -456,11 +480,10 @@ def issue_fields(fields: dict) -> dict:
 def issue_records(experiment_ids: list[str], issues: list[dict], categories: list[dict]) -> list[dict]:
     """``issues`` rows, each with its ``issue_categories`` rows (``index``, by hash), by experiment in the order
     given, then creation time and ID: a database and a REST export write the same order."""
-    position = {experiment_id: i for i, experiment_id in enumerate(experiment_ids)}
     records = {i["issue_id"]: {**i, "index": []} for i in issues}
     for row in sorted(categories, key=lambda c: c["category_hash"]):
         records[row["issue_id"]]["index"].append(row)
-    return sorted(records.values(), key=lambda r: (position[r["experiment_id"]], r["created_timestamp"], r["issue_id"]))
+    return by_experiment_then_time(experiment_ids, list(records.values()), "created_timestamp", "issue_id")
 
 
 # Answers of a server that has no such endpoint, or does not serve it (a feature it was not started with).
@@ -538,6 +561,30 @@ class TrackingSource(_Endpoint):
             for c in self.online_scoring_configs([s["scorer_id"] for s in scorers])
         ]
         return scorer_records(experiment_ids, scorers, versions, configs)
+
+    # MLflow's API writes a default label schema into each experiment whose schemas it lists: an export over REST
+    # never lists them, and reads by ID the schemas that the experiments' review queues ask.
+    reads_every_label_schema = False
+
+    def label_schemas(self, experiment_ids: list[str]) -> list[dict]:
+        """The label schemas that review queues of these active experiments ask, as ``label_schemas`` rows by experiment,
+        then creation time."""
+        from mlflow.store.tracking.dbmodels.models import _input_to_dict
+
+        rows = []
+        for experiment_id in experiment_ids:
+            queues = _paged(self.store.list_review_queues, experiment_id=experiment_id, max_results=PAGE_SIZE)
+            for schema_id in sorted({s for queue in queues for s in queue.schema_ids}):
+                schema = self.store.get_label_schema(schema_id)
+                input_type, input_config = _input_to_dict(schema.input)
+                rows.append({
+                    "schema_id": schema.schema_id, "experiment_id": experiment_id, "name": schema.name,
+                    "type": str(schema.type), "input_type": input_type, "input_config_json": input_config,
+                    "instruction": schema.instruction, "enable_comment": schema.enable_comment,
+                    "created_by": schema.created_by, "created_time": schema.created_at,
+                    "last_update_time": schema.updated_at, "is_default": schema.is_default,
+                })
+        return by_experiment_then_time(experiment_ids, rows, "created_time", "schema_id")
 
     def issues(self, experiment_ids: list[str]) -> list[dict]:
         """The issues of these experiments (``issue_records``); their category index as MLflow computes it from the
@@ -901,6 +948,19 @@ class TrackingDestination(_Endpoint):
 
     def upsert_online_scoring_config(self, experiment_id: str, name: str, sample_rate: float, filter_string: str | None) -> None:
         self.store.upsert_online_scoring_config(experiment_id, name, sample_rate, filter_string)
+
+    def create_label_schema(self, row: dict, experiment_id: str):
+        """The archive's label schema in that experiment; MLflow gives it its own ID, times and creator."""
+        from mlflow.store.tracking.dbmodels.models import _input_from_dict
+
+        return self.store.create_label_schema(
+            experiment_id, name=row["name"], type=row["type"],
+            input=_input_from_dict(row["input_type"], json.loads(row["input_config_json"])),
+            instruction=row["instruction"], enable_comment=row["enable_comment"],
+        )
+
+    def label_schema_by_name(self, experiment_id: str, name: str):
+        return _unless_missing(lambda: self.store.get_label_schema_by_name(experiment_id, name), None)
 
     def create_issue(self, row: dict, experiment_id: str, source_run_id: str | None) -> Issue:
         """The archive's issue under its own ID, in that experiment; MLflow sets its times (``last_seen_timestamp``

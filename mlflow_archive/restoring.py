@@ -21,12 +21,12 @@ from .errors import ArchiveError
 from .inspection import verify_archive
 from .restore import RestoreContext
 from .restore import (
-    evaluation_datasets, experiments, issues, logged_models, prompts, registry, runs, scorers, traces, webhooks,
+    evaluation_datasets, experiments, issues, label_schemas, logged_models, prompts, registry, runs, scorers, traces, webhooks,
 )
 from .streams import open_input
 from .summary import Progress, Summary
 
-RESTORERS = (experiments, runs, logged_models, registry, prompts, traces, evaluation_datasets, webhooks, scorers, issues)
+RESTORERS = (experiments, runs, logged_models, registry, prompts, traces, evaluation_datasets, webhooks, scorers, label_schemas, issues)
 
 
 def restore_archive(

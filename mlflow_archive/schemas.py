@@ -334,6 +334,27 @@ TABLES: dict[str, Table] = {
             ("filter_string", S, OPT, "Trace filter; null when every trace is eligible."),
         ),
         _table(
+            "label_schemas", PARQUET,
+            "One row per label schema (a question reviewers answer) of an exported experiment; by experiment (the "
+            "experiments section's order), then creation time, then ID.",
+            ("schema_id", S, REQ, "Source label schema ID (`ls-...`)."),
+            ("experiment_id", S, REQ, "Source experiment ID; its experiment is in the archive."),
+            ("name", S, REQ, "Schema name, unique within its experiment; the key of the assessments it asks for."),
+            ("type", S, REQ, "`feedback` or `expectation`."),
+            ("input_type", S, REQ, "`pass_fail`, `categorical`, `numeric` or `text`."),
+            ("input_config_json", S, REQ, "The input's settings, JSON (e.g. `{\"options\": [...], \"multi_select\": false}`)."),
+            ("instruction", S, OPT, "Instructions shown to reviewers."),
+            ("enable_comment", B, REQ, "Whether reviewers may add a comment."),
+            ("created_by", S, OPT, "Who created the schema."),
+            ("created_time", I64, REQ, "Creation time (ms)."),
+            ("last_update_time", I64, REQ, "Last update time (ms)."),
+            (
+                "is_default", B, REQ,
+                "Whether this is MLflow's default question, which MLflow writes into an experiment by itself: an "
+                "importer maps it to the destination's own and never creates it.",
+            ),
+        ),
+        _table(
             "issues", PARQUET,
             "One row per issue of an exported experiment; by experiment (the experiments section's order), then "
             "creation time, then ID.",

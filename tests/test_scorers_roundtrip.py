@@ -5,6 +5,7 @@ configuration: over REST (new IDs, version numbers kept, a deleted version's gap
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from mlflow import MlflowClient

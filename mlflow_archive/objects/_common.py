@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import pyarrow as pa
+from mlflow.entities import LifecycleStage
 import pyarrow.compute as pc
 
 from ..archive import Chunk, Member
@@ -117,6 +118,21 @@ EXPERIMENTS_PER_CHUNK = 100  # experiments whose objects of a kind go in one chu
 def table_columns(table: str, rows: list[dict]) -> dict[str, list]:
     """Rows as the columns of an archive table (each row holds every column, and may hold more)."""
     return {name: [r[name] for r in rows] for name in TABLES[table].schema.names}
+
+
+def experiments_read(ctx: ExportContext, reads_deleted: bool, kind: str) -> list:
+    """The exported experiments whose objects of ``kind`` the source can read: every one from a source that reads
+    deleted experiments' (a database), else the active ones (MLflow's API does not list a deleted experiment's), with a
+    note counting the others."""
+    if reads_deleted:
+        return ctx.experiments
+    active = [e for e in ctx.experiments if e.lifecycle_stage == LifecycleStage.ACTIVE]
+    if len(active) < len(ctx.experiments):
+        ctx.summary.note(
+            f"{len(ctx.experiments) - len(active)} deleted experiment(s) were exported without their {kind}, if they "
+            f"have any: MLflow's API does not list a deleted experiment's {kind} (an export from the database carries them)"
+        )
+    return active
 
 
 def export_by_experiment(ctx: ExportContext, section: str, experiments: list, unsupported: Callable[[str], str | None],

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import json
 
-from mlflow.entities import LifecycleStage
-
 from ..context import ExportContext
 from ..endpoints import serialized_scorer
-from ._common import ExperimentKindImporter, create_unless_present, export_by_experiment
+from ._common import ExperimentKindImporter, create_unless_present, experiments_read, export_by_experiment
 
 SECTION = "scorers"
 VERSIONS = "scorer_versions"
@@ -35,15 +33,7 @@ CONFIGS = "online_scoring_configs"
 def export(ctx: ExportContext) -> None:
     if ctx.options.no_scorers:
         return
-    experiments = ctx.experiments
-    if not ctx.source.reads_deleted_experiments_scorers:
-        experiments = [e for e in experiments if e.lifecycle_stage == LifecycleStage.ACTIVE]
-        if len(experiments) < len(ctx.experiments):
-            ctx.summary.note(
-                f"{len(ctx.experiments) - len(experiments)} deleted experiment(s) were exported without their scorers, "
-                "if they have any: MLflow's API does not list a deleted experiment's scorers (an export from the "
-                "database carries them)"
-            )
+    experiments = experiments_read(ctx, ctx.source.reads_deleted_experiments_scorers, "scorers")
     export_by_experiment(ctx, SECTION, experiments, ctx.source.scorers_unsupported, ctx.source.scorers, {
         SECTION: lambda scorers: scorers,
         VERSIONS: lambda scorers: [v for s in scorers for v in s["versions"]],
