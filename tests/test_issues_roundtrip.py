@@ -30,6 +30,9 @@ def issue_source(module_dest_server):
                        ["latency", "Cache", " cache "], "alice", metadata={"ticket": "T-1", "a": "b"})
     store.create_issue(first, "bare", "no details", "resolved")
     store.create_issue(second, "seen", "later", "pending", last_seen_timestamp=4_000_000_000_000)
+    gone = client.create_experiment("issues-gone")
+    store.create_issue(gone, "of a deleted experiment", "kept", "pending")
+    client.delete_experiment(gone)
     return module_dest_server
 
 
@@ -68,21 +71,25 @@ def test_rest_round_trip_keeps_ids_and_values(issue_source, fresh_dest_server, t
     assert _issues(destination.url) == expected
 
 
-def test_database_export_and_restore_keep_every_value(issue_source, tmp_path):
+def test_database_export_and_restore_keep_every_value(issue_source, fresh_dest_server, tmp_path):
     source = issue_source
     archive = tmp_path / "database.mlar"
     exported = archive_cli.export(archive, f"sqlite:///{source.backend_path}", "--artifacts-destination",
-                                  str(source.artifacts_path), "--allow-missing-kinds")
+                                  str(source.artifacts_path), "--allow-missing-kinds", "--export-deleted-experiments")
     counts = archive_cli.export_counts(exported.stderr_text)
-    assert (counts["issues"], counts["issue_categories"]) == (3, 2)
+    assert (counts["issues"], counts["issue_categories"]) == (4, 2)  # the deleted experiment's issue too
 
     root = tmp_path / "restored"
     restored = archive_cli.run("restore", "-i", str(archive), "--tracking-uri", f"sqlite:///{root / 'mlflow.db'}",
                                "--artifacts-destination", str(root / "artifacts"))
-    assert "issues: 3 created" in restored.stderr_text and "issue_categories: 2 created" in restored.stderr_text
+    assert "issues: 4 created" in restored.stderr_text and "issue_categories: 2 created" in restored.stderr_text
     assert _rows(root / "mlflow.db") == _rows(source.backend_path)
     server = start_server(root)
     try:
         assert _issues(server.url) == _issues(source.url)
     finally:
         server.stop()
+    # Imported: the deleted experiment's issue comes back with its experiment, which is deleted again.
+    imported = archive_cli.import_counts(archive_cli.import_(archive, fresh_dest_server.url).stderr_text)
+    assert imported["issues"] == (4, 0, 0)
+    assert _issues(fresh_dest_server.url) == _issues(source.url)

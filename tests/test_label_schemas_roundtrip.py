@@ -69,7 +69,7 @@ def test_rest_round_trip_lists_only_where_queues_are(schema_source, fresh_dest_s
     assert again["label_schemas"] == (0, 3, 0)
 
 
-def test_database_export_and_restore_keep_ids_and_times(schema_source, tmp_path):
+def test_database_export_and_restore_keep_ids_and_times(schema_source, fresh_dest_server, tmp_path):
     source = schema_source[0]
     archive = tmp_path / "database.mlar"
     exported = archive_cli.export(archive, f"sqlite:///{source.backend_path}", "--artifacts-destination",
@@ -88,3 +88,8 @@ def test_database_export_and_restore_keep_ids_and_times(schema_source, tmp_path)
             assert _schemas(server.url, name) == _schemas(source.url, name)
     finally:
         server.stop()
+    # Imported: every schema but the default, which the destination's own stands for.
+    imported = archive_cli.import_counts(archive_cli.import_(archive, fresh_dest_server.url).stderr_text)
+    assert imported["label_schemas"] == (len(stored) - 1, 1, 0)
+    for name in ("labelled-queued", "labelled-plain"):
+        assert _schemas(fresh_dest_server.url, name) == _schemas(source.url, name)
