@@ -4,7 +4,7 @@ The public API is imported lazily: ``import mlflow`` loads this package through
 our entry point, and must not pay for pyarrow or zstandard.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _PUBLIC = {
     "export_archive": "mlflow_archive.exporting",

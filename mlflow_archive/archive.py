@@ -34,8 +34,8 @@ from .members import (
 from .schemas import KEY_VALUE, PARQUET, TABLES, Table
 
 FORMAT_NAME = "mlflow-archive"
-READER_VERSION = 4  # the highest reader version this code implements
-WRITER_VERSION = 4
+READER_VERSION = 5  # the highest reader version this code implements
+WRITER_VERSION = 5
 # What the archives this code writes declare as reader_version: every version 2 change is
 # one that version 1 readers read correctly (new nullable columns, sections now filled).
 WRITTEN_READER_VERSION = 1
@@ -57,6 +57,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "evaluation_datasets": ("evaluation_datasets", "evaluation_dataset_records"),
     "webhooks": ("webhooks",),
     "scorers": ("scorers", "scorer_versions", "online_scoring_configs"),
+    "label_schemas": ("label_schemas",),
+    "issues": ("issues", "issue_categories"),
 }
 # The columns that identify a table's row: no two rows of an archive share them (FORMAT.md 12.2). Objects
 # (a section's first table, and the assessments and records that have IDs of their own) are checked across

@@ -207,6 +207,8 @@ _quiet = click.option("--quiet", is_flag=True, help="No progress line on stderr.
 )
 @click.option("--no-webhooks", is_flag=True, help="Leave webhooks out (an export without selectors includes them all).")
 @click.option("--no-scorers", is_flag=True, help="Leave scorers out (they follow their experiments).")
+@click.option("--no-label-schemas", is_flag=True, help="Leave label schemas out (they follow their experiments).")
+@click.option("--no-issues", is_flag=True, help="Leave issues out (they follow their experiments).")
 @click.option(
     "--allow-missing-kinds",
     is_flag=True,

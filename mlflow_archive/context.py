@@ -84,6 +84,8 @@ class ExportOptions:
     traces_until: int | None = None  # ms, exclusive
     no_webhooks: bool = False
     no_scorers: bool = False
+    no_label_schemas: bool = False
+    no_issues: bool = False
     artifacts_destination: str | None = None  # a database source: where its mlflow-artifacts:/ URIs point
     workers: int = 4
 

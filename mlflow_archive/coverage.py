@@ -9,8 +9,7 @@ not lost, until the archive carries it.
 
 Over REST the check asks, for each kind the archive does not carry, the server's list endpoint for its
 first page; a server without the endpoint (an older MLflow) has no such objects. Kinds whose list
-endpoint needs an experiment are asked once per exported experiment. Label schemas are not asked:
-listing them writes a default schema into the experiment (MLflow 3.18).
+endpoint needs an experiment are asked once per exported experiment.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ CARRIED_TABLES = frozenset({
     "entity_associations",
     "webhooks", "webhook_events",
     "scorers", "scorer_versions", "online_scoring_configs",
+    "label_schemas", "issues", "issue_categories",
 })
 
 # Tables deliberately not carried, with the reason (README: "What is deliberately left out").
@@ -53,8 +53,6 @@ UNCARRIED_KINDS = {
         "secrets", "model_definitions", "endpoints", "endpoint_model_mappings", "endpoint_tags",
         "endpoint_bindings", "budget_policies", "guardrails", "guardrail_configs",
     ),
-    "issues": ("issues", "issue_categories"),
-    "label_schemas": ("label_schemas",),
     "review_queues": ("review_queues", "review_queue_users", "review_queue_label_schemas", "review_queue_items"),
     "mcp_servers": (
         "mcp_servers", "mcp_server_versions", "mcp_server_tags", "mcp_server_version_tags", "mcp_server_aliases",
@@ -70,7 +68,6 @@ DEFAULT_WORKSPACE = "default"  # MLflow's workspace for everything on a server w
 # Rows MLflow writes by itself, which a destination writes again: (column, value) rows that are not counted.
 SEEDED = {
     "workspaces": ("name", DEFAULT_WORKSPACE),  # every database has it
-    "label_schemas": ("is_default", True),  # seeded into an experiment the first time its schemas are listed
 }
 
 
@@ -127,7 +124,6 @@ LIST_ENDPOINTS = (
     ("gateway", "GET", "/api/3.0/mlflow/gateway/endpoints/list", {}, False),
     ("gateway", "GET", "/api/3.0/mlflow/gateway/budgets/list", {}, False),
     ("gateway", "GET", "/api/3.0/mlflow/gateway/guardrails/list", {}, False),
-    ("issues", "POST", "/api/3.0/mlflow/issues/search", {"max_results": 1}, True),
     ("review_queues", "GET", "/api/3.0/mlflow/review-queues/list", {"max_results": 1}, True),
     ("mcp_servers", "GET", "/api/3.0/mlflow/mcp-servers", {"max_results": 1}, False),
     ("skills", "GET", "/api/3.0/mlflow/skills", {"max_results": 1}, False),

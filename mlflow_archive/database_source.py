@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import posixpath
 import sqlite3
@@ -48,7 +49,10 @@ from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
 
 from .coverage import DEFAULT_WORKSPACE, Uncarried, uncarried_in_database
 from .database import placeholder
-from .endpoints import TrackingDestination, TrackingSource, _Retrying, scorer_records, webhook_order
+from .endpoints import (
+    ISSUE_COLUMNS, LABEL_SCHEMA_COLUMNS, TrackingDestination, TrackingSource, _Retrying, by_experiment_then_time, issue_fields,
+    issue_records, scorer_records, webhook_order,
+)
 from .errors import SourceError, one_line
 from .streams import redact_uri
 
@@ -216,9 +220,12 @@ class DatabaseSource(TrackingSource):
             described["registry_uri"] = redact_uri(self.uri)
         return described
 
-    def webhooks_unsupported(self) -> str | None:
+    def _lacks_table(self, table: str) -> str | None:
         with self._lock:
-            return None if sa.inspect(self._conn).has_table("webhooks") else "the database has no webhooks table"
+            return None if sa.inspect(self._conn).has_table(table) else f"the database has no {table} table"
+
+    def webhooks_unsupported(self) -> str | None:
+        return self._lacks_table("webhooks")
 
     def webhook_rows(self) -> list[dict]:
         """The webhooks of the exported workspace, read as stored: MLflow's ORM would decrypt each secret with this
@@ -245,8 +252,7 @@ class DatabaseSource(TrackingSource):
     reads_deleted_experiments_scorers = True
 
     def scorers_unsupported(self, experiment_id: str) -> str | None:
-        with self._lock:
-            return None if sa.inspect(self._conn).has_table("scorers") else "the database has no scorers table"
+        return self._lacks_table("scorers")
 
     def scorers(self, experiment_ids: list[str]) -> list[dict]:
         """The scorers of these experiments, deleted ones' too, read as stored: MLflow's store would replace a gateway
@@ -270,6 +276,42 @@ class DatabaseSource(TrackingSource):
                 for r in self._conn.execute(sa.select(configs).where(configs.c.scorer_id.in_(owned)))
             ]
         return scorer_records(experiment_ids, scorer_rows, version_rows, config_rows)
+
+    reads_every_label_schema = True
+
+    def label_schemas_unsupported(self, experiment_id: str) -> str | None:
+        return self._lacks_table("label_schemas")
+
+    def label_schemas(self, experiment_ids: list[str]) -> list[dict]:
+        """The label schemas of these experiments, deleted ones' too, read as stored (and none written)."""
+        columns = {c: c for c in LABEL_SCHEMA_COLUMNS} | {"input_config_json": "input_config"}
+        schemas = sa.table("label_schemas", *(sa.column(c) for c in columns.values()))
+        query = sa.select(schemas).where(schemas.c.experiment_id.in_([int(e) for e in experiment_ids]))
+        with self._lock:
+            stored = [r._mapping for r in self._conn.execute(query)]
+        rows = [{name: row[column] for name, column in columns.items()} for row in stored]
+        for row in rows:
+            row.update(experiment_id=str(row["experiment_id"]), enable_comment=bool(row["enable_comment"]),
+                       is_default=bool(row["is_default"]))
+        return by_experiment_then_time(experiment_ids, rows, "created_time", "schema_id")
+
+    def issues_unsupported(self, experiment_id: str) -> str | None:
+        return self._lacks_table("issues")
+
+    def issues(self, experiment_ids: list[str]) -> list[dict]:
+        """The issues of these experiments, deleted ones' too, read as stored: MLflow's store would give an issue
+        never seen since its creation that time as last seen, while the archive keeps the stored null."""
+        issues = sa.table("issues", *(sa.column(c) for c in ISSUE_COLUMNS))
+        index = sa.table("issue_categories", *(sa.column(c) for c in ("issue_id", "category_hash", "category")))
+        owned = sa.select(issues.c.issue_id).where(issues.c.experiment_id.in_([int(e) for e in experiment_ids]))
+        with self._lock:
+            rows = [dict(r._mapping) for r in self._conn.execute(sa.select(issues).where(issues.c.issue_id.in_(owned)))]
+            categories = [dict(r._mapping) for r in self._conn.execute(sa.select(index).where(index.c.issue_id.in_(owned)))]
+        parsed = [
+            issue_fields({**row, **{c: json.loads(row[c]) if row[c] else None for c in ("root_causes", "categories", "metadata")}})
+            for row in rows
+        ]
+        return issue_records(experiment_ids, parsed, categories)
 
     def uncarried(self, experiments, whole: bool) -> list[Uncarried]:
         with self._lock:

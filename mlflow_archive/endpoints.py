@@ -63,6 +63,7 @@ from .streams import redact_uri
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from mlflow.entities.issue import Issue
     from mlflow.entities.scorer import ScorerVersion
     from mlflow.entities.webhook import Webhook
     from mlflow.genai.scorers.online.entities import OnlineScoringConfig
@@ -92,7 +93,8 @@ _TROUBLES = (
 )
 # Object kinds that arrived after MLflow 2.0, by archive section: the first server version with them.
 KIND_SINCE = {"prompts": (2, 21), "logged_models": (3, 0), "traces": (3, 0), "evaluation_datasets": (3, 4), "webhooks": (3, 3),
-              "scorers": (3, 5)}  # scorers: registered since 3.4, named by ID in the API's answers since 3.5
+              "scorers": (3, 5), "issues": (3, 10),
+              "label_schemas": (3, 12)}  # scorers: registered since 3.4, named by ID in the API's answers since 3.5
 # Servers from 2.14 to 3.0 keep traces too, behind the V2 trace API (searched with GET, spans in each
 # trace's traces.json artifact, no assessments, no links to runs): exported, not imported into.
 V2_TRACES_SINCE = (2, 14)
@@ -104,6 +106,8 @@ KIND_PROBES = {
     "evaluation_datasets": ("POST", "/api/3.0/mlflow/datasets/search", {"max_results": 1}),
     "webhooks": ("GET", "/api/2.0/mlflow/webhooks", None),
     "scorers": ("GET", "/api/3.0/mlflow/scorers/list", None),
+    "issues": ("POST", "/api/3.0/mlflow/issues/search", {"max_results": 1}),
+    "label_schemas": ("GET", "/api/3.0/mlflow/label-schemas/get", None),  # no ID: refused (400), never a write
 }
 
 
@@ -267,12 +271,7 @@ class _Endpoint:
 
     def scorer_versions(self, experiment_id: str, name: str) -> list[ScorerVersion]:
         """Every version of the experiment's scorer of that name, oldest first; none when there is no such scorer."""
-        try:
-            return self.store.list_scorer_versions(experiment_id, name)
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return []
-            raise
+        return _unless_missing(lambda: self.store.list_scorer_versions(experiment_id, name), [])
 
     def online_scoring_configs(self, scorer_ids: list[str]) -> list[OnlineScoringConfig]:
         # The IDs travel in the query string: a bounded number per request.
@@ -280,6 +279,22 @@ class _Endpoint:
             config for start in range(0, len(scorer_ids), 100)
             for config in self.store.get_online_scoring_configs(scorer_ids[start : start + 100])
         ]
+
+    def issues_unsupported(self, experiment_id: str) -> str | None:
+        """Why this store cannot hold issues (only SQL-backed stores can), or None when it can."""
+        return _refusal(lambda: self.store.search_issues(experiment_id=experiment_id, max_results=1))
+
+    def label_schemas_unsupported(self, experiment_id: str) -> str | None:
+        """Why this store cannot hold label schemas, or None when it can; asks for one by an ID no schema has, which
+        writes nothing (a list would write MLflow's default schema)."""
+        return _refusal(lambda: _unless_missing(lambda: self.store.get_label_schema("ls-0"), None))
+
+    def label_schemas_listed(self, experiment_id: str) -> list:
+        """Every label schema of an active experiment; MLflow writes its default schema into one that lacks it."""
+        return list(_paged(self.store.list_label_schemas, experiment_id=experiment_id, max_results=PAGE_SIZE))
+
+    def issue(self, issue_id: str) -> Issue | None:
+        return _unless_missing(lambda: self.store.get_issue(issue_id), None)
 
     def evaluation_datasets_unsupported(self) -> str | None:
         """Why this store cannot hold evaluation datasets (only SQL-backed stores can), or None when it can."""
@@ -380,6 +395,16 @@ def _version_tuple(version: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def _unless_missing(call, default):
+    """What ``call`` returns, or ``default`` when MLflow answers that the object does not exist."""
+    try:
+        return call()
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return default
+        raise
+
+
 def _refusal(probe) -> str | None:
     """Why the store refuses ``probe`` (a call it cannot serve), or None when it answers; a failing server raises."""
     try:
@@ -416,6 +441,49 @@ def scorer_records(experiment_ids: list[str], scorers: list[dict], versions: lis
         records[config["scorer_id"]]["configs"].append(config)
     kept = (r for r in records.values() if r["versions"])  # a scorer whose versions are all deleted is no scorer
     return sorted(kept, key=lambda r: (position[r["experiment_id"]], r["name"]))
+
+
+LABEL_SCHEMA_COLUMNS = (
+    "schema_id", "experiment_id", "name", "type", "input_type", "input_config_json", "instruction", "enable_comment",
+    "created_by", "created_time", "last_update_time", "is_default",
+)
+
+
+def by_experiment_then_time(experiment_ids: list[str], rows: list[dict], time: str, key: str) -> list[dict]:
+    """Rows by experiment in the order given, then ``time``, then ``key``: a database and a REST export write the same
+    order."""
+    position = {experiment_id: i for i, experiment_id in enumerate(experiment_ids)}
+    return sorted(rows, key=lambda r: (position[r["experiment_id"]], r[time], r[key]))
+
+
+ISSUE_COLUMNS = (
+    "issue_id", "experiment_id", "name", "description", "status", "severity", "root_causes", "source_run_id", "categories",
+    "created_timestamp", "last_updated_timestamp", "created_by", "last_seen_timestamp", "last_updated_by", "metadata",
+)
+
+
+def issue_fields(fields: dict) -> dict:
+    """An ``issues`` row from an issue's values as MLflow holds them (lists and maps parsed, enums as their names):
+    empty lists and maps are null, as MLflow stores them; metadata in the order given."""
+    metadata = fields["metadata"]
+    return {
+        **fields,
+        "experiment_id": str(fields["experiment_id"]),
+        "status": str(fields["status"]),
+        "severity": str(fields["severity"]) if fields["severity"] else None,
+        "root_causes": list(fields["root_causes"]) if fields["root_causes"] else None,
+        "categories": list(fields["categories"]) if fields["categories"] else None,
+        "metadata": [{"key": k, "value": v} for k, v in metadata.items()] if metadata else None,
+    }
+
+
+def issue_records(experiment_ids: list[str], issues: list[dict], categories: list[dict]) -> list[dict]:
+    """``issues`` rows, each with its ``issue_categories`` rows (``index``, by hash), by experiment in the order
+    given, then creation time and ID: a database and a REST export write the same order."""
+    records = {i["issue_id"]: {**i, "index": []} for i in issues}
+    for row in sorted(categories, key=lambda c: c["category_hash"]):
+        records[row["issue_id"]]["index"].append(row)
+    return by_experiment_then_time(experiment_ids, list(records.values()), "created_timestamp", "issue_id")
 
 
 # Answers of a server that has no such endpoint, or does not serve it (a feature it was not started with).
@@ -493,6 +561,48 @@ class TrackingSource(_Endpoint):
             for c in self.online_scoring_configs([s["scorer_id"] for s in scorers])
         ]
         return scorer_records(experiment_ids, scorers, versions, configs)
+
+    # MLflow's API writes a default label schema into each experiment whose schemas it lists: an export over REST
+    # never lists them, and reads by ID the schemas that the experiments' review queues ask.
+    reads_every_label_schema = False
+
+    def label_schemas(self, experiment_ids: list[str]) -> list[dict]:
+        """The label schemas that review queues of these active experiments ask, as ``label_schemas`` rows by experiment,
+        then creation time."""
+        from mlflow.store.tracking.dbmodels.models import _input_to_dict
+
+        rows = []
+        for experiment_id in experiment_ids:
+            queues = _paged(self.store.list_review_queues, experiment_id=experiment_id, max_results=PAGE_SIZE)
+            for schema_id in sorted({s for queue in queues for s in queue.schema_ids}):
+                schema = self.store.get_label_schema(schema_id)
+                input_type, input_config = _input_to_dict(schema.input)
+                rows.append({
+                    "schema_id": schema.schema_id, "experiment_id": experiment_id, "name": schema.name,
+                    "type": str(schema.type), "input_type": input_type, "input_config_json": input_config,
+                    "instruction": schema.instruction, "enable_comment": schema.enable_comment,
+                    "created_by": schema.created_by, "created_time": schema.created_at,
+                    "last_update_time": schema.updated_at, "is_default": schema.is_default,
+                })
+        return by_experiment_then_time(experiment_ids, rows, "created_time", "schema_id")
+
+    def issues(self, experiment_ids: list[str]) -> list[dict]:
+        """The issues of these experiments (``issue_records``); their category index as MLflow computes it from the
+        categories (one per distinct trimmed, lower-cased category, the last spelling kept)."""
+        from mlflow.utils.issue_utils import issue_category_hash
+
+        issues = [
+            # metadata by key: a REST answer's map has no order
+            issue_fields({**{c: getattr(issue, c) for c in ISSUE_COLUMNS}, "metadata": dict(sorted((issue.metadata or {}).items()))})
+            for experiment_id in experiment_ids
+            for issue in _paged(self.store.search_issues, experiment_id=experiment_id, max_results=PAGE_SIZE)
+        ]
+        categories = [
+            {"issue_id": row["issue_id"], "category_hash": category_hash, "category": category}
+            for row in issues
+            for category_hash, category in {issue_category_hash(c): c for c in row["categories"] or []}.items()
+        ]
+        return issue_records(experiment_ids, issues, categories)
 
     def check_artifacts(self, experiments: list[Experiment]) -> None:
         """Stop before anything is written if the files of these experiments cannot be read (a database source)."""
@@ -838,6 +948,29 @@ class TrackingDestination(_Endpoint):
 
     def upsert_online_scoring_config(self, experiment_id: str, name: str, sample_rate: float, filter_string: str | None) -> None:
         self.store.upsert_online_scoring_config(experiment_id, name, sample_rate, filter_string)
+
+    def create_label_schema(self, row: dict, experiment_id: str):
+        """The archive's label schema in that experiment; MLflow gives it its own ID, times and creator."""
+        from mlflow.store.tracking.dbmodels.models import _input_from_dict
+
+        return self.store.create_label_schema(
+            experiment_id, name=row["name"], type=row["type"],
+            input=_input_from_dict(row["input_type"], json.loads(row["input_config_json"])),
+            instruction=row["instruction"], enable_comment=row["enable_comment"],
+        )
+
+    def label_schema_by_name(self, experiment_id: str, name: str):
+        return _unless_missing(lambda: self.store.get_label_schema_by_name(experiment_id, name), None)
+
+    def create_issue(self, row: dict, experiment_id: str, source_run_id: str | None) -> Issue:
+        """The archive's issue under its own ID, in that experiment; MLflow sets its times (``last_seen_timestamp``
+        excepted) and its last updater (the creator)."""
+        return self.store.create_issue(
+            experiment_id, row["name"], row["description"], row["status"], row["severity"], row["root_causes"],
+            source_run_id, row["categories"], row["created_by"], issue_id=row["issue_id"],
+            last_seen_timestamp=row["last_seen_timestamp"],
+            metadata={kv["key"]: kv["value"] for kv in row["metadata"] or []} or None,
+        )
 
     def experiment_by_name(self, name: str) -> Experiment | None:
         return self.client.get_experiment_by_name(name)

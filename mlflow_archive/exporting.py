@@ -57,6 +57,8 @@ def export_archive(
     traces_until: str | None = None,
     no_webhooks: bool = False,
     no_scorers: bool = False,
+    no_label_schemas: bool = False,
+    no_issues: bool = False,
     artifacts_destination: str | None = None,
     workers: int = 4,
     quiet: bool = True,
@@ -97,6 +99,8 @@ def export_archive(
         traces_until=parse_time(traces_until, "--traces-until"),
         no_webhooks=no_webhooks,
         no_scorers=no_scorers,
+        no_label_schemas=no_label_schemas,
+        no_issues=no_issues,
         artifacts_destination=artifacts_destination,
         workers=max(1, workers),
     )

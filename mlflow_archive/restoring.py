@@ -20,11 +20,13 @@ from .database import DatabaseDestination, reason
 from .errors import ArchiveError
 from .inspection import verify_archive
 from .restore import RestoreContext
-from .restore import evaluation_datasets, experiments, logged_models, prompts, registry, runs, scorers, traces, webhooks
+from .restore import (
+    evaluation_datasets, experiments, issues, label_schemas, logged_models, prompts, registry, runs, scorers, traces, webhooks,
+)
 from .streams import open_input
 from .summary import Progress, Summary
 
-RESTORERS = (experiments, runs, logged_models, registry, prompts, traces, evaluation_datasets, webhooks, scorers)
+RESTORERS = (experiments, runs, logged_models, registry, prompts, traces, evaluation_datasets, webhooks, scorers, label_schemas, issues)
 
 
 def restore_archive(

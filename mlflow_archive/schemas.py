@@ -333,6 +333,59 @@ TABLES: dict[str, Table] = {
             ("sample_rate", F64, REQ, "Fraction of traces scored, 0 to 1."),
             ("filter_string", S, OPT, "Trace filter; null when every trace is eligible."),
         ),
+        _table(
+            "label_schemas", PARQUET,
+            "One row per label schema (a question reviewers answer) of an exported experiment; by experiment (the "
+            "experiments section's order), then creation time, then ID.",
+            ("schema_id", S, REQ, "Source label schema ID (`ls-...`)."),
+            ("experiment_id", S, REQ, "Source experiment ID; its experiment is in the archive."),
+            ("name", S, REQ, "Schema name, unique within its experiment; the key of the assessments it asks for."),
+            ("type", S, REQ, "`feedback` or `expectation`."),
+            ("input_type", S, REQ, "`pass_fail`, `categorical`, `numeric` or `text`."),
+            ("input_config_json", S, REQ, "The input's settings, JSON (e.g. `{\"options\": [...], \"multi_select\": false}`)."),
+            ("instruction", S, OPT, "Instructions shown to reviewers."),
+            ("enable_comment", B, REQ, "Whether reviewers may add a comment."),
+            ("created_by", S, OPT, "Who created the schema."),
+            ("created_time", I64, REQ, "Creation time (ms)."),
+            ("last_update_time", I64, REQ, "Last update time (ms)."),
+            (
+                "is_default", B, REQ,
+                "Whether this is MLflow's default question, which MLflow writes into an experiment by itself: an "
+                "importer maps it to the destination's own and never creates it.",
+            ),
+        ),
+        _table(
+            "issues", PARQUET,
+            "One row per issue of an exported experiment; by experiment (the experiments section's order), then "
+            "creation time, then ID.",
+            ("issue_id", S, REQ, "Source issue ID (`iss-...`); an import keeps it."),
+            ("experiment_id", S, REQ, "Source experiment ID; its experiment is in the archive."),
+            ("name", S, REQ, "Issue name."),
+            ("description", S, REQ, "Description (may be empty)."),
+            ("status", S, REQ, "Status as MLflow names it, e.g. `pending`, `resolved`."),
+            ("severity", S, OPT, "Severity as MLflow names it; null when not set."),
+            ("root_causes", pa.list_(S), OPT, "Root causes, in order; null when none."),
+            ("source_run_id", S, OPT, "Source ID of the run that found the issue (a run of the same experiment)."),
+            ("categories", pa.list_(S), OPT, "Categories, in order; null when none."),
+            ("created_timestamp", I64, REQ, "Creation time (ms)."),
+            ("last_updated_timestamp", I64, REQ, "Last update time (ms)."),
+            ("created_by", S, OPT, "Who created the issue."),
+            (
+                "last_seen_timestamp", I64, OPT,
+                "Latest observation (ms); null when never set (MLflow then shows the creation time; a REST export "
+                "carries that).",
+            ),
+            ("last_updated_by", S, OPT, "Who last updated the issue."),
+            ("metadata", KEY_VALUE, OPT, "String metadata as stored (by key over REST, whose maps have no order); null when none."),
+        ),
+        _table(
+            "issue_categories", PARQUET,
+            "The searchable category index of the chunk's issues, by issue, then hash: one row per distinct category "
+            "after trimming and lower-casing.",
+            ("issue_id", S, REQ, "Source issue ID; its issue is in the same chunk."),
+            ("category_hash", S, REQ, "SHA-256 (hex) of the category trimmed and lower-cased, as MLflow computes it."),
+            ("category", S, REQ, "The category as stored."),
+        ),
     ]
 }
 

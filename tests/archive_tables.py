@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from mlflow_archive.archive import ArchiveReader
 from mlflow_archive.members import ARTIFACTS_EXT
 from mlflow_archive.streams import open_input
@@ -23,3 +25,9 @@ def archive_contents(path) -> tuple[dict[str, list[dict]], list[str]]:
 def column(path, table: str, name: str) -> set:
     """The set of values of one column of one table (empty when the archive has no such table)."""
     return {row[name] for row in archive_contents(path)[0].get(table, [])}
+
+
+def database_rows(database, queries: dict[str, str]) -> dict[str, list[tuple]]:
+    """Each query's rows from a SQLite database, by name: what a restore wrote, compared with its source."""
+    with sqlite3.connect(database) as conn:
+        return {name: conn.execute(query).fetchall() for name, query in queries.items()}

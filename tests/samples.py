@@ -161,9 +161,29 @@ SAMPLE_TABLES: dict[str, list[list[dict]]] = {
         {"online_scoring_config_id": "osc-1", "scorer_id": "sc-1", "experiment_id": "0", "sample_rate": 0.25,
          "filter_string": "attributes.status = 'OK'"},
     ]],
+    "label_schemas": [[
+        {"schema_id": "ls-1", "experiment_id": "0", "name": "Feedback", "type": "feedback", "input_type": "text",
+         "input_config_json": '{"max_length": null}', "instruction": "Any feedback?", "enable_comment": False,
+         "created_time": 1700000005500, "last_update_time": 1700000005500, "is_default": True},
+        {"schema_id": "ls-2", "experiment_id": "0", "name": UNICODE, "type": "expectation", "input_type": "categorical",
+         "input_config_json": '{"options": ["yes", "no"], "multi_select": true}', "enable_comment": True,
+         "created_by": "alice", "created_time": 1700000005501, "last_update_time": 1700000005502, "is_default": False},
+    ]],
+    "issues": [[
+        {"issue_id": "iss-1", "experiment_id": "0", "name": "slow answers", "description": UNICODE, "status": "pending",
+         "severity": "high", "root_causes": ["cold cache", UNICODE], "source_run_id": R3, "categories": ["latency", "Cache"],
+         "created_timestamp": 1700000006000, "last_updated_timestamp": 1700000006001, "created_by": "alice",
+         "last_updated_by": "bob", "metadata": [{"key": "ticket", "value": "T-1"}]},
+        {"issue_id": "iss-2", "experiment_id": "0", "name": UNICODE, "description": "", "status": "resolved",
+         "created_timestamp": 1700000006002, "last_updated_timestamp": 1700000006002, "last_seen_timestamp": 1700000006003},
+    ]],
+    "issue_categories": [[
+        {"issue_id": "iss-1", "category_hash": "5e1ecee06a7fc06f305ae5c12acfe7a7f67b8ece7af76932ed3afab00c3c6921", "category": "Cache"},
+        {"issue_id": "iss-1", "category_hash": "3fdb7e873db12844fd1c1064932fe36f39148927c31fdac71a09695c7bb157be", "category": "latency"},
+    ]],
 }
 # Sections a format version's writers wrote: the golden archive of that version holds the sample's rows of these.
-SECTIONS_SINCE = {"webhooks": 3, "scorers": 4}
+SECTIONS_SINCE = {"webhooks": 3, "scorers": 4, "label_schemas": 5, "issues": 5}
 # A second chunk of a section: table -> parts -> rows.
 SAMPLE_CHUNK_2 = ("runs", {
     "runs": [[{"run_id": R3, "experiment_id": "0", "run_name": "", "status": "KILLED", "lifecycle_stage": "active"}]],

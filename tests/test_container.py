@@ -996,13 +996,14 @@ def test_parquet_member_opens_with_plain_tar_duckdb_and_pandas(tmp_path):
     assert pd.read_parquet(params_file).set_index("key")["value"].to_dict() == {"long": G_LONG, "ключ": G_UNICODE, "empty": ""}
 
 
-# == 6. Golden v2 to v4: written from tests/samples.py ======================================
+# == 6. Golden v2 to v5: written from tests/samples.py ======================================
 
 # Each written once by tests/golden/make_v<version>.py and never regenerated.
 GOLDEN_SAMPLE_SHA256 = {
     2: "fa1b526ef1981e9f7bf3bf32f528882d0303f1bc53898284bca1ed434031c552",
     3: "fcce2ad386be3a49122b1bca4101ca998a078f72aa825cd6cc748c3e83a9777c",
     4: "3811c0f59a0ae5d29647199807d5f6d39f42c59b262de6b41f4702bea467a1ca",
+    5: "9646fb124e1920b29f6a6d26665b29cff721a4dd0ab55141604e3f060e57520f",
 }
 
 
@@ -1045,3 +1046,9 @@ def test_golden_v3_reads_as_the_sample_it_was_written_from(sample):
 def test_golden_v4_reads_as_the_sample_it_was_written_from(sample):
     tables = _golden_reads_as_the_sample(4, sample)
     assert [r["version"] for r in tables["scorers/000001/scorer_versions-0001.parquet"]] == [1, 3, 1]  # a version 4 table
+
+
+def test_golden_v5_reads_as_the_sample_it_was_written_from(sample):
+    tables = _golden_reads_as_the_sample(5, sample)
+    assert [r["is_default"] for r in tables["label_schemas/000001/label_schemas-0001.parquet"]] == [True, False]  # version 5
+    assert [r["category"] for r in tables["issues/000001/issue_categories-0001.parquet"]] == ["Cache", "latency"]

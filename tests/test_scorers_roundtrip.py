@@ -15,6 +15,7 @@ from mlflow.genai.scorers import scorer
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 import archive_cli
+from archive_tables import database_rows
 from mlflow_archive.endpoints import serialized_scorer
 from servers import start_server
 
@@ -86,12 +87,11 @@ def _scorers(url: str) -> dict:
 
 
 def _rows(database) -> dict[str, list[tuple]]:
-    with sqlite3.connect(database) as conn:
-        return {
-            "scorers": conn.execute("SELECT scorer_id, experiment_id, scorer_name FROM scorers ORDER BY 1").fetchall(),
-            "scorer_versions": conn.execute("SELECT * FROM scorer_versions ORDER BY 1, 2").fetchall(),
-            "online_scoring_configs": conn.execute("SELECT * FROM online_scoring_configs ORDER BY 1").fetchall(),
-        }
+    return database_rows(database, {
+        "scorers": "SELECT scorer_id, experiment_id, scorer_name FROM scorers ORDER BY 1",
+        "scorer_versions": "SELECT * FROM scorer_versions ORDER BY 1, 2",
+        "online_scoring_configs": "SELECT * FROM online_scoring_configs ORDER BY 1",
+    })
 
 
 def test_rest_round_trip_keeps_versions_and_configs(scorer_source, fresh_dest_server, tmp_path):

@@ -74,7 +74,7 @@ def test_names_and_versions_are_in_the_spec():
         "pip install -U mlflow-archive",
     ):
         assert literal in text, f"FORMAT.md does not mention {literal!r}"
-    assert archive.READER_VERSION == archive.WRITER_VERSION == 4
+    assert archive.READER_VERSION == archive.WRITER_VERSION == 5
     assert archive.WRITTEN_READER_VERSION == 1
     assert f"# The mlflow-archive format, version {archive.WRITER_VERSION}\n" in text
     assert f"**Current format version: {archive.WRITER_VERSION}**" in (FORMATS / "README.md").read_text(encoding="utf-8")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import pyarrow as pa
+from mlflow.entities import LifecycleStage
 import pyarrow.compute as pc
 
 from ..archive import Chunk, Member
@@ -20,6 +21,7 @@ from ..context import ExportContext, ImportContext
 from ..endpoints import server_trouble
 from ..errors import DamagedArchiveError, one_line
 from ..members import check_artifact_path, extract_file
+from ..schemas import TABLES
 
 T = TypeVar("T")
 COMPLETE, PARTIAL, ABANDONED = "complete", "partial", "abandoned"
@@ -108,6 +110,102 @@ def create_unless_present(ctx: ImportContext, kind: str, what: str, existing: li
     except Exception as exc:
         ctx.check_fatal(exc)
         ctx.summary.fail(kind, f"{what}: {one_line(exc)}")
+
+
+EXPERIMENTS_PER_CHUNK = 100  # experiments whose objects of a kind go in one chunk
+
+
+def table_columns(table: str, rows: list[dict]) -> dict[str, list]:
+    """Rows as the columns of an archive table (each row holds every column, and may hold more)."""
+    return {name: [r[name] for r in rows] for name in TABLES[table].schema.names}
+
+
+def experiments_read(ctx: ExportContext, reads_deleted: bool, kind: str) -> list:
+    """The exported experiments whose objects of ``kind`` the source can read: every one from a source that reads
+    deleted experiments' (a database), else the active ones (MLflow's API does not list a deleted experiment's), with a
+    note counting the others."""
+    if reads_deleted:
+        return ctx.experiments
+    active = [e for e in ctx.experiments if e.lifecycle_stage == LifecycleStage.ACTIVE]
+    if len(active) < len(ctx.experiments):
+        ctx.summary.note(
+            f"{len(ctx.experiments) - len(active)} deleted experiment(s) were exported without their {kind}, if they "
+            f"have any: MLflow's API does not list a deleted experiment's {kind} (an export from the database carries them)"
+        )
+    return active
+
+
+def export_by_experiment(ctx: ExportContext, section: str, experiments: list, unsupported: Callable[[str], str | None],
+                         records: Callable[[list[str]], list[dict]], tables: dict[str, Callable[[list[dict]], list[dict]]]) -> None:
+    """Export a kind whose objects belong to experiments: the ``records`` of a batch of these experiments make one
+    chunk, each of ``tables`` written from its rows of them. A source whose store cannot hold the kind (asked of
+    the first experiment: ``unsupported``) exports none, and a note says why."""
+    if not experiments:
+        return
+    reason = unsupported(experiments[0].experiment_id)
+    if reason:
+        ctx.summary.note(f"the source store has no {section.replace('_', ' ')} ({reason}); none exported")
+        return
+    for batch in batches((e.experiment_id for e in experiments), EXPERIMENTS_PER_CHUNK):
+        found = records(batch)
+        if not found:
+            continue
+        chunk = ctx.writer.chunk(section)
+        for table, rows_of in tables.items():
+            rows = rows_of(found)
+            if rows:
+                chunk.write_table(table, table_columns(table, rows))
+                ctx.summary.add(table, "exported", len(rows))
+
+
+class ExperimentKindImporter:
+    """Imports a section whose objects belong to experiments, a chunk at a time: subclasses name ``SECTION``, ask
+    the destination whether it holds the kind (``unsupported_in``) and import a chunk's rows (``import_chunk``)."""
+
+    SECTION = ""
+
+    def __init__(self, ctx: ImportContext) -> None:
+        self.ctx = ctx
+        self.tables: dict[str, list[dict]] = {}  # the current chunk's rows, by table
+        self.unsupported: str | None = None
+        self.checked = False
+
+    def member(self, member: Member) -> None:
+        self.tables[member.stem] = member.read_table().to_pylist()
+
+    def end_chunk(self) -> None:
+        tables, self.tables = self.tables, {}
+        rows = tables.get(self.SECTION, [])
+        if rows and self._supported(rows):
+            self.import_chunk(rows, tables)
+
+    def _supported(self, rows: list[dict]) -> bool:
+        """Whether the destination's store holds the kind, asked once of an experiment this import has there."""
+        if not self.checked:
+            experiment_id = next(filter(None, (self.ctx.ids.dest("experiment", r["experiment_id"]) for r in rows)), None)
+            if experiment_id is not None:
+                self.checked = True
+                self.unsupported = self.unsupported_in(experiment_id)
+        if self.unsupported:
+            kind = self.SECTION.replace("_", " ")
+            self.ctx.summary.skip_kind(self.SECTION, f"the destination has no {kind} ({self.unsupported}); {len(rows)} not imported")
+        return not self.unsupported
+
+    def experiment(self, row: dict, what: str) -> str | None:
+        """The destination's copy of the row's experiment; None, counted as failed, when it was not imported."""
+        experiment_id = self.ctx.ids.dest("experiment", row["experiment_id"])
+        if experiment_id is None:
+            self.ctx.summary.fail(self.SECTION, f"{what}: its experiment {row['experiment_id']} was not imported")
+        return experiment_id
+
+    def unsupported_in(self, experiment_id: str) -> str | None:
+        raise NotImplementedError
+
+    def import_chunk(self, rows: list[dict], tables: dict[str, list[dict]]) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        pass
 
 
 def group_rows(table: pa.Table, column: str) -> dict[str, pa.Table]:

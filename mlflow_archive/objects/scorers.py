@@ -19,54 +19,26 @@ from __future__ import annotations
 
 import json
 
-from mlflow.entities import LifecycleStage
-
-from ..archive import Member
-from ..context import ExportContext, ImportContext
+from ..context import ExportContext
 from ..endpoints import serialized_scorer
-from ..schemas import TABLES
-from ._common import batches, create_unless_present
+from ._common import ExperimentKindImporter, create_unless_present, experiments_read, export_by_experiment
 
 SECTION = "scorers"
 VERSIONS = "scorer_versions"
 CONFIGS = "online_scoring_configs"
-EXPERIMENTS_PER_CHUNK = 100
 
 
 # -- Export -------------------------------------------------------------------------------
 
-def _columns(table: str, rows: list[dict]) -> dict[str, list]:
-    return {name: [r[name] for r in rows] for name in TABLES[table].schema.names}
-
-
 def export(ctx: ExportContext) -> None:
     if ctx.options.no_scorers:
         return
-    experiments = ctx.experiments
-    if not ctx.source.reads_deleted_experiments_scorers:
-        experiments = [e for e in experiments if e.lifecycle_stage == LifecycleStage.ACTIVE]
-        if len(experiments) < len(ctx.experiments):
-            ctx.summary.note(
-                f"{len(ctx.experiments) - len(experiments)} deleted experiment(s) were exported without their scorers, "
-                "if they have any: MLflow's API does not list a deleted experiment's scorers (an export from the "
-                "database carries them)"
-            )
-    if not experiments:
-        return
-    reason = ctx.source.scorers_unsupported(experiments[0].experiment_id)
-    if reason:
-        ctx.summary.note(f"the source store has no scorers ({reason}); none exported")
-        return
-    for batch in batches((e.experiment_id for e in experiments), EXPERIMENTS_PER_CHUNK):
-        scorers = ctx.source.scorers(batch)
-        if not scorers:
-            continue
-        chunk = ctx.writer.chunk(SECTION)
-        for table, rows in ((SECTION, scorers), (VERSIONS, [v for s in scorers for v in s["versions"]]),
-                            (CONFIGS, [c for s in scorers for c in s["configs"]])):
-            if rows:
-                chunk.write_table(table, _columns(table, rows))
-                ctx.summary.add(table, "exported", len(rows))
+    experiments = experiments_read(ctx, ctx.source.reads_deleted_experiments_scorers, "scorers")
+    export_by_experiment(ctx, SECTION, experiments, ctx.source.scorers_unsupported, ctx.source.scorers, {
+        SECTION: lambda scorers: scorers,
+        VERSIONS: lambda scorers: [v for s in scorers for v in s["versions"]],
+        CONFIGS: lambda scorers: [c for s in scorers for c in s["configs"]],
+    })
 
 
 # -- Import -------------------------------------------------------------------------------
@@ -76,21 +48,13 @@ def same_definition(serialized: str, other: str) -> bool:
     return json.loads(serialized) == json.loads(other)
 
 
-class Importer:
-    def __init__(self, ctx: ImportContext) -> None:
-        self.ctx = ctx
-        self.tables: dict[str, list[dict]] = {}  # the current chunk's rows, by table
-        self.unsupported: str | None = None
-        self.checked = False
+class Importer(ExperimentKindImporter):
+    SECTION = SECTION
 
-    def member(self, member: Member) -> None:
-        self.tables[member.stem] = member.read_table().to_pylist()
+    def unsupported_in(self, experiment_id: str) -> str | None:
+        return self.ctx.dest.scorers_unsupported(experiment_id)
 
-    def end_chunk(self) -> None:
-        tables, self.tables = self.tables, {}
-        scorers = tables.get(SECTION, [])
-        if not scorers or not self._supported(scorers):
-            return
+    def import_chunk(self, scorers: list[dict], tables: dict[str, list[dict]]) -> None:
         versions: dict[str, list[dict]] = {}
         configs: dict[str, list[dict]] = {}
         for row in tables.get(VERSIONS, []):
@@ -102,22 +66,10 @@ class Importer:
         for _ in self.ctx.ordered_map(lambda item: self._import_scorer(*item), work):
             pass
 
-    def _supported(self, scorers: list[dict]) -> bool:
-        """Whether the destination's store holds scorers, asked once of an experiment this import has there."""
-        if not self.checked:
-            experiment_id = next(filter(None, (self.ctx.ids.dest("experiment", s["experiment_id"]) for s in scorers)), None)
-            if experiment_id is not None:
-                self.checked = True
-                self.unsupported = self.ctx.dest.scorers_unsupported(experiment_id)
-        if self.unsupported:
-            self.ctx.summary.skip_kind(SECTION, f"the destination has no scorers ({self.unsupported}); {len(scorers)} not imported")
-        return not self.unsupported
-
     def _import_scorer(self, scorer: dict, versions: list[dict], configs: list[dict]) -> None:
         ctx, name = self.ctx, scorer["name"]
-        experiment_id = ctx.ids.dest("experiment", scorer["experiment_id"])
+        experiment_id = self.experiment(scorer, f"scorer {name!r}")
         if experiment_id is None:
-            ctx.summary.fail(SECTION, f"scorer {name!r}: its experiment {scorer['experiment_id']} was not imported")
             return
         try:
             present = {v.scorer_version: v for v in ctx.dest.scorer_versions(experiment_id, name)}
@@ -173,6 +125,3 @@ class Importer:
             lambda c: (c.sample_rate, c.filter_string) == (row["sample_rate"], row["filter_string"]),
             lambda: self.ctx.dest.upsert_online_scoring_config(experiment_id, name, row["sample_rate"], row["filter_string"]),
         )
-
-    def finish(self) -> None:
-        pass

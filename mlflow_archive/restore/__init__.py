@@ -103,6 +103,46 @@ def missing_rows(ctx: RestoreContext, table, key: str, rows: list[dict], row_of:
     return new
 
 
+class OwnedRestorer:
+    """Restores a section whose objects (its first table) own the rows of its other tables, a chunk in one
+    transaction: an object the destination holds (``missing_rows``) was written whole by an earlier restore and is
+    skipped with its rows. Subclasses name ``SECTION``, the objects' ``KEY``, ``COMPARED`` columns, ``WHAT`` (with
+    ``{}`` for the key) and ``TABLES``: (archive table, database table, database row of an archive row), objects first."""
+
+    SECTION = KEY = WHAT = ""
+    COMPARED: tuple[str, ...] = ()
+    TABLES: tuple = ()
+
+    def __init__(self, ctx: RestoreContext) -> None:
+        self.ctx = ctx
+        self.tables: dict[str, list[dict]] = {}  # the current chunk's rows, by archive table
+
+    def _new(self, rows: list[dict]) -> list[dict]:
+        _, table, row_of = self.TABLES[0]
+        return missing_rows(self.ctx, table, self.KEY, rows, row_of, self.COMPARED, self.WHAT)
+
+    def check(self, member: Member) -> None:
+        if member.stem == self.SECTION:
+            self._new(member.read_table().to_pylist())
+
+    def member(self, member: Member) -> None:
+        self.tables[member.stem] = member.read_table().to_pylist()
+
+    def end_chunk(self) -> None:
+        tables, self.tables = self.tables, {}
+        new = {r[self.KEY] for r in self._new(tables.get(self.SECTION, []))}
+        written = {
+            (stem, table): [row_of(r) for r in tables.get(stem, []) if r[self.KEY] in new]
+            for stem, table, row_of in self.TABLES
+        }
+        with self.ctx.db.begin() as conn:
+            for (_, table), rows in written.items():
+                self.ctx.db.insert(conn, table, rows)
+        for (stem, _), rows in written.items():
+            self.ctx.summary.add(stem, "created", len(rows))
+            self.ctx.summary.add(stem, "skipped", len(tables.get(stem, [])) - len(rows))
+
+
 def conflict(what: str, fields: dict, present: dict) -> str:
     """One sentence naming the object whose ID the destination already uses for something else."""
     differs = "; ".join(
