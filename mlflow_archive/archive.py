@@ -320,7 +320,8 @@ def _refuse_repeated_row(member: Member, columns: tuple[str, ...], key: tuple) -
 def _refuse_repeated_keys(name: str, column: str, lists: pa.ChunkedArray) -> None:
     """Refuse a row whose key-value list holds a key twice: a map has each key once."""
     lists = lists.combine_chunks()
-    pairs = pa.table({"row": pc.list_parent_indices(lists), "key": pc.list_flatten(lists).field("key")}).drop_null()
+    # pc.struct_field, unlike StructArray.field, keeps a null item null (its key slot holds anything)
+    pairs = pa.table({"row": pc.list_parent_indices(lists), "key": pc.struct_field(pc.list_flatten(lists), "key")}).drop_null()
     if pairs.num_rows == pairs.group_by(["row", "key"], use_threads=False).aggregate([]).num_rows:
         return
     counts = pairs.group_by(["row", "key"], use_threads=False).aggregate([("key", "count")])

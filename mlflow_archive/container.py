@@ -196,11 +196,12 @@ def parse_octal(field: bytes, what: str, offset: int) -> int:
 
 
 def entry_name(records: dict[str, str], block: bytes) -> str:
-    """The pax ``path`` if present, else ustar ``prefix``/``name``."""
+    """The pax ``path`` if present, else ustar ``prefix``/``name``, each ending at its first NUL as POSIX
+    ustar defines (the bytes after it are ignored, FORMAT.md 2.2)."""
     if "path" in records:
         return records["path"]
-    prefix = block[345:500].rstrip(b"\0").decode("utf-8", "replace").rstrip("/")
-    base = block[0:100].rstrip(b"\0").decode("utf-8", "replace")
+    prefix = block[345:500].partition(b"\0")[0].decode("utf-8", "replace").rstrip("/")
+    base = block[0:100].partition(b"\0")[0].decode("utf-8", "replace")
     return f"{prefix}/{base}" if prefix else base
 
 

@@ -23,7 +23,7 @@ import zstandard
 
 from .container import BLOCK, COPY_CHUNK, MAX_PAX_HEADER, Spool, entry_name, entry_size, header_problem, parse_octal, parse_pax
 from .errors import ArchiveError, DamagedArchiveError, InsufficientMemoryError, UnwritableArchiveError, one_line
-from .schemas import Table
+from .schemas import KEY_VALUE, Table
 
 JSON_EXT, PARQUET_EXT, ARROWS_EXT, ARTIFACTS_EXT = ".json.zst", ".parquet", ".arrows", ".tar.zst"
 ZSTD_LEVEL = 6
@@ -55,13 +55,68 @@ def encode_json(obj) -> tuple[Spool, int]:
     return spool, len(raw)
 
 
+ZSTD_MAGIC = 0xFD2FB528
+ZSTD_SKIPPABLE = 0x184D2A50  # the skippable frames' magic numbers are 0x184D2A50 to 0x184D2A5F
+
+
+def check_zstd_frames(source: BinaryIO, name: str) -> None:
+    """Refuse a member whose bytes are not one or more complete zstd frames (RFC 8878 3.1, FORMAT.md 6),
+    skippable frames allowed: walks the frame and block headers, before anything is decompressed. A frame
+    cut after its last full block (its last block or content checksum missing) is not a frame, though
+    python-zstandard's stream reader returns its content without an error."""
+
+    def refuse(problem: str) -> DamagedArchiveError:
+        return DamagedArchiveError(f"The archive is damaged: member {name} is not one or more complete zstd frames ({problem}).")
+
+    size = source.seek(0, os.SEEK_END)
+    pos = 0
+
+    def read(at: int, length: int) -> int:
+        source.seek(at)
+        data = source.read(length)
+        if len(data) < length:
+            raise refuse(f"a frame is cut short at byte {at}")
+        return int.from_bytes(data, "little")
+
+    if not size:
+        raise refuse("it is empty")
+    while pos < size:
+        magic = read(pos, 4)
+        if magic & 0xFFFFFFF0 == ZSTD_SKIPPABLE:
+            pos += 8 + read(pos + 4, 4)
+            if pos > size:
+                raise refuse("a skippable frame is cut short")
+            continue
+        if magic != ZSTD_MAGIC:
+            raise refuse(f"bytes that are no frame at byte {pos}")
+        descriptor = read(pos + 4, 1)
+        if descriptor & 0x08:
+            raise refuse("a frame header's reserved bit is set")
+        single_segment = descriptor >> 5 & 1
+        pos += 5 + (1 - single_segment) + (0, 1, 2, 4)[descriptor & 3] + (single_segment, 2, 4, 8)[descriptor >> 6]
+        while True:
+            block = read(pos, 3)
+            kind = block >> 1 & 3
+            if kind == 3:
+                raise refuse(f"a block of the reserved type at byte {pos}")
+            pos += 3 + (1 if kind == 1 else block >> 3)  # an RLE block stores its byte once
+            if block & 1:
+                break
+        pos += 4 * (descriptor >> 2 & 1)  # the content checksum
+        if pos > size:
+            raise refuse("the last frame is cut short")
+    source.seek(0)
+
+
 class BoundedDecompressor:
     """A file object over a zstd stream that refuses to produce more than ``limit`` bytes.
 
-    Reading to the end also checks that exactly ``limit`` bytes came out.
+    Its framing is checked first (check_zstd_frames); reading to the end also checks that exactly ``limit``
+    bytes came out.
     """
 
     def __init__(self, source: BinaryIO, limit: int, name: str) -> None:
+        check_zstd_frames(source, name)
         self._reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
         self._limit, self._name, self.total = limit, name, 0
 
@@ -203,6 +258,49 @@ def _plain_size(array: pa.Array) -> int:
     return array.nbytes
 
 
+def _converts(kind: pa.DataType, listed: pa.DataType) -> bool:
+    """Whether a column of type ``kind`` may convert to its listed type (FORMAT.md 7, "without loss"): a fixed
+    list, whatever Arrow's casts accept; the values are then checked by a safe cast (integers in range, floats
+    integral, UTF-8). Dictionaries count as their values (the reference reader reads Parquet strings as them)."""
+    if pa.types.is_dictionary(kind):
+        return _converts(kind.value_type, listed)
+    if kind == listed or pa.types.is_null(kind):
+        return True
+    if pa.types.is_integer(listed):
+        return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    if pa.types.is_floating(listed):
+        return pa.types.is_floating(kind)
+    if pa.types.is_string(listed):
+        return any(is_(kind) for is_ in STRING_LIKE)
+    if pa.types.is_list(listed):
+        return (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and _converts(kind.value_type, listed.value_type)
+    if pa.types.is_struct(listed):
+        return (
+            pa.types.is_struct(kind)
+            and [f.name for f in kind] == [f.name for f in listed]
+            and all(_converts(f.type, g.type) for f, g in zip(kind, listed))
+        )
+    return False
+
+
+STRING_LIKE = (
+    pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view,
+    pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view,
+)
+
+
+def _null_keys(column: pa.ChunkedArray) -> bool:
+    """Whether a key-value list column holds a non-null item whose ``key`` is null (null items are values)."""
+    try:
+        for chunk in column.chunks:
+            items = pc.list_flatten(chunk)
+            if pc.struct_field(items, "key").null_count > items.null_count:
+                return True
+    except (pa.ArrowException, TypeError):  # not a list of structs with a key: the cast below refuses it
+        return False
+    return False
+
+
 def _conform(table: pa.Table, spec: Table, name: str) -> pa.Table:
     """Select the spec's columns in the spec's order; extra columns are dropped (forward compatible).
 
@@ -222,7 +320,13 @@ def _conform(table: pa.Table, spec: Table, name: str) -> pa.Table:
         built += sum(_plain_size(chunk) for chunk in column.chunks)
         if built > MAX_TABLE_RAW:
             raise _decodes_too_large(name)
+        if field.type == KEY_VALUE and _null_keys(column):
+            raise DamagedArchiveError(f"The archive is damaged: column {field.name} of member {name} holds a null key (FORMAT.md 7).")
         if column.type != field.type:
+            if not _converts(column.type, field.type):
+                raise DamagedArchiveError(
+                    f"The archive is damaged: column {field.name} of member {name} has type {column.type}, not {field.type}."
+                )
             try:
                 column = column.cast(field.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -272,6 +376,7 @@ class _FlatTable:
 
 ARROW_SCHEMA, ARROW_RECORD_BATCH = 1, 3  # MessageHeader union tags of Arrow's Message.fbs
 ARROW_ZSTD = 1  # CompressionType of Arrow's Message.fbs (0 is LZ4_FRAME)
+ARROW_BUFFER_METHOD = 0  # BodyCompressionMethod of Arrow's Message.fbs: BUFFER, the only one
 PARQUET_CODECS = ("ZSTD", "UNCOMPRESSED")
 # The same codecs as Parquet's CompressionCodec numbers: the footer walk checks them before pyarrow sees
 # them, since pyarrow 26 ends the process (std::terminate) on a number it does not know.
@@ -320,15 +425,21 @@ def _check_arrow_stream(data: bytes, name: str) -> None:
                 raise refuse("declares a message body past its end")
             if kind != (ARROW_SCHEMA if messages == 0 else ARROW_RECORD_BATCH):
                 raise refuse("holds a message other than one schema followed by record batches")
+            if kind == ARROW_SCHEMA and body:
+                raise refuse("has a schema message with a body")
             if kind == ARROW_RECORD_BATCH:
                 batch = message.table(2)
                 compression = batch.table(3) if batch is not None else None
                 compressed = compression is not None
                 if compressed and compression.scalar(0, "<b") != ARROW_ZSTD:
                     raise refuse("compresses its buffers with another codec than ZSTD")
+                if compressed and compression.scalar(1, "<b") != ARROW_BUFFER_METHOD:
+                    raise refuse("compresses its body by another method than BUFFER")
                 for offset, size in batch.structs(2, "<qq") if batch is not None else []:
                     if offset < 0 or size < 0 or offset + size > body:
                         raise refuse("declares a buffer past its message body")
+                    if compressed and 0 < size < 8:
+                        raise refuse("has a compressed buffer too short for its length prefix")
                     declared = struct.unpack_from("<q", data, body_start + offset)[0] if compressed and size else -1
                     if declared < -1:
                         raise refuse("declares a negative buffer size")
@@ -341,6 +452,15 @@ def _check_arrow_stream(data: bytes, name: str) -> None:
             pos = body_start + body
     except struct.error:
         raise refuse("is not a valid Arrow IPC stream (it ends inside a message)") from None
+
+
+class _Binary(bytes):
+    """A Thrift binary that knows where it starts in what was parsed."""
+
+    def __new__(cls, value: bytes, at: int) -> _Binary:
+        binary = super().__new__(cls, value)
+        binary.at = at
+        return binary
 
 
 class _Thrift:
@@ -388,7 +508,7 @@ class _Thrift:
             if self.pos + size > len(self.data):
                 raise ValueError("binary past the end")
             self.pos += size
-            return self.data[self.pos - size : self.pos]
+            return _Binary(self.data[self.pos - size : self.pos], self.pos - size)
         if kind in (9, 10):
             header = self._byte()
             size, element = header >> 4, header & 0x0F
@@ -466,10 +586,49 @@ def _check_pages(source: BinaryIO, meta: dict, end: int) -> None:
         raise ValueError(f"column chunk pages hold {values} values in {unpacked} bytes, not what the footer declares")
 
 
-def _check_parquet_footer(spool: Spool, name: str) -> None:
+ARROW_SCHEMA_KEY = b"ARROW:schema"
+HIDDEN_KEY = b"ARROW:hidden"  # as long as ARROW_SCHEMA_KEY: it replaces it in place, and pyarrow ignores it
+
+
+class _HiddenKeys:
+    """A Parquet member's file with its footer's ``ARROW:schema`` keys renamed, so that pyarrow reads the
+    Parquet schema alone: readers MUST NOT depend on that key (FORMAT.md 6.2), and pyarrow, when it is
+    present, builds types from it and fails on a value that is not a serialized Arrow schema."""
+
+    def __init__(self, source: BinaryIO, keys: list[int]) -> None:
+        self._source, self._keys = source, keys
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        start = self._source.tell()
+        data = self._source.read(size)
+        for at in self._keys:
+            if start - len(HIDDEN_KEY) < at < start + len(data):
+                patched = bytearray(data)
+                for i, byte in enumerate(HIDDEN_KEY):
+                    if 0 <= at - start + i < len(data):
+                        patched[at - start + i] = byte
+                data = bytes(patched)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._source.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._source.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+
+def _check_parquet_footer(spool: Spool, name: str) -> list[int]:
     """Refuse, before pyarrow parses it, a footer that does not fit the member, whose column size
     statistics disagree with the schema (pyarrow aborts the whole process on those, it does not raise),
-    or whose column chunks' pages hold other counts than it declares."""
+    or whose column chunks' pages hold other counts than it declares. Returns where the footer's
+    ``ARROW:schema`` keys start in the member (for _HiddenKeys)."""
     source = spool.rewind()
     head = source.read(4)
     source.seek(max(spool.size - 8, 0))
@@ -480,13 +639,20 @@ def _check_parquet_footer(spool: Spool, name: str) -> None:
     source.seek(spool.size - 8 - length)
     try:
         footer = _Thrift(source.read(length)).value(12)
+        if footer.get(8) is not None:
+            raise ValueError("it declares an encryption algorithm")
         leaves = _leaf_levels(footer.get(2) or [])
+        counts = [footer.get(3, 0)]  # FileMetaData.num_rows, then each row group's and column chunk's sizes and counts
         for group in footer.get(4) or []:
             columns = group.get(1) or []
             if len(columns) != len(leaves):
                 raise ValueError("row group without one chunk per column")
+            counts += [group.get(2, 0), group.get(3, 0), group.get(6, 0)]
             for column, (definition, repetition) in zip(columns, leaves):
+                if column.get(1) is not None or column.get(8) is not None or column.get(9) is not None:
+                    raise ValueError("a column chunk is in another file or encrypted")
                 meta = column.get(3) or {}
+                counts += [meta.get(5, 0), meta.get(6, 0), meta.get(7, 0)]
                 if meta.get(4, PARQUET_ZSTD) not in PARQUET_CODEC_IDS:
                     raise DamagedArchiveError(f"The archive is damaged: member {name} uses another codec than ZSTD.")
                 sizes = meta.get(16) or {}
@@ -494,6 +660,10 @@ def _check_parquet_footer(spool: Spool, name: str) -> None:
                     if histogram and len(histogram) != level + 1:
                         raise ValueError("size statistics do not match the schema")
                 _check_pages(source, meta, spool.size - 8 - length)
+        if any(not isinstance(n, int) or n < 0 for n in counts):
+            raise ValueError("a negative size or row count")
+        keys = [kv.get(1) for kv in footer.get(5) or [] if isinstance(kv, dict)]
+        return [spool.size - 8 - length + key.at for key in keys if key == ARROW_SCHEMA_KEY]
     except (ValueError, AttributeError, TypeError) as exc:
         raise DamagedArchiveError(f"The archive is damaged: member {name} has an invalid Parquet footer ({exc}).") from None
 
@@ -508,10 +678,10 @@ def _check_unique_columns(names: list[str], name: str) -> None:
 
 
 def _read_parquet(spool: Spool, spec: Table, rows: int, name: str) -> pa.Table:
-    _check_parquet_footer(spool, name)
+    schema_keys = _check_parquet_footer(spool, name)
     # pyarrow's own caps on the footer's strings and lists, lowered to what a member can hold.
     limits = {"thrift_string_size_limit": MAX_TABLE_MEMBER, "thrift_container_size_limit": 1 << 20}
-    parquet = pq.ParquetFile(spool.rewind(), pre_buffer=False, **limits)
+    parquet = pq.ParquetFile(_HiddenKeys(spool.rewind(), schema_keys), pre_buffer=False, **limits)
     meta = parquet.metadata
     groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
     raw = sum(g.total_byte_size for g in groups)
@@ -542,7 +712,9 @@ def _read_parquet(spool: Spool, spec: Table, rows: int, name: str) -> pa.Table:
     # Strings are read as dictionaries, so a value repeated on every row is held once; _conform expands
     # them only after adding up what the expansion takes.
     strings = [leaf.path for leaf in leaves if leaf.physical_type == "BYTE_ARRAY"]
-    parquet = pq.ParquetFile(spool.rewind(), metadata=meta, read_dictionary=strings, pre_buffer=False, **limits)
+    parquet = pq.ParquetFile(
+        _HiddenKeys(spool.rewind(), schema_keys), metadata=meta, read_dictionary=strings, pre_buffer=False, **limits
+    )
     return parquet.read(columns=[n for n in parquet.schema_arrow.names if n in spec.schema.names], use_threads=False)
 
 

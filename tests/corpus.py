@@ -12,6 +12,7 @@ accept/refuse and, for accepted archives, the members and files; the phrase is t
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import tarfile
@@ -27,9 +28,9 @@ import zstandard
 
 from mlflow_archive.archive import ArchiveWriter
 from mlflow_archive.container import BLOCK, MemberInfo
-from mlflow_archive.members import ARROW_END, MAX_JSON_DEPTH, MAX_TABLE_ROWS, _FlatTable, encode_arrows, encode_parquet
+from mlflow_archive.members import ARROW_END, MAX_JSON_DEPTH, MAX_TABLE_ROWS, _FlatTable, _Thrift, encode_arrows, encode_parquet
 from mlflow_archive.schemas import KEY_VALUE, TABLES
-from samples import MTIME, R1, R2, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout
+from samples import MTIME, R1, R2, R3, SAMPLE_HEADER, SAMPLE_TABLES, RawArchive, complete, end_archive, layout
 
 BASE_TABLES = {"experiments": "experiments", "runs": "runs", "run_metrics": "runs", "traces": "traces", "spans": "traces"}
 BASE_FILES = {f"{R1}/model/MLmodel": b"flavors: {}\n", f"{R1}/data.bin": bytes(range(256)) * 8, f"{R2}/empty.txt": b""}
@@ -370,6 +371,146 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
             "6.4", "an entry of one artifact part that is a folder of an entry of the chunk's earlier part",
             _with(base, extra=[("runs/000001/artifacts-0002.tar.zst", *_zstd_tar([(f"{R1}/data.bin/x", b"y")]), ARTIFACTS)]),
             "both as a file and as a folder"),
+        "parquet_arrow_schema_garbage": _accept(
+            base, "6.2", "an ARROW:schema key whose value is not base64 is read as if absent",
+            _with(base, {METRICS: _with_arrow_schema(base, METRICS, "not base64!")})),
+        "parquet_arrow_schema_foreign": _accept(
+            base, "6.2", "an ARROW:schema key declaring other types than the Parquet schema is read as if absent",
+            _with(base, {METRICS: _with_arrow_schema(base, METRICS, _foreign_arrow_schema(base, METRICS))})),
+        "json_last_frame_incomplete": _refuse(
+            "6", "a JSON member whose last zstd frame lacks its content checksum (content complete)",
+            _with(base, {"header.json.zst": _without_checksum(_base_header(base))}), "not one or more complete zstd frames"),
+        "artifact_last_frame_incomplete": _refuse(
+            "6", "an artifact member whose last zstd frame lacks its content checksum (content complete)",
+            _with(base, {ARTIFACTS: _without_checksum(_unzstd(_payload(base, ARTIFACTS)))}),
+            "not one or more complete zstd frames"),
+        "json_skippable_frames": _accept(base, "6", "skippable frames before and after a JSON member's frame",
+                                         _with(base, {"header.json.zst": _skippable(_payload(base, "header.json.zst"))})),
+        "artifact_skippable_frames": _accept(base, "6", "skippable frames before and after an artifact member's frame",
+                                             _with(base, {ARTIFACTS: _skippable(_payload(base, ARTIFACTS))})),
+        "header_name_bytes_after_nul": _accept(
+            base, "2.2", "a byte after the NUL that ends a member's ustar name (the name ends at its first NUL)",
+            _patch_header(base.data, METRICS, **{f"name_{len(METRICS) + 1}": b"Z"})),
+        "header_prefix_bytes_after_nul": _accept(
+            base, "2.2", "bytes after the NUL that ends an empty ustar prefix", _patch_header(base.data, METRICS, prefix_346=b"Z")),
+        "header_block_bytes_500_511": _accept(
+            base, "2.2", "non-zero bytes 500-511 of a member header block", _patch_header(base.data, METRICS, pad_500=b"Z" * 12)),
+        "pax_block_prefix": _accept(
+            base, "2.2", "a pax header block with a prefix", _patch_header(base.data, METRICS, pax=True, prefix_345=b"junk")),
+        "artifact_name_bytes_after_nul": _accept(
+            base, "6.4", "a byte after the NUL that ends an inner tar entry's ustar name",
+            _replace_artifacts(base, _inner_patched([(f"{R1}/a.txt", b"abc")], **{f"name_{len(R1) + 7}": b"Z"}), 1),
+            files=[f"{R1}/a.txt"]),
+        "order_tables_in_chunk": _accept(
+            base, "5.3", "a chunk's tables out of the listed order (run_metrics before runs)",
+            rebuild(base, base.payloads, [0, 1, 3, 2, 4, 5, 6]), members=[base.members[i].name for i in (1, 3, 2, 4, 5, 6)]),
+        "order_part_number_gap": _accept(
+            base, "5.3", "a table's parts numbered from 0002", _renamed(base, {METRICS: METRICS.replace("-0001", "-0002")}),
+            members=[m.name.replace("run_metrics-0001", "run_metrics-0002") for m in base.members[1:-1]]),
+        "order_chunk_number_gap": _accept(
+            base, "5.3", "a section's chunks numbered from 000002",
+            _renamed(base, {TRACES: TRACES.replace("000001", "000002"), SPANS: SPANS.replace("000001", "000002")}),
+            members=[m.name.replace("traces/000001", "traces/000002") for m in base.members[1:-1]]),
+        "artifacts_of_ownerless_section": _accept(
+            base, "10.3", "an artifact member of the traces section (owner: none) is unknown, even when damaged",
+            _with(base, extra=[("traces/000001/artifacts-0001.tar.zst", b"not zstd", 1, 100, SPANS)]),
+            ignored=["traces/000001/artifacts-0001.tar.zst"]),
+        "key_value_null_key": _refuse(
+            "7", "a null key in a non-null item of a key-value list (a nullable key field)",
+            _with(base, {EXPERIMENTS: _parquet_of(_tags(base, [{"key": None, "value": "v"}], NULLABLE_KEY_VALUE))}),
+            "holds a null key"),
+        "key_value_null_key_arrow": _refuse(
+            "7", "a null key in a key-value list of an Arrow member",
+            _with(base, {TRACES: encode_arrows(_rows_like(base, TRACES, 1, tags=pa.array(
+                [[{"key": None, "value": "v"}]], NULLABLE_KEY_VALUE))).read_all()}), "holds a null key"),
+        "key_value_null_item": _accept(
+            base, "7", "a null item in a key-value list", _with(base, {EXPERIMENTS: _parquet_of(_tags(base, [None, {"key": "k", "value": "v"}]))})),
+        "key_value_nullable_key_field": _accept(
+            base, "7", "a key-value list whose key field is nullable, without nulls",
+            _with(base, {EXPERIMENTS: _parquet_of(_tags(base, [{"key": "k", "value": "v"}], NULLABLE_KEY_VALUE))})),
+        "parquet_optional_without_nulls": _accept(
+            base, "6.2", "every column OPTIONAL, the non-nullable ones without nulls",
+            _with(base, {RUNS: _parquet_of(_all_nullable(_table(base, RUNS)))})),
+        "table_member_without_rows": _accept(
+            base, "5.2", "a table member of 0 rows", _with(base, extra=[(
+                "runs/000001/run_params-0001.parquet", _member_rows("run_params", []), 0, None, RUNS)]),
+            members=[*(m.name for m in base.members[1:3]), "runs/000001/run_params-0001.parquet",
+                     *(m.name for m in base.members[3:-1])]),
+        "artifact_member_without_files": _accept(
+            base, "5.2", "an artifact member of 0 files", _replace_artifacts(base, _inner([]), 0), files=[]),
+        "detail_without_object_in_chunk": _accept(
+            base, "5.4", "a run_params row whose run has no runs row in the chunk", _with(base, extra=[(
+                "runs/000001/run_params-0001.parquet", _member_rows("run_params", [{"run_id": R3, "key": "k", "value": "v"}]),
+                1, None, RUNS)]),
+            members=[*(m.name for m in base.members[1:3]), "runs/000001/run_params-0001.parquet",
+                     *(m.name for m in base.members[3:-1])]),
+        "values_outside_their_lists": _accept(
+            base, "7", "values that break descriptive statements: runs.status WEIRD, attributes_json not JSON, span_id zz",
+            _with(base, {RUNS: _parquet_of(_rows_like(base, RUNS, 1, status=pa.array(["WEIRD"]))),
+                         SPANS: encode_arrows(_rows_like(base, SPANS, 1, span_id=pa.array(["zz"]),
+                                                         attributes_json=pa.array(["not JSON"]))).read_all()},
+                  **{SPANS: {"rows": 1}})),
+        "header_writer_version_below_reader": _accept(
+            base, "8", "writer_version 1 with reader_version 2 (writer_version is descriptive)",
+            _header_json(base, orjson.dumps({**header, "reader_version": 2, "writer_version": 1}, option=orjson.OPT_SORT_KEYS))),
+        "convert_struct_extra_field": _refuse(
+            "7", "a key-value struct with a field more (a cast would drop it)",
+            _with(base, {EXPERIMENTS: _parquet_of(_tags(base, [{"key": "k", "value": "v", "extra": "x"}], pa.list_(pa.struct(
+                [pa.field("key", pa.string()), pa.field("value", pa.string()), pa.field("extra", pa.string())]))))}),
+            "has type"),
+        "convert_digits_as_string": _refuse(
+            "7", "an int64 column written as digit strings", _with(base, {RUNS: _parquet_of(_as_type(_table(base, RUNS), "start_time", pa.string()))}),
+            "has type"),
+        "convert_number_as_string_column": _refuse(
+            "7", "a string column written as int64",
+            _with(base, {RUNS: _parquet_of(_rows_like(base, RUNS, 1, run_name=pa.array([7], pa.int64())))}), "has type"),
+        "convert_binary_utf8": _accept(
+            base, "7", "a string column written as binary holding UTF-8",
+            _with(base, {RUNS: _parquet_of(_as_type(_table(base, RUNS), "run_name", pa.binary()))})),
+        "convert_binary_invalid_utf8": _refuse(
+            "6.2", "a string column written as binary holding a byte that is not UTF-8",
+            _with(base, {RUNS: _parquet_of(_rows_like(base, RUNS, 1, run_name=pa.array([b"\xff"], pa.binary())))}), "has type"),
+        "convert_narrower_numbers": _accept(
+            base, "7", "an int64 column written as integral doubles, a string column as large_string",
+            _with(base, {RUNS: _parquet_of(_as_type(_as_type(_table(base, RUNS), "start_time", pa.float64()),
+                                                    "experiment_id", pa.large_string()))})),
+        "parquet_negative_total_byte_size": _refuse(
+            "6.2", "a row group's total_byte_size negative", _with(base, {RUNS: _negative_row_group_size(_payload(base, RUNS))}),
+            "a negative size or row count"),
+        "parquet_column_in_another_file": _refuse(
+            "6.2", "a column chunk with a file_path", _with(base, {RUNS: _column_file_path(_payload(base, RUNS))}),
+            "in another file or encrypted"),
+        "parquet_encryption_algorithm": _refuse(
+            "6.2", "a plaintext footer with an encryption_algorithm", _with(base, {RUNS: _encryption_algorithm(_payload(base, RUNS))}),
+            "encryption algorithm"),
+        "artifact_tar_not_padded": _accept(
+            base, "6.4", "an inner tar ending with its two zero blocks, not padded to 10240 bytes",
+            _replace_artifacts(base, _inner([(f"{R1}/a.txt", b"abc")])[: 3 * BLOCK] + bytes(2 * BLOCK), 1), files=[f"{R1}/a.txt"]),
+        "artifact_pax_twice": _refuse(
+            "6.4", "two pax headers in a row", _replace_artifacts(base, _pax_twice(_inner([(long_name, b"x")])), 1), "not a regular file"),
+        "artifact_pax_then_end": _refuse(
+            "6.4", "a pax header followed by the end-of-archive marker",
+            _replace_artifacts(base, _inner([(long_name, b"x")])[: 2 * BLOCK] + bytes(10240 - 2 * BLOCK), 0), "followed by no file"),
+        "pax_empty_keyword": _accept(base, "2.3", "a pax record with an empty keyword is ignored",
+                                     _with(base, **{METRICS: {"records": {"": "value"}}})),
+        "comment_value_tab": _accept(base, "2.4", "an unknown comment key whose value holds a TAB",
+                                     _with(base, **{METRICS: {"comment_extra": " future=a\tb"}})),
+        "comment_empty_value": _accept(base, "2.4", "an unknown comment key with an empty value",
+                                       _with(base, **{METRICS: {"comment_extra": " future="}})),
+        "header_huge_number_and_lone_surrogate": _accept(
+            base, "6.1", "JSON numbers beyond a double and an escaped lone surrogate",
+            _header_json(base, _base_header(base)[:-1] + b',"x":1e999,"y":"\\ud800"}')),
+        "header_reader_version_4": _accept(base, "10.1", "reader_version 4, the current version",
+                                           _header_json(base, orjson.dumps({**header, "reader_version": 4, "writer_version": 4}))),
+        "header_reader_version_5": _refuse("10.1", "reader_version 5, above the current version",
+                                           _header_json(base, orjson.dumps({**header, "reader_version": 5, "writer_version": 5})),
+                                           "needs format reader version 5"),
+        "arrow_compressed_buffer_of_4_bytes": _refuse(
+            "6.3", "a compressed buffer of 4 bytes, too short for its 8-byte length prefix",
+            _with(base, {SPANS: _spans_with_buffer_length(spans, 4)}), "too short for its length prefix"),
+        "arrow_metadata_not_aligned": _refuse(
+            "6.3", "a schema message whose metadata length is not a multiple of 8 (pyarrow 26 reads it)",
+            _with(base, {SPANS: _schema_metadata_unaligned(spans)}), "malformed message frame"),
         "parquet_footer_too_long": _refuse("6.2", "a footer length beyond the file",
                                            _with(base, {METRICS: metrics[:-8] + struct.pack("<I", len(metrics)) + b"PAR1"}),
                                            "not a complete Parquet file"),
@@ -436,6 +577,145 @@ def _parquet_of(table: pa.Table, **options) -> bytes:
     pq.write_table(table, sink, compression="zstd", row_group_size=table.num_rows, store_schema=False,
                    write_statistics=False, **options)
     return sink.getvalue().to_pybytes()
+
+
+def _patch_header(data: bytes, member: str, pax: bool = False, **fields: bytes) -> bytes:
+    """``data`` with fields of ``member``'s header block (or of its pax header block) replaced as in _reheader."""
+    at = next(i for i in range(0, len(data), BLOCK) if data[i : i + 100] == member.encode().ljust(100, b"\0"))
+    if pax:  # the pax header block, before its records
+        at = max(i for i in range(0, at, BLOCK) if data[i : i + 14] == b"././@PaxHeader")
+    return data[:at] + _reheader(data[at : at + BLOCK], **fields) + data[at + BLOCK :]
+
+
+def _inner_patched(entries, **fields: bytes) -> bytes:
+    """A ustar inner tar of ``entries`` whose first header block has fields replaced as in _reheader."""
+    tar = _inner(entries, tarfile.USTAR_FORMAT)
+    return _reheader(tar[:BLOCK], **fields) + tar[BLOCK:]
+
+
+def _renamed(base: Base, names: dict[str, str]) -> bytes:
+    """The base with some members renamed (hashes, comments and trailer follow)."""
+    raw = RawArchive()
+    raw.parts, raw.infos = [], []
+    for info, payload in zip(base.members[:-1], base.payloads):
+        raw.add(names.get(info.name, info.name), payload, rows=info.rows, raw_size=info.raw_size)
+    return raw.finish()
+
+
+NULLABLE_KEY_VALUE = pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", pa.string())]))
+
+
+def _tags(base: Base, tags: list, kind: pa.DataType = KEY_VALUE) -> pa.Table:
+    """The base's experiment with these tags, of type ``kind``."""
+    return _rows_like(base, EXPERIMENTS, 1, tags=pa.array([tags], kind))
+
+
+def _all_nullable(table: pa.Table) -> pa.Table:
+    return table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
+
+
+def _spans_with_buffer_length(data: bytes, length: int) -> bytes:
+    """The first non-empty buffer of the first record batch given another length (the Buffer structs of the
+    RecordBatch's buffers vector are inline: offset, then length, 8 bytes each)."""
+    start, size, _ = _arrow_messages(data)[1]
+    metadata = data[start + 8 : start + 8 + size]
+    batch = _FlatTable(metadata, struct.unpack_from("<I", metadata, 0)[0]).table(2)
+    vector = batch._target(2)
+    index = next(i for i, (_, n) in enumerate(batch.structs(2, "<qq")) if n)
+    at = start + 8 + vector + 4 + 16 * index + 8
+    return data[:at] + struct.pack("<q", length) + data[at + 8 :]
+
+
+def _schema_metadata_unaligned(data: bytes) -> bytes:
+    """The schema message's metadata one zero byte longer, its length no longer a multiple of 8."""
+    length = struct.unpack_from("<i", data, 4)[0]
+    return data[:4] + struct.pack("<i", length + 1) + data[8 : 8 + length] + b"\0" + data[8 + length :]
+
+
+def _footer(data: bytes) -> bytes:
+    return data[-8 - struct.unpack("<I", data[-8:-4])[0] : -8]
+
+
+def _with_footer(data: bytes, footer: bytes) -> bytes:
+    return data[: -8 - struct.unpack("<I", data[-8:-4])[0]] + footer + struct.pack("<I", len(footer)) + b"PAR1"
+
+
+def _footer_edit(data: bytes, find: bytes, replace: bytes, check) -> bytes:
+    """The Parquet file with the first occurrence of ``find`` in its footer whose replacement parses to a footer
+    that passes ``check`` (Thrift compact bytes found by trying, since the same bytes occur elsewhere)."""
+    footer, at = _footer(data), -1
+    while (at := _footer(data).find(find, at + 1)) >= 0:
+        edited = footer[:at] + replace + footer[at + len(find) :]
+        try:
+            if check(_Thrift(edited).value(12)):
+                return _with_footer(data, edited)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            pass
+    raise AssertionError("no place to edit")
+
+
+def _negative_row_group_size(data: bytes) -> bytes:
+    """The first row group's total_byte_size negated (field 2 after field 1: header 0x16, zigzag varint)."""
+    size = _Thrift(_footer(data)).value(12)[4][0][2]
+    return _footer_edit(data, b"\x16" + _varint(2 * size), b"\x16" + _varint(2 * size - 1),
+                        lambda f: f[4][0][2] == -size)
+
+
+def _column_file_path(data: bytes) -> bytes:
+    """The first column chunk given file_path "x" (field 1) before its file_offset (field 2, header 0x26 -> 0x16)."""
+    return _footer_edit(data, b"\x26", b"\x18\x01x\x16", lambda f: f[4][0][1][0].get(1) == b"x")
+
+
+def _encryption_algorithm(data: bytes) -> bytes:
+    """The footer given FileMetaData field 8, encryption_algorithm = AES_GCM_V1 {}, before its stop byte."""
+    footer = _footer(data)
+    return _with_footer(data, footer[:-1] + b"\x0c\x10\x1c\x00\x00" + footer[-1:])
+
+
+def _varint(value: int) -> bytes:
+    out = b""
+    while True:
+        out += bytes([value & 0x7F | (0x80 if value > 0x7F else 0)])
+        value >>= 7
+        if not value:
+            return out
+
+
+def _pax_twice(tar: bytes) -> bytes:
+    """The inner tar with its first pax header (header block and one block of records) written twice."""
+    return tar[: 2 * BLOCK] + tar
+
+
+def _unzstd(payload: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=True).read()
+
+
+def _without_checksum(raw: bytes) -> bytes:
+    """``raw`` as one zstd frame with a content checksum, the checksum cut off: every content byte is there,
+    and python-zstandard's stream reader returns them without an error, but the frame is incomplete."""
+    return zstandard.ZstdCompressor(write_checksum=True).compress(raw)[:-4]
+
+
+def _skippable(payload: bytes) -> bytes:
+    """``payload`` between two skippable frames (magic 0x184D2A50 and 0x184D2A5F)."""
+    return struct.pack("<II", 0x184D2A50, 4) + b"skip" + payload + struct.pack("<II", 0x184D2A5F, 0)
+
+
+def _with_arrow_schema(base: Base, name: str, value: str) -> bytes:
+    """The member's table as Parquet whose footer's ``ARROW:schema`` key holds ``value``."""
+    table, sink = _table(base, name), pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema, compression="zstd", store_schema=False, write_statistics=False) as writer:
+        writer.write_table(table)
+        writer.add_key_value_metadata({"ARROW:schema": value})
+    return sink.getvalue().to_pybytes()
+
+
+def _foreign_arrow_schema(base: Base, name: str) -> str:
+    """A valid serialized Arrow schema (base64) naming the member's columns, each as list<int8>."""
+    schema = pa.schema([(n, pa.list_(pa.int8())) for n in _table(base, name).column_names])
+    return base64.b64encode(schema.serialize().to_pybytes()).decode()
+
+
 def _member_rows(table: str, rows: list[dict]) -> bytes:
     """The rows as a member of ``table``, in its storage (Parquet or Arrow)."""
     arrow = pa.Table.from_pylist([complete(table, r) for r in rows], schema=TABLES[table].schema)
