@@ -500,11 +500,14 @@ def cases(base: Base) -> dict[str, tuple[bytes, dict]]:
         "header_huge_number_and_lone_surrogate": _accept(
             base, "6.1", "JSON numbers beyond a double and an escaped lone surrogate",
             _header_json(base, _base_header(base)[:-1] + b',"x":1e999,"y":"\\ud800"}')),
-        "header_reader_version_4": _accept(base, "10.1", "reader_version 4, the current version",
+        # These follow archive.READER_VERSION: each new format version adds the case above it and accepts the last.
+        "header_reader_version_4": _accept(base, "10.1", "reader_version 4, below the current version",
                                            _header_json(base, orjson.dumps({**header, "reader_version": 4, "writer_version": 4}))),
-        "header_reader_version_5": _refuse("10.1", "reader_version 5, above the current version",
-                                           _header_json(base, orjson.dumps({**header, "reader_version": 5, "writer_version": 5})),
-                                           "needs format reader version 5"),
+        "header_reader_version_5": _accept(base, "10.1", "reader_version 5, the current version",
+                                           _header_json(base, orjson.dumps({**header, "reader_version": 5, "writer_version": 5}))),
+        "header_reader_version_6": _refuse("10.1", "reader_version 6, above the current version",
+                                           _header_json(base, orjson.dumps({**header, "reader_version": 6, "writer_version": 6})),
+                                           "needs format reader version 6"),
         "arrow_compressed_buffer_of_4_bytes": _refuse(
             "6.3", "a compressed buffer of 4 bytes, too short for its 8-byte length prefix",
             _with(base, {SPANS: _spans_with_buffer_length(spans, 4)}), "too short for its length prefix"),
