@@ -20,8 +20,7 @@ import os
 
 from ..archive import Member
 from ..context import ExportContext, ImportContext
-from ..schemas import TABLES
-from ._common import batches, create_unless_present
+from ._common import batches, create_unless_present, table_columns
 
 SECTION = "webhooks"
 PER_CHUNK = 1000
@@ -37,9 +36,8 @@ def export(ctx: ExportContext) -> None:
     if reason:
         ctx.summary.note(f"the source store has no webhooks ({reason}); none exported")
         return
-    columns = TABLES[SECTION].schema.names
     for rows in batches(ctx.source.webhook_rows(), PER_CHUNK):
-        ctx.writer.chunk(SECTION).write_table(SECTION, {name: [r[name] for r in rows] for name in columns})
+        ctx.writer.chunk(SECTION).write_table(SECTION, table_columns(SECTION, rows))
         ctx.summary.add(SECTION, "exported", len(rows))
 
 
